@@ -1,1 +1,134 @@
-int main(void) { return 0; }
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "build-config.h"
+#include "cli.h"
+#include "config.h"
+#include "log.h"
+#include "macro.h"
+
+typedef struct verb {
+        const char *name;
+        const char *args;
+        const char *help;
+        int (*run)(const cli_args *a);
+} verb;
+
+static int cmd_version(const cli_args *a) {
+        printf("corekube-agent %s\n", PACKAGE_VERSION);
+        return 0;
+}
+
+static const verb verbs[] = {
+        { "check-config", "[-c FILE]", "validate the configuration and print the effective values", cmd_check_config },
+        { "version", "", "print the version", cmd_version },
+};
+
+static void help(void) {
+        printf("Usage: corekube-agent [OPTIONS] COMMAND\n\n"
+               "The node agent of a corekube cluster: registers this node in etcd, sets up\n"
+               "its flannel VXLAN overlay and starts its Kubernetes role units.\n\n"
+               "Commands:\n");
+        for (size_t i = 0; i < ELEMENTSOF(verbs); i++) {
+                char left[64];
+                snprintf(left, sizeof left, "%s %s", verbs[i].name, verbs[i].args);
+                printf("  %-30s %s\n", left, verbs[i].help);
+        }
+        printf("\nOptions:\n"
+               "  -c, --config=FILE              configuration file (default %s;\n"
+               "                                 drop-ins from FILE.d/*.conf)\n"
+               "      --log-level=LEVEL          debug, info, notice, warning, error\n"
+               "                                 (also COREKUBE_LOG_LEVEL)\n"
+               "  -h, --help                     show this help\n"
+               "      --version                  print the version\n\n"
+               "Exit codes: 0 ok, 1 runtime failure, 64 usage error, 69 service unavailable,\n"
+               "78 configuration error.\n", CONFIG_DEFAULT_PATH);
+}
+
+__attribute__((format(printf, 1, 2)))
+static int usage_error(const char *fmt, ...) {
+        va_list ap;
+
+        fprintf(stderr, "corekube-agent: ");
+        va_start(ap, fmt);
+        vfprintf(stderr, fmt, ap);
+        va_end(ap);
+        fprintf(stderr, " (try 'corekube-agent --help')\n");
+        return EXIT_USAGE;
+}
+
+int main(int argc, char *argv[]) {
+        enum { ARG_LOG_LEVEL = 0x100, ARG_VERSION, ARG_JSON, ARG_WAIT };
+        static const struct option options[] = {
+                { "config", required_argument, NULL, 'c' },
+                { "help", no_argument, NULL, 'h' },
+                { "version", no_argument, NULL, ARG_VERSION },
+                { "log-level", required_argument, NULL, ARG_LOG_LEVEL },
+                {}
+        };
+        cli_args a = {};
+        const char *e;
+        const verb *v = NULL;
+        int c;
+
+        log_open();
+        e = getenv("COREKUBE_LOG_LEVEL");
+        if (e) {
+                int l = log_level_from_string(e);
+                if (l < 0)
+                        return usage_error("invalid COREKUBE_LOG_LEVEL \"%s\"", e);
+                log_set_max_level(l);
+        }
+
+        /* '+' stops at the first non-option, so that options may also follow
+         * the command: we parse in two rounds around it. */
+        for (int round = 0; round < 2; round++) {
+                opterr = 0;
+                while ((c = getopt_long(argc, argv, "+c:h", options, NULL)) >= 0) {
+                        switch (c) {
+                        case 'c':
+                                a.config_path = optarg;
+                                break;
+                        case 'h':
+                                help();
+                                return 0;
+                        case ARG_VERSION:
+                                return cmd_version(&a);
+                        case ARG_LOG_LEVEL: {
+                                int l = log_level_from_string(optarg);
+                                if (l < 0)
+                                        return usage_error("invalid log level \"%s\"", optarg);
+                                log_set_max_level(l);
+                                break;
+                        }
+                        case '?':
+                                if (optopt)
+                                        return usage_error("unknown or incomplete option '-%c'", optopt);
+                                return usage_error("unknown or incomplete option '%s'", argv[optind - 1]);
+                        default:
+                                return usage_error("unexpected option");
+                        }
+                }
+                if (round == 1)
+                        break;
+                if (optind >= argc)
+                        return usage_error("missing command");
+                for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
+                        if (streq(argv[optind], verbs[i].name))
+                                v = &verbs[i];
+                if (!v)
+                        return usage_error("unknown command \"%s\"", argv[optind]);
+                /* Continue after the command name. */
+                argc -= optind;
+                argv += optind;
+                optind = 1;
+        }
+        if (optind < argc)
+                return usage_error("unexpected argument \"%s\" for %s", argv[optind], v->name);
+        return v->run(&a);
+}

@@ -1,0 +1,588 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "config-keys.h"
+#include "ini.h"
+#include "macro.h"
+
+extern char **environ;
+
+typedef struct loader {
+        ck_config *c;
+        const ck_load_options *opts;
+        unsigned errors;
+        /* current section while reading a file */
+        const ck_section_def *sect;
+        void *base;
+        bool skip_section;              /* unknown section: its keys are not reported again */
+        /* keys whose value was rejected: "is required" would only repeat that */
+        const ck_key_def *rejected[64];
+        size_t n_rejected;
+} loader;
+
+static bool was_rejected(const loader *l, const char *section, const char *key) {
+        for (size_t i = 0; i < l->n_rejected; i++)
+                for (size_t s = 0; s < ck_n_sections; s++)
+                        if (streq(ck_sections[s].name, section) &&
+                            l->rejected[i] >= ck_sections[s].keys &&
+                            l->rejected[i] < ck_sections[s].keys + ck_sections[s].n_keys &&
+                            streq(l->rejected[i]->name, key))
+                                return true;
+        return false;
+}
+
+__attribute__((format(printf, 4, 0)))
+static void vdiag_at(loader *l, int level, const char *where, const char *fmt, va_list ap) {
+        char msg[1024], *line = NULL;
+
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        if (asprintf(&line, "%s: %s", where, msg) < 0)
+                return;
+        if (level <= LOG_ERR)
+                l->errors++;
+        if (l->opts->diag)
+                l->opts->diag(level, line, l->opts->userdata);
+        else
+                fprintf(stderr, "%s\n", line);
+        free(line);
+}
+
+__attribute__((format(printf, 4, 5)))
+static void diag_at(loader *l, int level, const char *where, const char *fmt, ...) {
+        va_list ap;
+
+        va_start(ap, fmt);
+        vdiag_at(l, level, where, fmt, ap);
+        va_end(ap);
+}
+
+__attribute__((format(printf, 4, 5)))
+static void diag(loader *l, int level, const ck_origin *o, const char *fmt, ...) {
+        char where[512];
+        va_list ap;
+
+        origin_to_string(o, where, sizeof where);
+        va_start(ap, fmt);
+        vdiag_at(l, level, where, fmt, ap);
+        va_end(ap);
+}
+
+static ck_origin file_origin(const char *file, unsigned line) {
+        return (ck_origin) { .kind = ORIGIN_FILE, .file = file, .line = line };
+}
+
+/* Assigns one key. An empty value resets the key to its default (lists: to
+ * an empty list), so a drop-in can undo what the main file said. */
+static int assign(loader *l, const ck_section_def *s, void *base, const ck_key_def *k,
+                  const char *value, const ck_origin *o) {
+        uint8_t tmp[64] = {};
+        char err[CK_ERRLEN] = "";
+        ck_origin *origins = config_section_origins(base, s);
+        size_t idx = (size_t) (k - s->keys);
+        void *p = (uint8_t *) base + k->offset;
+        bool is_list = k->type == T_URL_LIST || k->type == T_UNIT_LIST || k->type == T_NAME_LIST;
+        int r;
+
+        if (*value == '\0' && !is_list) {
+                config_value_free(k->type, p);
+                memset(p, 0, config_value_size(k->type));
+                if (k->type == T_ROLE)
+                        *(ck_role *) p = ROLE_INVALID;
+                if (!k->def) {
+                        free(origins[idx].env);
+                        origins[idx] = (ck_origin) { .kind = ORIGIN_UNSET };
+                        return 0;
+                }
+                value = k->def;
+        }
+
+        r = config_value_parse(k, value, tmp, err);
+        if (r < 0) {
+                if (l->n_rejected < ELEMENTSOF(l->rejected))
+                        l->rejected[l->n_rejected++] = k;
+                diag(l, LOG_ERR, o, "[%s%s] %s: %s", s->name,
+                     s == &ck_artifact_section ? ((ck_artifact *) base)->name : "", k->name, err);
+                return r;
+        }
+        config_value_free(k->type, p);
+        memcpy(p, tmp, config_value_size(k->type));
+        free(origins[idx].env);
+        origins[idx] = *o;
+        if (o->kind == ORIGIN_ENV && !(origins[idx].env = strdup(o->env)))
+                return -ENOMEM;
+        return 0;
+}
+
+static void apply_defaults(loader *l, const ck_section_def *s, void *base) {
+        const ck_origin def = { .kind = ORIGIN_DEFAULT };
+
+        for (size_t i = 0; i < s->n_keys; i++)
+                if (s->keys[i].def)
+                        (void) assign(l, s, base, &s->keys[i], s->keys[i].def, &def);
+}
+
+/* ---- sections and keys ---- */
+
+static const char *closest(const char *word, const char *const *cands, size_t n) {
+        const char *best = NULL;
+        unsigned bd = UINT32_MAX;
+
+        for (size_t i = 0; i < n; i++) {
+                unsigned d = levenshtein(word, cands[i]);
+                if (d < bd) {
+                        bd = d;
+                        best = cands[i];
+                }
+        }
+        return bd <= 2 && bd < strlen(word) ? best : NULL;
+}
+
+static ck_artifact *artifact_find(ck_config *c, const char *name) {
+        for (size_t i = 0; i < c->n_artifacts; i++)
+                if (streq(c->artifacts[i].name, name))
+                        return &c->artifacts[i];
+        return NULL;
+}
+
+const ck_artifact *config_artifact(const ck_config *c, const char *name) {
+        return artifact_find((ck_config *) c, name);
+}
+
+static ck_artifact *artifact_add(loader *l, const char *name, const ck_origin *o) {
+        ck_config *c = l->c;
+        ck_artifact *a = realloc(c->artifacts, (c->n_artifacts + 1) * sizeof *a);
+
+        if (!a)
+                return NULL;
+        c->artifacts = a;
+        a = &c->artifacts[c->n_artifacts];
+        *a = (ck_artifact) { .name = strdup(name), .section = *o };
+        if (!a->name)
+                return NULL;
+        if (o->kind == ORIGIN_ENV)
+                a->section.env = strdup(o->env);
+        c->n_artifacts++;
+        apply_defaults(l, &ck_artifact_section, a);
+        return a;
+}
+
+static const ck_key_def *key_find(const ck_section_def *s, const char *key) {
+        for (size_t i = 0; i < s->n_keys; i++)
+                if (streq(s->keys[i].name, key))
+                        return &s->keys[i];
+        return NULL;
+}
+
+static int on_section(const char *name, const char *file, unsigned line, void *userdata) {
+        loader *l = userdata;
+        ck_origin o = file_origin(file, line);
+        const char *names[16];
+        size_t n = 0;
+
+        l->sect = NULL;
+        l->base = NULL;
+        l->skip_section = false;
+        for (size_t i = 0; i < ck_n_sections; i++) {
+                if (streq(ck_sections[i].name, name)) {
+                        l->sect = &ck_sections[i];
+                        l->base = config_section_base(l->c, l->sect);
+                        return 0;
+                }
+                names[n++] = ck_sections[i].name;
+        }
+        if (strncmp(name, "artifact.", 9) == 0) {
+                char err[CK_ERRLEN];
+                ck_artifact *a;
+
+                if (name[9] == '\0' || config_check_artifact_name(name + 9, err) < 0) {
+                        diag(l, LOG_ERR, &o, "invalid section [%s]: artifact name missing or invalid", name);
+                        l->skip_section = true;
+                        return 0;
+                }
+                a = artifact_find(l->c, name + 9);
+                if (!a && !(a = artifact_add(l, name + 9, &o)))
+                        return -ENOMEM;
+                l->sect = &ck_artifact_section;
+                l->base = a;
+                return 0;
+        }
+        names[n++] = "artifact.NAME";
+        {
+                const char *hint = closest(name, names, n);
+                if (hint)
+                        diag(l, LOG_ERR, &o, "unknown section [%s] (did you mean [%s]?)", name, hint);
+                else
+                        diag(l, LOG_ERR, &o, "unknown section [%s]", name);
+        }
+        l->skip_section = true;
+        return 0;
+}
+
+static void report_unknown_key(loader *l, const ck_origin *o, const char *key) {
+        const char *cands[CK_MAX_KEYS];
+        const char *hint;
+        const char *sname = l->sect->name;
+        const char *aname = l->sect == &ck_artifact_section ? ((ck_artifact *) l->base)->name : "";
+
+        for (size_t i = 0; i < l->sect->n_keys; i++)
+                cands[i] = l->sect->keys[i].name;
+        hint = closest(key, cands, l->sect->n_keys);
+        if (hint) {
+                diag(l, LOG_ERR, o, "unknown key \"%s\" in [%s%s] (did you mean \"%s\"?)", key, sname, aname, hint);
+                return;
+        }
+        /* Right key, wrong section? */
+        for (size_t i = 0; i < ck_n_sections; i++)
+                if (key_find(&ck_sections[i], key)) {
+                        diag(l, LOG_ERR, o, "unknown key \"%s\" in [%s%s] (it belongs in [%s])",
+                             key, sname, aname, ck_sections[i].name);
+                        return;
+                }
+        diag(l, LOG_ERR, o, "unknown key \"%s\" in [%s%s]", key, sname, aname);
+}
+
+static int on_key(const char *key, const char *value, const char *file, unsigned line, void *userdata) {
+        loader *l = userdata;
+        ck_origin o = file_origin(file, line);
+        const ck_key_def *k;
+        int r;
+
+        if (l->skip_section)
+                return 0;
+        if (!l->sect) {
+                diag(l, LOG_ERR, &o, "key \"%s\" outside of any section", key);
+                return 0;
+        }
+        k = key_find(l->sect, key);
+        if (!k) {
+                report_unknown_key(l, &o, key);
+                return 0;
+        }
+        r = assign(l, l->sect, l->base, k, value, &o);
+        return r == -ENOMEM ? r : 0;
+}
+
+static int on_syntax_error(const char *msg, const char *file, unsigned line, void *userdata) {
+        loader *l = userdata;
+        ck_origin o = file_origin(file, line);
+
+        diag(l, LOG_ERR, &o, "%s", msg);
+        return 0;
+}
+
+static const char *remember_file(ck_config *c, const char *path) {
+        size_t n = strv_length(c->files);
+        char **f = realloc(c->files, (n + 2) * sizeof(char *));
+
+        if (!f)
+                return NULL;
+        c->files = f;
+        f[n] = strdup(path);
+        f[n + 1] = NULL;
+        return f[n];
+}
+
+static int read_file(loader *l, const char *path, bool must_exist) {
+        static const ini_callbacks cb = {
+                .section = on_section,
+                .key = on_key,
+                .error = on_syntax_error,
+        };
+        const char *name = remember_file(l->c, path);
+        int r;
+
+        if (!name)
+                return -ENOMEM;
+        l->sect = NULL;
+        l->base = NULL;
+        l->skip_section = false;
+        r = ini_parse_file(name, &cb, l);
+        if (r == -ENOENT && !must_exist)
+                return 0;
+        if (r < 0 && r != -ENOMEM) {
+                diag_at(l, LOG_ERR, name, "cannot read: %s", strerror(-r));
+                return 0;
+        }
+        return r;
+}
+
+static int cmp_str(const void *a, const void *b) {
+        return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+static int read_dropins(loader *l, const char *main_path) {
+        _cleanup_free_ char *dir = NULL;
+        char **names = NULL;
+        size_t n = 0;
+        DIR *d;
+        struct dirent *de;
+        int r = 0;
+
+        if (asprintf(&dir, "%s.d", main_path) < 0)
+                return -ENOMEM;
+        d = opendir(dir);
+        if (!d)
+                return 0;
+        while ((de = readdir(d))) {
+                size_t len = strlen(de->d_name);
+                char **nn;
+                if (de->d_name[0] == '.' || len < 6 || !streq(de->d_name + len - 5, ".conf"))
+                        continue;
+                nn = realloc(names, (n + 1) * sizeof(char *));
+                if (!nn) {
+                        r = -ENOMEM;
+                        break;
+                }
+                names = nn;
+                if (asprintf(&names[n], "%s/%s", dir, de->d_name) < 0) {
+                        r = -ENOMEM;
+                        break;
+                }
+                n++;
+        }
+        closedir(d);
+        if (r >= 0 && n > 0)
+                qsort(names, n, sizeof(char *), cmp_str);
+        for (size_t i = 0; i < n; i++) {
+                if (r >= 0)
+                        r = read_file(l, names[i], false);
+                free(names[i]);
+        }
+        free(names);
+        return r;
+}
+
+/* ---- environment ---- */
+
+static void env_to_key(char *s) {
+        for (char *p = s; *p; p++)
+                *p = *p == '_' ? '-' : (char) tolower((unsigned char) *p);
+}
+
+static int apply_env_one(loader *l, const char *name, const char *value) {
+        ck_origin o = { .kind = ORIGIN_ENV, .env = (char *) name };
+
+        for (size_t i = 0; i < ck_n_sections; i++)
+                for (size_t j = 0; j < ck_sections[i].n_keys; j++) {
+                        _cleanup_free_ char *e = config_env_name(ck_sections[i].name, ck_sections[i].keys[j].name);
+                        if (!e)
+                                return -ENOMEM;
+                        if (streq(e, name)) {
+                                int r = assign(l, &ck_sections[i], config_section_base(l->c, &ck_sections[i]),
+                                               &ck_sections[i].keys[j], value, &o);
+                                return r == -ENOMEM ? r : 1;
+                        }
+                }
+
+        /* COREKUBE_ARTIFACT_<NAME>_<KEY>: NAME matched against the artifacts
+         * named so far, in sections or role lists; else taken as given. */
+        if (strncmp(name, "COREKUBE_ARTIFACT_", 18) == 0)
+                for (size_t j = 0; j < ck_artifact_section.n_keys; j++) {
+                        const ck_key_def *k = &ck_artifact_section.keys[j];
+                        _cleanup_free_ char *suffix = config_env_name("", k->name);
+                        _cleanup_free_ char *aname = NULL;
+                        size_t nl = strlen(name), sl;
+                        ck_artifact *a = NULL;
+
+                        if (!suffix)
+                                return -ENOMEM;
+                        /* suffix is "COREKUBE__URL": keep "_URL" */
+                        sl = strlen(suffix + 9);
+                        if (nl <= 18 + sl || !streq(name + nl - sl, suffix + 9))
+                                continue;
+                        aname = strndup(name + 18, nl - 18 - sl);
+                        if (!aname)
+                                return -ENOMEM;
+                        for (size_t i = 0; i < l->c->n_artifacts && !a; i++) {
+                                _cleanup_free_ char *e = config_env_name("ARTIFACT", l->c->artifacts[i].name);
+                                if (e && strncmp(e, name, strlen(e)) == 0 && streq(name + strlen(e), suffix + 9))
+                                        a = &l->c->artifacts[i];
+                        }
+                        for (int ro = 0; ro < _ROLE_MAX && !a; ro++)
+                                for (char **p = l->c->roles[ro].artifacts; p && *p && !a; p++) {
+                                        _cleanup_free_ char *e = config_env_name("ARTIFACT", *p);
+                                        if (e && strncmp(e, name, strlen(e)) == 0 &&
+                                            streq(name + strlen(e), suffix + 9) && !(a = artifact_add(l, *p, &o)))
+                                                return -ENOMEM;
+                                }
+                        if (!a) {
+                                env_to_key(aname);
+                                if (!(a = artifact_add(l, aname, &o)))
+                                        return -ENOMEM;
+                        }
+                        return assign(l, &ck_artifact_section, a, k, value, &o) == -ENOMEM ? -ENOMEM : 1;
+                }
+        return 0;
+}
+
+static int apply_env(loader *l) {
+        char *const *env = l->opts->environ ? l->opts->environ : environ;
+
+        /* Role sections first: their artifact lists decide how
+         * COREKUBE_ARTIFACT_* names are split. */
+        for (int pass = 0; pass < 2; pass++)
+                for (char *const *e = env; e && *e; e++) {
+                        _cleanup_free_ char *name = NULL;
+                        const char *eq = strchr(*e, '=');
+                        bool is_artifact;
+                        int r;
+
+                        if (strncmp(*e, "COREKUBE_", 9) != 0 || !eq)
+                                continue;
+                        name = strndup(*e, (size_t) (eq - *e));
+                        if (!name)
+                                return -ENOMEM;
+                        if (streq(name, "COREKUBE_LOG_LEVEL"))
+                                continue;
+                        is_artifact = strncmp(name, "COREKUBE_ARTIFACT_", 18) == 0;
+                        if (is_artifact != (pass == 1))
+                                continue;
+                        r = apply_env_one(l, name, eq + 1);
+                        if (r < 0)
+                                return r;
+                        if (r == 0) {
+                                ck_origin o = { .kind = ORIGIN_ENV, .env = name };
+                                /* Not an error: role units' cluster.env also uses the
+                                 * COREKUBE_ namespace, and a shell may carry it. */
+                                diag(l, LOG_WARNING, &o, "unknown variable, ignored");
+                        }
+                }
+        return 0;
+}
+
+/* ---- cross checks ---- */
+
+static const ck_origin *best_origin(const ck_origin *a, const ck_origin *b) {
+        return a->kind == ORIGIN_FILE || a->kind == ORIGIN_ENV ? a : b;
+}
+
+static void cross_check(loader *l) {
+        ck_config *c = l->c;
+        char where[600];
+
+        /* Required keys have no line to point at: name the main file. */
+        snprintf(where, sizeof where, "%s%s", c->main_path, access(c->main_path, F_OK) == 0 ? "" : " (not found)");
+
+        if (c->node.role == ROLE_INVALID && !was_rejected(l, "node", "role"))
+                diag_at(l, LOG_ERR, where, "[node] role is required (master or minion)");
+        if ((!c->etcd.endpoints || !c->etcd.endpoints[0]) && !was_rejected(l, "etcd", "endpoints"))
+                diag_at(l, LOG_ERR, where, "[etcd] endpoints is required (e.g. http://192.168.3.2:2379)");
+
+        if (c->network.subnet_len <= c->network.network.prefixlen) {
+                char n[64];
+                diag(l, LOG_ERR, best_origin(&c->network.origin[2], &c->network.origin[1]),
+                     "[network] subnet-len %u must be greater than the prefix length of network %s",
+                     c->network.subnet_len, format_cidr(&c->network.network, n, sizeof n));
+        }
+
+        if (!!c->etcd.cert_file != !!c->etcd.key_file)
+                diag(l, LOG_ERR, c->etcd.cert_file ? &c->etcd.origin[4] : &c->etcd.origin[5],
+                     "[etcd] cert-file and key-file must be given together");
+        if (!!c->etcd.username != !!c->etcd.password_file)
+                diag(l, LOG_ERR, c->etcd.username ? &c->etcd.origin[6] : &c->etcd.origin[7],
+                     "[etcd] username and password-file must be given together");
+
+        for (int r = 0; r < _ROLE_MAX; r++)
+                for (char **p = c->roles[r].artifacts; p && *p; p++)
+                        if (!artifact_find(c, *p))
+                                diag(l, LOG_ERR, &c->roles[r].origin[1],
+                                     "[role.%s] artifacts names \"%s\", but there is no [artifact.%s] section",
+                                     role_to_string((ck_role) r), *p, *p);
+
+        for (size_t i = 0; i < c->n_artifacts; i++) {
+                ck_artifact *a = &c->artifacts[i];
+                for (size_t k = 0; k < ck_artifact_section.n_keys; k++)
+                        if (ck_artifact_section.keys[k].required && a->origin[k].kind == ORIGIN_UNSET)
+                                diag(l, LOG_ERR, &a->section, "[artifact.%s] %s is required",
+                                     a->name, ck_artifact_section.keys[k].name);
+        }
+}
+
+/* ---- public ---- */
+
+void config_free(ck_config *c) {
+        if (!c)
+                return;
+        for (size_t i = 0; i < ck_n_sections; i++) {
+                void *base = config_section_base(c, &ck_sections[i]);
+                ck_origin *o = config_section_origins(base, &ck_sections[i]);
+                for (size_t k = 0; k < ck_sections[i].n_keys; k++) {
+                        config_value_free(ck_sections[i].keys[k].type, (uint8_t *) base + ck_sections[i].keys[k].offset);
+                        free(o[k].env);
+                }
+        }
+        for (size_t i = 0; i < c->n_artifacts; i++) {
+                ck_artifact *a = &c->artifacts[i];
+                for (size_t k = 0; k < ck_artifact_section.n_keys; k++) {
+                        config_value_free(ck_artifact_section.keys[k].type, (uint8_t *) a + ck_artifact_section.keys[k].offset);
+                        free(a->origin[k].env);
+                }
+                free(a->section.env);
+                free(a->name);
+        }
+        free(c->artifacts);
+        strv_free(c->files);
+        free(c->main_path);
+        free(c);
+}
+
+const ck_role_config *config_role(const ck_config *c) {
+        return &c->roles[c->node.role == ROLE_MASTER ? ROLE_MASTER : ROLE_MINION];
+}
+
+int config_load(const ck_load_options *opts, ck_config **ret) {
+        ck_load_options defopts = {};
+        loader l = {};
+        ck_config *c;
+        char host[256] = "";
+        int r;
+
+        if (!opts)
+                opts = &defopts;
+        l.opts = opts;
+        c = l.c = calloc(1, sizeof *c);
+        if (!c)
+                return -ENOMEM;
+        c->node.role = ROLE_INVALID;
+        c->main_path = strdup(opts->path ? opts->path : CONFIG_DEFAULT_PATH);
+        if (!c->main_path) {
+                free(c);
+                return -ENOMEM;
+        }
+
+        for (size_t i = 0; i < ck_n_sections; i++)
+                apply_defaults(&l, &ck_sections[i], config_section_base(c, &ck_sections[i]));
+        if (gethostname(host, sizeof host - 1) < 0 || parse_hostname(host, NULL) < 0)
+                snprintf(host, sizeof host, "localhost");
+        c->node.name = strdup(host);
+        c->node.origin[1].kind = ORIGIN_DEFAULT;
+
+        r = read_file(&l, c->main_path, opts->path != NULL);
+        if (r >= 0)
+                r = read_dropins(&l, c->main_path);
+        if (r >= 0)
+                r = apply_env(&l);
+        if (r >= 0 && !c->node.name)
+                r = -ENOMEM;
+        if (r < 0) {
+                config_free(c);
+                return r;
+        }
+        cross_check(&l);
+        if (l.errors > 0) {
+                config_free(c);
+                return -EINVAL;
+        }
+        *ret = c;
+        return 0;
+}

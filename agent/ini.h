@@ -1,0 +1,17 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+/* A small INI reader: "[section]", "key = value", whole-line comments with
+ * '#' or ';', and trailing comments that start with whitespace + '#'. Values
+ * are passed verbatim otherwise (no quoting rules), so JSON fits. */
+
+typedef struct ini_callbacks {
+        int (*section)(const char *name, const char *file, unsigned line, void *userdata);
+        int (*key)(const char *key, const char *value, const char *file, unsigned line, void *userdata);
+        int (*error)(const char *msg, const char *file, unsigned line, void *userdata);
+} ini_callbacks;
+
+/* Returns 0, the first negative value a callback returned, or a negative
+ * errno if the file cannot be read. */
+int ini_parse_file(const char *path, const ini_callbacks *cb, void *userdata);
+int ini_parse_string(const char *text, const char *name, const ini_callbacks *cb, void *userdata);

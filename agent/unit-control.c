@@ -1,0 +1,274 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "unit-control.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "macro.h"
+
+#define SD_DEST  "org.freedesktop.systemd1"
+#define SD_PATH  "/org/freedesktop/systemd1"
+#define SD_MGR   "org.freedesktop.systemd1.Manager"
+#define BUS_CALL_TIMEOUT_USEC (25 * USEC_PER_SEC)
+
+typedef struct job {
+        struct job *next;
+        unit_ctl *ctl;
+        char *unit;
+        char *path;                     /* the job's object path, once StartUnit answered */
+        char *result;                   /* JobRemoved's result, while we fetch the unit's Result */
+        unit_job_cb cb;
+        void *userdata;
+        sd_bus_slot *slot;
+} job;
+
+typedef struct watch {
+        struct watch *next;
+        unit_ctl *ctl;
+        char *unit;
+        char *path;
+        unit_state_cb cb;
+        void *userdata;
+        sd_bus_slot *match;
+        sd_bus_slot *get;
+} watch;
+
+struct unit_ctl {
+        sd_bus *bus;
+        sd_bus_slot *job_removed;
+        job *jobs;
+        watch *watches;
+};
+
+static void job_free(job *j) {
+        sd_bus_slot_unref(j->slot);
+        free(j->unit);
+        free(j->path);
+        free(j->result);
+        free(j);
+}
+
+static void job_finish(job *j, const char *result, const char *detail) {
+        unit_ctl *u = j->ctl;
+
+        for (job **p = &u->jobs; *p; p = &(*p)->next)
+                if (*p == j) {
+                        *p = j->next;
+                        break;
+                }
+        j->cb(j->unit, result, detail, j->userdata);
+        job_free(j);
+}
+
+static int on_unit_result(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        job *j = userdata;
+        const char *detail = NULL;
+
+        j->slot = sd_bus_slot_unref(j->slot);
+        if (!sd_bus_message_is_method_error(m, NULL) &&
+            sd_bus_message_enter_container(m, 'v', "s") >= 0)
+                (void) sd_bus_message_read(m, "s", &detail);
+        job_finish(j, j->result, detail ?: "unknown");
+        return 0;
+}
+
+/* The job did not end "done": ask the unit why (its Result property). */
+static void job_fetch_result(job *j) {
+        _cleanup_free_ char *path = NULL;
+        int r;
+
+        r = sd_bus_path_encode(SD_PATH "/unit", j->unit, &path);
+        if (r >= 0)
+                r = sd_bus_call_method_async(j->ctl->bus, &j->slot, SD_DEST, path,
+                                             "org.freedesktop.DBus.Properties", "Get",
+                                             on_unit_result, j, "ss",
+                                             strstr(j->unit, ".service") ? "org.freedesktop.systemd1.Service"
+                                                                          : "org.freedesktop.systemd1.Unit",
+                                             strstr(j->unit, ".service") ? "Result" : "ActiveState");
+        if (r < 0)
+                job_finish(j, j->result, "unknown");
+}
+
+static int on_job_removed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        unit_ctl *u = userdata;
+        const char *path, *unit, *result;
+        uint32_t id;
+
+        if (sd_bus_message_read(m, "uoss", &id, &path, &unit, &result) < 0)
+                return 0;
+        for (job *j = u->jobs; j; j = j->next) {
+                if (!j->path || !streq(j->path, path))
+                        continue;
+                if (streq(result, "done")) {
+                        job_finish(j, result, NULL);
+                        return 0;
+                }
+                j->result = strdup(result);
+                if (!j->result)
+                        job_finish(j, result, "unknown");
+                else
+                        job_fetch_result(j);
+                return 0;
+        }
+        return 0;
+}
+
+static int on_job_queued(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        job *j = userdata;
+        const sd_bus_error *e = sd_bus_message_get_error(m);
+        const char *path;
+
+        j->slot = sd_bus_slot_unref(j->slot);
+        if (e) {
+                job_finish(j, "error", e->message ?: e->name);
+                return 0;
+        }
+        if (sd_bus_message_read(m, "o", &path) < 0 || !(j->path = strdup(path)))
+                job_finish(j, "error", "bad reply from systemd");
+        /* Now JobRemoved for this path finishes it. systemd sends the reply
+         * before the signal, and the bus keeps one sender's order. */
+        return 0;
+}
+
+int unit_ctl_job(unit_ctl *u, const char *method, const char *unit, unit_job_cb cb, void *userdata) {
+        job *j = calloc(1, sizeof *j);
+        int r;
+
+        if (!j)
+                return -ENOMEM;
+        *j = (job) { .ctl = u, .unit = strdup(unit), .cb = cb, .userdata = userdata };
+        if (!j->unit) {
+                free(j);
+                return -ENOMEM;
+        }
+        r = sd_bus_call_method_async(u->bus, &j->slot, SD_DEST, SD_PATH, SD_MGR, method,
+                                     on_job_queued, j, "ss", unit, "replace");
+        if (r < 0) {
+                job_free(j);
+                return log_error_errno(r, "Failed to call %s(%s): %m", method, unit);
+        }
+        j->next = u->jobs;
+        u->jobs = j;
+        return 0;
+}
+
+unsigned unit_ctl_pending(unit_ctl *u) {
+        unsigned n = 0;
+
+        for (job *j = u->jobs; j; j = j->next)
+                n++;
+        return n;
+}
+
+static int on_active_state(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        watch *w = userdata;
+        const char *state = NULL;
+
+        w->get = sd_bus_slot_unref(w->get);
+        if (sd_bus_message_is_method_error(m, NULL))
+                return 0;
+        if (sd_bus_message_enter_container(m, 'v', "s") >= 0 && sd_bus_message_read(m, "s", &state) >= 0)
+                w->cb(w->unit, state, w->userdata);
+        return 0;
+}
+
+static void watch_refresh(watch *w) {
+        w->get = sd_bus_slot_unref(w->get);
+        (void) sd_bus_call_method_async(w->ctl->bus, &w->get, SD_DEST, w->path,
+                                        "org.freedesktop.DBus.Properties", "Get",
+                                        on_active_state, w, "ss",
+                                        "org.freedesktop.systemd1.Unit", "ActiveState");
+}
+
+static int on_properties_changed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        watch *w = userdata;
+        const char *iface;
+
+        if (sd_bus_message_read(m, "s", &iface) >= 0 && streq(iface, "org.freedesktop.systemd1.Unit"))
+                watch_refresh(w);
+        return 0;
+}
+
+int unit_ctl_watch(unit_ctl *u, const char *unit, unit_state_cb cb, void *userdata) {
+        _cleanup_free_ char *match = NULL;
+        watch *w = calloc(1, sizeof *w);
+        int r;
+
+        if (!w)
+                return -ENOMEM;
+        *w = (watch) { .ctl = u, .cb = cb, .userdata = userdata, .unit = strdup(unit) };
+        r = w->unit ? sd_bus_path_encode(SD_PATH "/unit", unit, &w->path) : -ENOMEM;
+        if (r >= 0 && asprintf(&match, "type='signal',sender='" SD_DEST "',path='%s',"
+                               "interface='org.freedesktop.DBus.Properties',member='PropertiesChanged'",
+                               w->path) < 0)
+                r = -ENOMEM;
+        if (r >= 0)
+                r = sd_bus_add_match_async(u->bus, &w->match, match, on_properties_changed, NULL, w);
+        if (r < 0) {
+                free(w->unit);
+                free(w->path);
+                free(w);
+                return log_error_errno(r, "Failed to watch %s: %m", unit);
+        }
+        w->next = u->watches;
+        u->watches = w;
+        watch_refresh(w);
+        return 0;
+}
+
+int unit_ctl_new(sd_event *event, sd_bus *bus, unit_ctl **ret) {
+        unit_ctl *u = calloc(1, sizeof *u);
+        int r;
+
+        if (!u)
+                return -ENOMEM;
+        if (bus)
+                u->bus = sd_bus_ref(bus);
+        else {
+                r = sd_bus_open_system(&u->bus);
+                if (r < 0) {
+                        free(u);
+                        return log_error_errno(r, "Failed to connect to the system bus: %m");
+                }
+        }
+        r = sd_bus_attach_event(u->bus, event, SD_EVENT_PRIORITY_NORMAL);
+        if (r >= 0)
+                /* Synchronous, once at start: the match must be in place
+                 * before any job is queued, or its JobRemoved could be missed. */
+                r = sd_bus_match_signal(u->bus, &u->job_removed, SD_DEST, SD_PATH, SD_MGR,
+                                        "JobRemoved", on_job_removed, u);
+        /* systemd only emits JobRemoved and PropertiesChanged to subscribers. */
+        if (r >= 0)
+                r = sd_bus_call_method(u->bus, SD_DEST, SD_PATH, SD_MGR, "Subscribe", NULL, NULL, "");
+        if (r < 0) {
+                unit_ctl_free(u);
+                return log_error_errno(r, "Failed to subscribe to systemd's signals: %m");
+        }
+        *ret = u;
+        return 0;
+}
+
+unit_ctl *unit_ctl_free(unit_ctl *u) {
+        if (!u)
+                return NULL;
+        while (u->jobs) {
+                job *j = u->jobs;
+                u->jobs = j->next;
+                job_free(j);
+        }
+        while (u->watches) {
+                watch *w = u->watches;
+                u->watches = w->next;
+                sd_bus_slot_unref(w->match);
+                sd_bus_slot_unref(w->get);
+                free(w->unit);
+                free(w->path);
+                free(w);
+        }
+        sd_bus_slot_unref(u->job_removed);
+        sd_bus_flush_close_unref(u->bus);
+        free(u);
+        return NULL;
+}

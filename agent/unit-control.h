@@ -1,0 +1,28 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+/* Unit control through systemd's D-Bus API, asynchronously on our sd-event
+ * loop: StartUnit/RestartUnit awaited through JobRemoved (the match is in
+ * place before the call), and ActiveState watches for the role units. */
+
+#include <systemd/sd-bus.h>
+#include <systemd/sd-event.h>
+
+typedef struct unit_ctl unit_ctl;
+
+/* job_result: systemd's job result ("done", "failed", "canceled", "timeout",
+ * "dependency", "skipped", ...) or "error" when the call itself failed;
+ * detail: the unit's Result property (e.g. "exit-code") or the bus error. */
+typedef void (*unit_job_cb)(const char *unit, const char *job_result, const char *detail, void *userdata);
+typedef void (*unit_state_cb)(const char *unit, const char *active_state, void *userdata);
+
+/* bus: NULL connects to the system bus. */
+int unit_ctl_new(sd_event *event, sd_bus *bus, unit_ctl **ret);
+unit_ctl *unit_ctl_free(unit_ctl *u);
+
+/* method: "StartUnit" or "RestartUnit"; mode "replace". */
+int unit_ctl_job(unit_ctl *u, const char *method, const char *unit, unit_job_cb cb, void *userdata);
+/* Calls cb with the current ActiveState now-ish and on every change. */
+int unit_ctl_watch(unit_ctl *u, const char *unit, unit_state_cb cb, void *userdata);
+/* Number of jobs still waiting for JobRemoved. */
+unsigned unit_ctl_pending(unit_ctl *u);

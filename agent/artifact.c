@@ -1,0 +1,230 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "artifact.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "macro.h"
+
+struct artifact_fetch {
+        const ck_artifact *a;
+        curl_loop *loop;
+        CURL *easy;
+        EVP_MD_CTX *md;
+        int fd;
+        int dirfd;
+        char *tmp;                      /* name inside the directory */
+        const char *base;
+        int write_error;
+        char curl_error[CURL_ERROR_SIZE];
+        artifact_done_cb cb;
+        void *userdata;
+};
+
+int file_sha256(const char *path, uint8_t ret[32]) {
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        EVP_MD_CTX *md;
+        uint8_t buf[65536];
+        unsigned len = 32;
+        ssize_t n;
+        int r = 0;
+
+        if (fd < 0)
+                return -errno;
+        md = EVP_MD_CTX_new();
+        if (!md || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
+                EVP_MD_CTX_free(md);
+                return -ENOMEM;
+        }
+        while ((n = read(fd, buf, sizeof buf)) > 0)
+                EVP_DigestUpdate(md, buf, (size_t) n);
+        if (n < 0)
+                r = -errno;
+        else
+                EVP_DigestFinal_ex(md, ret, &len);
+        EVP_MD_CTX_free(md);
+        return r;
+}
+
+static size_t on_data(char *ptr, size_t size, size_t nmemb, void *userdata) {
+        artifact_fetch *f = userdata;
+        size_t len = size * nmemb;
+
+        for (size_t off = 0; off < len;) {
+                ssize_t n = write(f->fd, ptr + off, len - off);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        f->write_error = -errno;
+                        return 0;       /* makes curl abort the transfer */
+                }
+                off += (size_t) n;
+        }
+        EVP_DigestUpdate(f->md, ptr, len);
+        return len;
+}
+
+static void discard_tmp(artifact_fetch *f) {
+        if (f->tmp) {
+                (void) unlinkat(f->dirfd, f->tmp, 0);
+                free(f->tmp);
+                f->tmp = NULL;
+        }
+}
+
+static void finish(artifact_fetch *f, int error, const char *message, bool changed) {
+        if (error < 0)
+                discard_tmp(f);
+        f->cb(f->a, error, message, changed, f->userdata);
+}
+
+static void on_done(CURL *easy, CURLcode code, void *userdata) {
+        artifact_fetch *f = userdata;
+        char msg[512], exp[65], got[65];
+        uint8_t h[32];
+        unsigned hl = 32;
+        long status = 0;
+
+        if (code != CURLE_OK) {
+                if (f->write_error)
+                        snprintf(msg, sizeof msg, "artifact %s: writing %s failed: %s", f->a->name, f->a->path,
+                                 strerror(-f->write_error));
+                else
+                        snprintf(msg, sizeof msg, "artifact %s: download from %s failed: %s", f->a->name, f->a->url,
+                                 f->curl_error[0] ? f->curl_error : curl_easy_strerror(code));
+                finish(f, f->write_error ?: -EIO, msg, false);
+                return;
+        }
+        curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+        if (status != 200) {
+                snprintf(msg, sizeof msg, "artifact %s: %s answered HTTP %ld", f->a->name, f->a->url, status);
+                finish(f, -EIO, msg, false);
+                return;
+        }
+        EVP_DigestFinal_ex(f->md, h, &hl);
+        if (memcmp(h, f->a->sha256.v, 32) != 0) {
+                snprintf(msg, sizeof msg, "artifact %s: sha256 mismatch: expected %s, got %s; %s left untouched",
+                         f->a->name, format_sha256(f->a->sha256.v, exp), format_sha256(h, got), f->a->path);
+                finish(f, -EBADMSG, msg, false);
+                return;
+        }
+        if (fchmod(f->fd, f->a->mode) < 0 || fsync(f->fd) < 0 ||
+            renameat(f->dirfd, f->tmp, f->dirfd, f->base) < 0) {
+                snprintf(msg, sizeof msg, "artifact %s: installing %s failed: %m", f->a->name, f->a->path);
+                finish(f, -errno, msg, false);
+                return;
+        }
+        (void) fsync(f->dirfd);
+        free(f->tmp);
+        f->tmp = NULL;
+        finish(f, 0, NULL, true);
+}
+
+static int mkdir_p(const char *dir) {
+        _cleanup_free_ char *p = strdup(dir);
+
+        if (!p)
+                return -ENOMEM;
+        for (char *s = p + 1; *s; s++)
+                if (*s == '/') {
+                        *s = '\0';
+                        if (mkdir(p, 0755) < 0 && errno != EEXIST)
+                                return -errno;
+                        *s = '/';
+                }
+        return mkdir(p, 0755) < 0 && errno != EEXIST ? -errno : 0;
+}
+
+static int fetch_start(artifact_fetch *f) {
+        const ck_artifact *a = f->a;
+        _cleanup_free_ char *dir = NULL;
+        int r;
+
+        dir = strndup(a->path, (size_t) (strrchr(a->path, '/') - a->path));
+        if (!dir)
+                return -ENOMEM;
+        f->base = strrchr(a->path, '/') + 1;
+        r = mkdir_p(*dir ? dir : "/");
+        if (r < 0)
+                return log_error_errno(r, "artifact %s: cannot create %s: %m", a->name, dir);
+        f->dirfd = open(*dir ? dir : "/", O_DIRECTORY | O_CLOEXEC);
+        if (f->dirfd < 0)
+                return log_error_errno(errno, "artifact %s: cannot open %s: %m", a->name, dir);
+        if (asprintf(&f->tmp, ".#%s.%d.download", f->base, (int) getpid()) < 0)
+                return -ENOMEM;
+        (void) unlinkat(f->dirfd, f->tmp, 0);
+        f->fd = openat(f->dirfd, f->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (f->fd < 0) {
+                r = -errno;
+                free(f->tmp);
+                f->tmp = NULL;
+                return log_error_errno(r, "artifact %s: cannot create a file in %s: %m", a->name, dir);
+        }
+        f->md = EVP_MD_CTX_new();
+        f->easy = curl_easy_init();
+        if (!f->md || !f->easy || EVP_DigestInit_ex(f->md, EVP_sha256(), NULL) != 1)
+                return -ENOMEM;
+        curl_easy_setopt(f->easy, CURLOPT_URL, a->url);
+        curl_easy_setopt(f->easy, CURLOPT_WRITEFUNCTION, on_data);
+        curl_easy_setopt(f->easy, CURLOPT_WRITEDATA, f);
+        curl_easy_setopt(f->easy, CURLOPT_ERRORBUFFER, f->curl_error);
+        curl_easy_setopt(f->easy, CURLOPT_FOLLOWLOCATION, 1L);
+        curl_easy_setopt(f->easy, CURLOPT_PROTOCOLS_STR, "http,https");
+        curl_easy_setopt(f->easy, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+        curl_easy_setopt(f->easy, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
+        /* No total timeout (binaries are large); a stalled transfer ends. */
+        curl_easy_setopt(f->easy, CURLOPT_LOW_SPEED_LIMIT, 1L);
+        curl_easy_setopt(f->easy, CURLOPT_LOW_SPEED_TIME, 30L);
+        curl_easy_setopt(f->easy, CURLOPT_NOSIGNAL, 1L);
+        r = curl_loop_add(f->loop, f->easy, on_done, f);
+        if (r < 0)
+                return log_error_errno(r, "artifact %s: cannot start the download: %m", a->name);
+        return 0;
+}
+
+/* Returns 1 when the file is already in place with the right hash (no
+ * callback follows), 0 when a download started, or a negative errno. */
+int artifact_fetch_start(curl_loop *loop, const ck_artifact *a, artifact_done_cb cb, void *userdata,
+                         artifact_fetch **ret) {
+        artifact_fetch *f;
+        uint8_t h[32];
+        int r;
+
+        if (file_sha256(a->path, h) >= 0 && memcmp(h, a->sha256.v, 32) == 0)
+                return 1;
+        f = calloc(1, sizeof *f);
+        if (!f)
+                return -ENOMEM;
+        *f = (artifact_fetch) { .a = a, .loop = loop, .cb = cb, .userdata = userdata, .fd = -1, .dirfd = -1 };
+        r = fetch_start(f);
+        if (r < 0) {
+                artifact_fetch_free(f);
+                return r;
+        }
+        *ret = f;
+        return 0;
+}
+
+artifact_fetch *artifact_fetch_free(artifact_fetch *f) {
+        if (!f)
+                return NULL;
+        if (f->easy) {
+                curl_loop_remove(f->loop, f->easy);
+                curl_easy_cleanup(f->easy);
+        }
+        discard_tmp(f);
+        if (f->fd >= 0)
+                close(f->fd);
+        if (f->dirfd >= 0)
+                close(f->dirfd);
+        EVP_MD_CTX_free(f->md);
+        free(f);
+        return NULL;
+}

@@ -1,0 +1,18 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+/* libcurl's multi interface driven by sd-event: transfers run on the
+ * daemon's one loop; each finished transfer is handed to its callback. */
+
+#include <curl/curl.h>
+#include <systemd/sd-event.h>
+
+typedef struct curl_loop curl_loop;
+typedef void (*curl_done_cb)(CURL *easy, CURLcode code, void *userdata);
+
+int curl_loop_new(sd_event *event, curl_loop **ret);
+curl_loop *curl_loop_free(curl_loop *l);
+/* The easy handle stays the caller's; the callback runs once, after the
+ * handle has been taken out of the multi handle. */
+int curl_loop_add(curl_loop *l, CURL *easy, curl_done_cb cb, void *userdata);
+void curl_loop_remove(curl_loop *l, CURL *easy);

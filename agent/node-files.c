@@ -1,0 +1,110 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "node-files.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "macro.h"
+
+/* FLANNEL_SUBNET is the subnet's first host address with the subnet's
+ * prefix, as flanneld writes it: docker0 takes that address. */
+static char *first_host(const ck_cidr *c, char *buf, size_t len) {
+        ck_cidr h = { .addr.s_addr = htonl(ntohl(c->addr.s_addr) + 1), .prefixlen = c->prefixlen };
+
+        return format_cidr(&h, buf, len);
+}
+
+int node_subnet_env(const node_net *n, envfile *e) {
+        char net[32], sub[32], mtu[16];
+
+        snprintf(mtu, sizeof mtu, "%u", n->mtu);
+        envfile_add(e, "FLANNEL_NETWORK", format_cidr(&n->network, net, sizeof net));
+        envfile_add(e, "FLANNEL_SUBNET", first_host(&n->subnet, sub, sizeof sub));
+        envfile_add(e, "FLANNEL_MTU", mtu);
+        envfile_add(e, "FLANNEL_IPMASQ", n->ip_masq ? "true" : "false");
+        return e->error;
+}
+
+int node_docker_opts_env(const node_net *n, envfile *e) {
+        char sub[32], bip[64], mtu[32], masq[32], all[160];
+
+        /* When flannel masquerades, Docker must not as well (and vice versa). */
+        snprintf(bip, sizeof bip, "--bip=%s", first_host(&n->subnet, sub, sizeof sub));
+        snprintf(mtu, sizeof mtu, "--mtu=%u", n->mtu);
+        snprintf(masq, sizeof masq, "--ip-masq=%s", n->ip_masq ? "false" : "true");
+        snprintf(all, sizeof all, "%s %s %s", bip, masq, mtu);
+        envfile_add_quoted(e, "DOCKER_OPT_BIP", bip);
+        envfile_add_quoted(e, "DOCKER_OPT_IPMASQ", masq);
+        envfile_add_quoted(e, "DOCKER_OPT_MTU", mtu);
+        envfile_add_quoted(e, "DOCKER_OPTS", all);
+        return e->error;
+}
+
+int node_cluster_env(const node_cluster *n, envfile *e) {
+        char ip[INET_ADDRSTRLEN], mip[INET_ADDRSTRLEN], host[32];
+        _cleanup_free_ char *eps = NULL, *mips = NULL;
+        size_t len = 0;
+
+        for (char *const *p = n->etcd_endpoints; p && *p; p++)
+                len += strlen(*p) + 1;
+        eps = calloc(1, len + 1);
+        for (char *const *p = n->etcd_endpoints; eps && p && *p; p++) {
+                if (p != n->etcd_endpoints)
+                        strcat(eps, ",");
+                strcat(eps, *p);
+        }
+        len = 0;
+        for (char **p = n->master_ips; p && *p; p++)
+                len += strlen(*p) + 1;
+        mips = calloc(1, len + 1);
+        for (char **p = n->master_ips; mips && p && *p; p++) {
+                if (p != n->master_ips)
+                        strcat(mips, " ");
+                strcat(mips, *p);
+        }
+        if (!eps || !mips)
+                return -ENOMEM;
+
+        envfile_add(e, "COREKUBE_ROLE", role_to_string(n->role));
+        envfile_add(e, "COREKUBE_NODE_NAME", n->name);
+        envfile_add(e, "COREKUBE_NODE_IP", inet_ntop(AF_INET, &n->ip, ip, sizeof ip));
+        envfile_add(e, "COREKUBE_MASTER_IP", inet_ntop(AF_INET, &n->master_ip, mip, sizeof mip));
+        envfile_add_quoted(e, "COREKUBE_MASTER_IPS", mips);
+        envfile_add(e, "COREKUBE_ETCD_ENDPOINTS", eps);
+        envfile_add(e, "FLANNEL_SUBNET", first_host(&n->subnet, host, sizeof host));
+        return e->error;
+}
+
+int node_write_network_files(const ck_config *c, const node_net *n) {
+        envfile s = {}, d = {};
+        int r, changed = 0;
+
+        r = node_subnet_env(n, &s);
+        if (r >= 0)
+                r = node_docker_opts_env(n, &d);
+        if (r < 0) {
+                log_error_errno(r, "Failed to build the flannel environment files: %m");
+                goto done;
+        }
+        r = write_file_atomic(c->network.subnet_file, s.text, s.len, 0644);
+        if (r < 0) {
+                log_error_errno(r, "Failed to write %s: %m", c->network.subnet_file);
+                goto done;
+        }
+        changed |= r;
+        r = write_file_atomic(c->network.docker_opts_file, d.text, d.len, 0644);
+        if (r < 0) {
+                log_error_errno(r, "Failed to write %s: %m", c->network.docker_opts_file);
+                goto done;
+        }
+        changed |= r;
+        r = changed;
+done:
+        envfile_done(&s);
+        envfile_done(&d);
+        return r;
+}

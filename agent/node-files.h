@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+/* The files the node's other services read (SPEC section 6):
+ * subnet.env and docker_opts.env for Docker, cluster.env for the role units. */
+
+#include <stdbool.h>
+#include <netinet/in.h>
+
+#include "config.h"
+#include "envfile.h"
+
+typedef struct node_net {
+        ck_cidr network;                /* the whole overlay */
+        ck_cidr subnet;                 /* ours, e.g. 10.244.94.0/24 */
+        unsigned mtu;                   /* of flannel.<vni> */
+        bool ip_masq;
+} node_net;
+
+int node_subnet_env(const node_net *n, envfile *ret);
+int node_docker_opts_env(const node_net *n, envfile *ret);
+
+typedef struct node_cluster {
+        ck_role role;
+        const char *name;
+        struct in_addr ip;
+        struct in_addr master_ip;       /* the first master by name */
+        char **master_ips;              /* every master, by name; may be NULL */
+        char *const *etcd_endpoints;
+        ck_cidr subnet;
+} node_cluster;
+
+int node_cluster_env(const node_cluster *n, envfile *ret);
+
+/* Writes both network files; returns 1 if either changed, 0 if not, or a
+ * negative errno (logged). */
+int node_write_network_files(const ck_config *c, const node_net *n);

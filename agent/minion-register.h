@@ -1,0 +1,19 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+/* A minion announces itself to the apiserver (the old v1beta1 API had no
+ * self-registration): POST the configured body until it answers 2xx, or 409
+ * because the minion is already known. */
+
+#include "curl-event.h"
+
+typedef struct minion_register minion_register;
+typedef void (*minion_register_cb)(int error, long status, const char *message, void *userdata);
+
+/* Fills ${MASTER_IP}, ${NODE_IP} and ${NODE_NAME}. */
+char *expand_placeholders(const char *text, const char *master_ip, const char *node_ip, const char *node_name);
+
+/* One attempt; message names the URL and what went wrong. */
+int minion_register_post(curl_loop *loop, const char *url, const char *body, minion_register_cb cb,
+                         void *userdata, minion_register **ret);
+minion_register *minion_register_free(minion_register *m);

@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+/* The role's units: started one after the other in the configured order
+ * (StartUnit, mode replace, each awaited through JobRemoved), a failed one
+ * retried with backoff, and all of them watched afterwards so the machine
+ * record can say which are active. systemd's Restart= does the restarting. */
+
+#include <stdbool.h>
+#include <systemd/sd-event.h>
+
+#include "unit-control.h"
+
+typedef struct role_units role_units;
+
+/* Called whenever something changes: all started, a failure (error set,
+ * naming the unit and systemd's result), or an ActiveState change. */
+typedef void (*role_units_cb)(role_units *ru, void *userdata);
+
+int role_units_new(sd_event *event, unit_ctl *ctl, char *const *units, role_units_cb cb, void *userdata,
+                   role_units **ret);
+role_units *role_units_free(role_units *ru);
+int role_units_start(role_units *ru);
+
+bool role_units_all_started(const role_units *ru);
+/* The last start failure, or NULL once the unit started. */
+const char *role_units_error(const role_units *ru);
+size_t role_units_count(const role_units *ru);
+size_t role_units_active(const role_units *ru);
+const char *role_units_name(const role_units *ru, size_t i);
+const char *role_units_state(const role_units *ru, size_t i);   /* ActiveState, "unknown" until known */

@@ -41,7 +41,13 @@ static int neigh_cmp(const void *a, const void *b) {
 static int fdb_cmp(const void *a, const void *b) {
         const fdb_entry *x = a, *y = b;
         int c = memcmp(x->mac, y->mac, 6);
-        return c ? c : cmp_u32(x->dst, y->dst);
+        if (!c)
+                c = cmp_u32(x->dst, y->dst);
+        /* A plain entry before one with its own port/VNI/device, so that the
+         * plain one is what a desired entry is compared with. */
+        if (!c)
+                c = cmp_u32(x->has_port || x->has_vni || x->has_ifindex, y->has_port || y->has_vni || y->has_ifindex);
+        return c;
 }
 
 static int route_cmp(const void *a, const void *b) {

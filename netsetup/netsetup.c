@@ -36,7 +36,7 @@ int ns_log_full(int level, int error, const char *format, ...) {
         va_start(ap, format);
         if (log_func)
                 log_func(level, error, format, ap);
-        else {
+        else if (level < LOG_DEBUG) {
                 errno = error;
                 vfprintf(stderr, format, ap);
                 fputc('\n', stderr);

@@ -161,7 +161,7 @@ static int diff_neigh(reconcile *rc, bool removals) {
                         j++;
                 } else {
                         if (!removals) {
-                                if (h[i].has_mac && mac_eq(h[i].mac, w[j].mac) && h[i].state == NUD_PERMANENT)
+                                if (h[i].has_mac && mac_eq(h[i].mac, w[j].mac) && (h[i].state & NUD_PERMANENT))
                                         rc->stats.unchanged++;
                                 else {
                                         r = push_op(rc, OP_NEIGH_SET, &w[j], sizeof(w[j]));
@@ -195,7 +195,7 @@ static int diff_fdb(reconcile *rc, bool removals) {
                         j++;
                 } else {
                         bool extras = h[i].has_port || h[i].has_vni || h[i].has_ifindex;
-                        if (!extras && h[i].state == NUD_PERMANENT) {
+                        if (!extras && (h[i].state & NUD_PERMANENT)) {
                                 if (!removals)
                                         rc->stats.unchanged++;
                         } else if (removals) {

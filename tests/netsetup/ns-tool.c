@@ -35,6 +35,7 @@ static struct {
         .cfg = { .vni = 1, .port = 8472, .network_len = 15, .subnet_len = 24 },
 };
 
+__attribute__((format(printf, 3, 0)))
 static void log_stderr(int level, int error, const char *format, va_list ap) {
         static const char *names[] = { "emerg", "alert", "crit", "error", "warning", "notice", "info", "debug" };
 

@@ -303,6 +303,17 @@ def test_public_ip_change_leaves_nothing_behind(node, tmp_path):
     assert kernel_state(node) == expected_state(moved)
 
 
+def test_same_entries_made_by_iproute2_are_adopted(node, tmp_path):
+    node.tool("setup")
+    for s, ip, mac in PEERS3:
+        gw = s.split("/")[0]
+        node.ip("neigh", "add", gw, "lladdr", mac, "dev", "flannel.1", "nud", "permanent")
+        run("bridge", "-n", node.name, "fdb", "add", mac, "dev", "flannel.1", "dst", ip, "self", "permanent")
+        node.ip("route", "add", s, "via", gw, "dev", "flannel.1", "onlink")
+    out = node.tool("reconcile", write_peers(tmp_path, PEERS3))
+    assert stats(out) == dict(added=0, replaced=0, removed=0, unchanged=9, requests=0, dumps=3, failed=0)
+
+
 def test_stale_entries_removed_foreign_untouched(node, tmp_path):
     node.tool("setup")
     # Stale entries on flannel.1, as a crashed earlier run or a human might leave them.

@@ -397,6 +397,43 @@ def test_second_apply_changes_nothing(node, tmp_path, spawn):
     lines.wait_for(lambda s: "10.244.3.0" in s)
 
 
+def monitored(node, spawn, action):
+    """Runs action() while `ip monitor` watches; returns the lines it printed."""
+    mon, lines = spawn("ip", "-n", node.name, "monitor", "neigh", "route", "link")
+    node.ip("link", "add", "nsmarka", "type", "veth", "peer", "name", "nsmarkb")
+    lines.wait_for(lambda s: "nsmarka" in s)
+    lines.lines.clear()
+    action()
+    node.ip("link", "del", "nsmarka")
+    seen, _ = lines.wait_for(lambda s: "Deleted" in s and "nsmark" in s)
+    return [s for s in seen if "nsmark" not in s]
+
+
+def test_order_arp_fdb_route_and_reverse_on_removal(node, tmp_path, spawn):
+    node.tool("setup")
+    seen = monitored(node, spawn, lambda: node.tool("reconcile", write_peers(tmp_path, PEERS3)))
+
+    def first(pred):
+        return next(i for i, s in enumerate(seen) if pred(s))
+
+    for s, ip, mac in PEERS3:
+        gw = s.split("/")[0]
+        # `ip monitor` prints an FDB entry as a neighbour whose address is the public IP.
+        arp = first(lambda x: x.startswith(f"{gw} dev flannel.1 lladdr {mac}"))
+        fdb = first(lambda x: x.startswith(f"{ip} dev flannel.1 lladdr {mac}"))
+        route = first(lambda x: x.startswith(f"{s} via {gw} dev flannel.1"))
+        assert arp < fdb < route, seen
+
+    seen = monitored(node, spawn, lambda: node.tool("reconcile", write_peers(tmp_path, [])))
+    for s, ip, mac in PEERS3:
+        gw = s.split("/")[0]
+        route = first(lambda x: x.startswith(f"Deleted {s} via {gw} dev flannel.1"))
+        fdb = first(lambda x: x.startswith(f"Deleted {ip} dev flannel.1 lladdr {mac}"))
+        arp = first(lambda x: x.startswith(f"Deleted {gw} dev flannel.1"))
+        assert route < fdb < arp, seen
+    assert kernel_state(node) == (set(), set(), set())
+
+
 @pytest.mark.parametrize("bad,reason", [
     (("10.250.1.0/24", "192.168.3.20", "02:00:00:00:00:20"), "outside the overlay network"),
     (("10.244.1.0/25", "192.168.3.20", "02:00:00:00:00:20"), "length"),

@@ -23,7 +23,7 @@
 
 static ns_ctx *ctx;
 static ns_overlay_config cfg;
-static char tmpdir[] = "/tmp/overlay-bench.XXXXXX";
+static char tmpdir[256];
 
 static double now_ms(void) {
         struct timespec ts;
@@ -223,6 +223,9 @@ int main(int argc, char *argv[]) {
         inet_pton(AF_INET, "10.0.0.0", &cfg.network);
         inet_pton(AF_INET, "10.255.255.0", &cfg.subnet);
 
+        /* Under $TMPDIR: the run script points it at a directory it removes
+         * on every exit path, also when this program dies half way. */
+        snprintf(tmpdir, sizeof(tmpdir), "%s/overlay-bench.XXXXXX", getenv("TMPDIR") ?: "/tmp");
         if (!mkdtemp(tmpdir))
                 die("mkdtemp", errno);
 

@@ -11,8 +11,10 @@ bench=$(realpath "$build")/tests/bench/overlay-bench
 [ -x "$bench" ] || { echo "$bench not built (ninja -C $build)" >&2; exit 1; }
 
 ns=nsbench$$
-trap 'ip netns del $ns 2>/dev/null || true' EXIT INT TERM
+tmp=$(mktemp -d)
+trap 'ip netns del $ns 2>/dev/null || true; rm -rf "$tmp"' EXIT
+trap 'exit 130' INT TERM
 ip netns add $ns
 ip -n $ns link add eth2 type veth peer name eth2p
 ip -n $ns link set eth2p up
-ip netns exec $ns "$bench" --runs "$runs" "$@"
+TMPDIR=$tmp ip netns exec $ns "$bench" --runs "$runs" "$@"

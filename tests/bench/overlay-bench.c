@@ -149,7 +149,7 @@ static void bench(size_t n, unsigned runs) {
                *t_noop = calloc(runs, sizeof(double)), *t_repl = calloc(runs, sizeof(double)),
                *t_ip_repl = calloc(runs, sizeof(double));
         size_t k = n / 10, keep = n - k;
-        char ipf[64], brf[64], ipr[64], brr[64];
+        char ipf[320], brf[320], ipr[320], brr[320];
         ns_reconcile_stats st;
 
         if (!a || !b || !t_empty || !t_ip || !t_noop || !t_repl || !t_ip_repl)

@@ -3,10 +3,162 @@
 
 /* netsetup: brings up the private interface and the flannel VXLAN overlay and
  * keeps its peer entries in step, through netlink. Knows nothing of etcd or
- * systemd; errors are negative errno values. */
+ * systemd; errors are negative errno values, each logged once through the
+ * log hook by the function that decides it is an error.
+ *
+ * Typical use by the daemon:
+ *
+ *     ns_new(&ctx);
+ *     ns_link_setup(ctx, "eth2", addr_or_NULL, prefixlen, &link);
+ *     cfg.underlay_ifindex = link.ifindex; cfg.local = link.addr; ...
+ *     ns_overlay_setup(ctx, &cfg, &overlay);           (create, adopt or replace)
+ *     ns_overlay_reconcile(ctx, peers, n, &stats);     (on every change of the peer set)
+ *     poll(ns_monitor_fd(ctx)) -> ns_monitor_process(ctx, &events);
+ *         NS_EVENT_OVERLAY_GONE / _DOWN -> ns_overlay_setup() + ns_overlay_reconcile() again
+ *     ns_overlay_remove(ctx, vni);                     (`leave`)
+ *     ns_free(ctx);
+ *
+ * Not thread safe: one ns_ctx per thread. */
 
+#include <net/if.h>
+#include <netinet/in.h>
 #include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
 
-/* The owner decides where messages go; by default they go to stderr. */
+/* The owner decides where messages go; by default they go to stderr. `level`
+ * is a syslog level (LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG); `error` is a
+ * positive errno value or 0, for %m. */
 typedef void (*ns_log_func_t)(int level, int error, const char *format, va_list ap);
 void ns_set_log_func(ns_log_func_t f);
+
+typedef struct ns_ctx ns_ctx;
+
+/* Opens the netlink sockets: one for requests and dumps, one subscribed to
+ * link notifications (the monitor). */
+int ns_new(ns_ctx **ret);
+void ns_free(ns_ctx *ctx);
+
+/* ---- the private interface ---- */
+
+typedef struct ns_link_info {
+        int ifindex;
+        uint32_t mtu;
+        struct in_addr addr;          /* the configured address, else the first IPv4 one */
+        unsigned prefixlen;
+        unsigned changes;             /* requests that changed something (0 = was in place) */
+} ns_link_info;
+
+/* Brings `ifname` up; if `addr` is not NULL, assigns addr/prefixlen unless it
+ * is already there. Reports index, MTU and IPv4 address. -ENODEV if there is
+ * no such link, -EADDRNOTAVAIL if it has no IPv4 address and none was given. */
+int ns_link_setup(ns_ctx *ctx, const char *ifname, const struct in_addr *addr, unsigned prefixlen,
+                  ns_link_info *ret);
+
+/* ---- the overlay device flannel.<vni> ---- */
+
+typedef struct ns_overlay_config {
+        uint32_t vni;                 /* 1 .. 2^24-1; the device is "flannel.<vni>" */
+        uint16_t port;                /* UDP port, e.g. 8472 */
+        uint32_t mtu;                 /* 0 = underlay MTU - 50 */
+        struct in_addr network;       /* the whole overlay, e.g. 10.244.0.0/15 */
+        unsigned network_len;
+        struct in_addr subnet;        /* ours, e.g. 10.244.94.0/24 */
+        unsigned subnet_len;
+        int underlay_ifindex;         /* the private interface */
+        struct in_addr local;         /* its address: VXLAN source and peers' PublicIP */
+} ns_overlay_config;
+
+typedef enum ns_overlay_action {
+        NS_OVERLAY_CREATED,           /* there was none */
+        NS_OVERLAY_ADOPTED,           /* a compatible device was kept (same ifindex) */
+        NS_OVERLAY_REPLACED,          /* an incompatible device was deleted and created anew */
+} ns_overlay_action;
+
+typedef struct ns_overlay_info {
+        char ifname[IF_NAMESIZE];
+        int ifindex;
+        uint8_t mac[6];               /* the VTEP MAC to publish in our lease */
+        uint32_t mtu;
+        ns_overlay_action action;
+        unsigned changes;             /* requests that changed something (0 = was in place) */
+} ns_overlay_info;
+
+/* Makes flannel.<vni> exist as configured: VXLAN with this VNI, port, local
+ * address and underlying device, learning off; MTU; address <subnet>.0/32
+ * (other addresses inside the overlay network are removed, others kept); up.
+ * A device of that name that differs in kind, VNI, port, local address,
+ * underlying device or learning is replaced. Remembers the device in `ctx`
+ * for ns_overlay_reconcile() and the monitor. -EINVAL for a bad config. */
+int ns_overlay_setup(ns_ctx *ctx, const ns_overlay_config *cfg, ns_overlay_info *ret);
+
+/* Deletes flannel.<vni> and with it all its neighbour, FDB and route entries.
+ * Returns 1 if it was deleted, 0 if there was none. */
+int ns_overlay_remove(ns_ctx *ctx, uint32_t vni);
+
+/* ---- peers ---- */
+
+typedef struct ns_peer {
+        struct in_addr subnet;        /* e.g. 10.244.12.0 */
+        unsigned subnet_len;          /* must equal the config's subnet_len */
+        struct in_addr public_ip;     /* its underlay address: the FDB destination */
+        uint8_t mac[6];               /* its VTEP MAC */
+} ns_peer;
+
+/* Checks one peer against the config: the subnet is aligned, has our subnet
+ * length, lies inside the overlay network and is not our own; the public IP
+ * is unicast (not 0/8, loopback, multicast, class E or broadcast); the MAC is
+ * neither zero nor multicast. Returns 0, or -EINVAL with the reason in `err`
+ * (if not NULL). Does not log. */
+int ns_peer_check(const ns_overlay_config *cfg, const ns_peer *peer, char *err, size_t errlen);
+
+typedef struct ns_reconcile_stats {
+        unsigned added;               /* entries (neighbour, FDB, route) created */
+        unsigned replaced;            /* entries changed in place (new MAC, new state, new gateway) */
+        unsigned removed;             /* entries deleted (stale or no longer desired) */
+        unsigned unchanged;           /* entries already as desired */
+        unsigned requests;            /* change requests sent (0 on a no-op reconcile) */
+        unsigned dumps;               /* dump requests sent (3 on every reconcile) */
+        unsigned failed;              /* change requests the kernel refused */
+} ns_reconcile_stats;
+
+/* Makes the overlay device set up by the last ns_overlay_setup() hold exactly,
+ * for each peer: the permanent ARP entry <subnet> -> MAC, the permanent FDB
+ * entry MAC -> public IP (NTF_SELF), and the route <subnet>/len via <subnet>
+ * onlink. Everything else on the device of these kinds (routes: in the main
+ * table and inside the overlay network) is removed; entries on other devices
+ * and routes outside the network are left alone. Additions go in the order
+ * ARP, FDB, route; removals in the reverse order.
+ *
+ * Validation policy: every peer is checked first (ns_peer_check(), plus no
+ * two peers with the same subnet, no MAC with two public IPs); if one is
+ * invalid, the whole call is refused with -EINVAL and nothing is touched.
+ *
+ * Cost: one dump per table, then the changes pipelined (many requests per
+ * send, errors collected afterwards). If the kernel refuses some requests the
+ * others are still applied, `failed` counts them and the first error is
+ * returned. -ENODEV if no overlay is set up. `stats` may be NULL. */
+int ns_overlay_reconcile(ns_ctx *ctx, const ns_peer *peers, size_t n, ns_reconcile_stats *stats);
+
+/* ---- watching the overlay device ---- */
+
+enum {
+        NS_EVENT_OVERLAY_GONE   = 1 << 0, /* flannel.<vni> was deleted (or renamed) */
+        NS_EVENT_OVERLAY_DOWN   = 1 << 1, /* flannel.<vni> is administratively down */
+        NS_EVENT_UNDERLAY_DOWN  = 1 << 2, /* the private interface went down */
+};
+
+/* A file descriptor that becomes readable (POLLIN) when link notifications
+ * arrive. */
+int ns_monitor_fd(ns_ctx *ctx);
+
+/* Reads what is pending without blocking and sets `*events` to the NS_EVENT_*
+ * bits that apply to the device set up by the last ns_overlay_setup(); 0 if
+ * nothing relevant happened. After NS_EVENT_OVERLAY_GONE the device is
+ * forgotten until the next ns_overlay_setup(). Notifications caused by
+ * ns_overlay_setup() itself are not reported. */
+int ns_monitor_process(ns_ctx *ctx, unsigned *events);
+
+/* Helpers for owners and tests. */
+int ns_parse_mac(const char *s, uint8_t mac[6]);
+void ns_format_mac(const uint8_t mac[6], char buf[18]);

@@ -1,0 +1,79 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+/* Private to the peer reconcile (ns-peers*.c). Addresses are kept in host
+ * order so that sorting orders them numerically. */
+
+#include "ns-internal.h"
+
+typedef struct neigh_entry {
+        uint32_t ip;                  /* host order, for sorting */
+        uint8_t mac[6];
+        bool has_mac;
+        uint16_t state;
+} neigh_entry;
+
+typedef struct fdb_entry {
+        uint8_t mac[6];
+        uint32_t dst;                 /* host order */
+        uint16_t state;
+        /* Set on entries added by hand with a port, VNI or device of their
+         * own: they must be named to be deleted, and are never what we want. */
+        bool has_port, has_vni, has_ifindex;
+        uint16_t port;                /* network order, as in the attribute */
+        uint32_t vni, ifindex;
+} fdb_entry;
+
+typedef struct route_entry {
+        uint32_t dst;                 /* host order */
+        uint8_t len, tos, type;
+        uint32_t prio;
+        uint32_t gw;                  /* host order; 0 = none */
+        bool onlink;
+} route_entry;
+
+typedef struct vec {
+        void *p;
+        size_t n, cap, size;
+} vec;
+
+/* A new zeroed element at the end, or NULL on allocation failure. */
+void *ns_vec_push(vec *v);
+
+typedef struct reconcile {
+        ns_ctx *ctx;
+        int ifindex;
+        const ns_overlay_config *cfg;
+        vec have_neigh, have_fdb, have_route; /* from the dumps: ours only */
+        vec want_neigh, want_fdb, want_route;
+        vec ops;                               /* the changes, in the order they are sent */
+        ns_reconcile_stats stats;
+} reconcile;
+
+typedef enum op_kind {
+        OP_NEIGH_DEL,
+        OP_NEIGH_SET,                 /* create or replace */
+        OP_FDB_DEL,
+        OP_FDB_SET,                   /* create or replace */
+        OP_ROUTE_DEL,
+        OP_ROUTE_ADD,                 /* create; a foreign route with the same key is left alone */
+        OP_ROUTE_REPLACE,             /* replace our own route with the same key */
+} op_kind;
+
+typedef struct op {
+        op_kind kind;
+        union {
+                neigh_entry neigh;
+                fdb_entry fdb;
+                route_entry route;
+        };
+} op;
+
+/* ns-peers-dump.c: fill have_* with the device's entries (3 dumps). */
+int ns_peers_dump(reconcile *rc);
+
+/* ns-peers-ops.c: queue one change; describe one for messages. */
+int ns_peers_op_queue(ns_batch *b, int ifindex, const op *o, uint32_t cookie);
+void ns_peers_op_describe(const op *o, char *buf, size_t len);
+
+

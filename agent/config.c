@@ -572,8 +572,13 @@ int config_load(const ck_load_options *opts, ck_config **ret) {
                 r = read_dropins(&l, c->main_path);
         if (r >= 0)
                 r = apply_env(&l);
-        if (r >= 0 && !c->node.name)
-                r = -ENOMEM;
+        if (r >= 0 && !c->node.name) {
+                /* "name =" resets to the default, which is the host name. */
+                c->node.name = strdup(host);
+                c->node.origin[1].kind = ORIGIN_DEFAULT;
+                if (!c->node.name)
+                        r = -ENOMEM;
+        }
         if (r < 0) {
                 config_free(c);
                 return r;

@@ -27,6 +27,7 @@ typedef struct loader {
         bool skip_section;              /* unknown section: its keys are not reported again */
         /* keys whose value was rejected: "is required" would only repeat that */
         const ck_key_def *rejected[64];
+        const char *rejected_artifact[64];      /* the artifact's name, for artifact keys */
         size_t n_rejected;
 } loader;
 
@@ -38,6 +39,13 @@ static bool was_rejected(const loader *l, const char *section, const char *key) 
                             l->rejected[i] < ck_sections[s].keys + ck_sections[s].n_keys &&
                             streq(l->rejected[i]->name, key))
                                 return true;
+        return false;
+}
+
+static bool artifact_key_rejected(const loader *l, const char *artifact, const ck_key_def *k) {
+        for (size_t i = 0; i < l->n_rejected; i++)
+                if (l->rejected[i] == k && l->rejected_artifact[i] == artifact)
+                        return true;
         return false;
 }
 
@@ -108,8 +116,11 @@ static int assign(loader *l, const ck_section_def *s, void *base, const ck_key_d
 
         r = config_value_parse(k, value, tmp, err);
         if (r < 0) {
-                if (l->n_rejected < ELEMENTSOF(l->rejected))
+                if (l->n_rejected < ELEMENTSOF(l->rejected)) {
+                        l->rejected_artifact[l->n_rejected] =
+                                s == &ck_artifact_section ? ((ck_artifact *) base)->name : NULL;
                         l->rejected[l->n_rejected++] = k;
+                }
                 diag(l, LOG_ERR, o, "[%s%s] %s: %s", s->name,
                      s == &ck_artifact_section ? ((ck_artifact *) base)->name : "", k->name, err);
                 return r;
@@ -502,7 +513,8 @@ static void cross_check(loader *l) {
         for (size_t i = 0; i < c->n_artifacts; i++) {
                 ck_artifact *a = &c->artifacts[i];
                 for (size_t k = 0; k < ck_artifact_section.n_keys; k++)
-                        if (ck_artifact_section.keys[k].required && a->origin[k].kind == ORIGIN_UNSET)
+                        if (ck_artifact_section.keys[k].required && a->origin[k].kind == ORIGIN_UNSET &&
+                            !artifact_key_rejected(l, a->name, &ck_artifact_section.keys[k]))
                                 diag(l, LOG_ERR, &a->section, "[artifact.%s] %s is required",
                                      a->name, ck_artifact_section.keys[k].name);
         }

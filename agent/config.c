@@ -245,6 +245,14 @@ static void report_unknown_key(loader *l, const ck_origin *o, const char *key) {
         const char *sname = l->sect->name;
         const char *aname = l->sect == &ck_artifact_section ? ((ck_artifact *) l->base)->name : "";
 
+        /* Right key, wrong section? That beats a near miss here ("ttl" in
+         * [network] is not a typo of "mtu"). */
+        for (size_t i = 0; i < ck_n_sections; i++)
+                if (key_find(&ck_sections[i], key)) {
+                        diag(l, LOG_ERR, o, "unknown key \"%s\" in [%s%s] (it belongs in [%s])",
+                             key, sname, aname, ck_sections[i].name);
+                        return;
+                }
         for (size_t i = 0; i < l->sect->n_keys; i++)
                 cands[i] = l->sect->keys[i].name;
         hint = closest(key, cands, l->sect->n_keys);
@@ -252,13 +260,6 @@ static void report_unknown_key(loader *l, const ck_origin *o, const char *key) {
                 diag(l, LOG_ERR, o, "unknown key \"%s\" in [%s%s] (did you mean \"%s\"?)", key, sname, aname, hint);
                 return;
         }
-        /* Right key, wrong section? */
-        for (size_t i = 0; i < ck_n_sections; i++)
-                if (key_find(&ck_sections[i], key)) {
-                        diag(l, LOG_ERR, o, "unknown key \"%s\" in [%s%s] (it belongs in [%s])",
-                             key, sname, aname, ck_sections[i].name);
-                        return;
-                }
         diag(l, LOG_ERR, o, "unknown key \"%s\" in [%s%s]", key, sname, aname);
 }
 

@@ -323,3 +323,14 @@ def test_check_config_env_errors(tmpdir_):
     p = run("check-config", "-c", path, COREKUBE_MASTER_IP="192.168.3.2")
     assert p.returncode == EXIT_OK
     assert p.stderr.splitlines() == ["warning: env COREKUBE_MASTER_IP: unknown variable, ignored"]
+
+
+def test_check_config_output_error(tmpdir_):
+    """A printout that cannot be written is a runtime failure (1), not success."""
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full")
+    path = write(tmpdir_, "agent.conf", GOOD_CONFIG)
+    with open("/dev/full", "w") as full:
+        p = subprocess.run([AGENT, "check-config", "-c", path], stdout=full, stderr=subprocess.PIPE,
+                           text=True, timeout=30, env=clean_env())
+    assert p.returncode == 1

@@ -27,6 +27,7 @@ typedef struct loader {
         bool skip_section;              /* unknown section: its keys are not reported again */
         /* keys whose value was rejected: "is required" would only repeat that */
         const ck_key_def *rejected[64];
+        const char *rejected_artifact[64];      /* the artifact's name, for artifact keys */
         size_t n_rejected;
 } loader;
 
@@ -38,6 +39,13 @@ static bool was_rejected(const loader *l, const char *section, const char *key) 
                             l->rejected[i] < ck_sections[s].keys + ck_sections[s].n_keys &&
                             streq(l->rejected[i]->name, key))
                                 return true;
+        return false;
+}
+
+static bool artifact_key_rejected(const loader *l, const char *artifact, const ck_key_def *k) {
+        for (size_t i = 0; i < l->n_rejected; i++)
+                if (l->rejected[i] == k && l->rejected_artifact[i] == artifact)
+                        return true;
         return false;
 }
 
@@ -108,8 +116,11 @@ static int assign(loader *l, const ck_section_def *s, void *base, const ck_key_d
 
         r = config_value_parse(k, value, tmp, err);
         if (r < 0) {
-                if (l->n_rejected < ELEMENTSOF(l->rejected))
+                if (l->n_rejected < ELEMENTSOF(l->rejected)) {
+                        l->rejected_artifact[l->n_rejected] =
+                                s == &ck_artifact_section ? ((ck_artifact *) base)->name : NULL;
                         l->rejected[l->n_rejected++] = k;
+                }
                 diag(l, LOG_ERR, o, "[%s%s] %s: %s", s->name,
                      s == &ck_artifact_section ? ((ck_artifact *) base)->name : "", k->name, err);
                 return r;
@@ -234,6 +245,14 @@ static void report_unknown_key(loader *l, const ck_origin *o, const char *key) {
         const char *sname = l->sect->name;
         const char *aname = l->sect == &ck_artifact_section ? ((ck_artifact *) l->base)->name : "";
 
+        /* Right key, wrong section? That beats a near miss here ("ttl" in
+         * [network] is not a typo of "mtu"). */
+        for (size_t i = 0; i < ck_n_sections; i++)
+                if (key_find(&ck_sections[i], key)) {
+                        diag(l, LOG_ERR, o, "unknown key \"%s\" in [%s%s] (it belongs in [%s])",
+                             key, sname, aname, ck_sections[i].name);
+                        return;
+                }
         for (size_t i = 0; i < l->sect->n_keys; i++)
                 cands[i] = l->sect->keys[i].name;
         hint = closest(key, cands, l->sect->n_keys);
@@ -241,13 +260,6 @@ static void report_unknown_key(loader *l, const ck_origin *o, const char *key) {
                 diag(l, LOG_ERR, o, "unknown key \"%s\" in [%s%s] (did you mean \"%s\"?)", key, sname, aname, hint);
                 return;
         }
-        /* Right key, wrong section? */
-        for (size_t i = 0; i < ck_n_sections; i++)
-                if (key_find(&ck_sections[i], key)) {
-                        diag(l, LOG_ERR, o, "unknown key \"%s\" in [%s%s] (it belongs in [%s])",
-                             key, sname, aname, ck_sections[i].name);
-                        return;
-                }
         diag(l, LOG_ERR, o, "unknown key \"%s\" in [%s%s]", key, sname, aname);
 }
 
@@ -502,7 +514,8 @@ static void cross_check(loader *l) {
         for (size_t i = 0; i < c->n_artifacts; i++) {
                 ck_artifact *a = &c->artifacts[i];
                 for (size_t k = 0; k < ck_artifact_section.n_keys; k++)
-                        if (ck_artifact_section.keys[k].required && a->origin[k].kind == ORIGIN_UNSET)
+                        if (ck_artifact_section.keys[k].required && a->origin[k].kind == ORIGIN_UNSET &&
+                            !artifact_key_rejected(l, a->name, &ck_artifact_section.keys[k]))
                                 diag(l, LOG_ERR, &a->section, "[artifact.%s] %s is required",
                                      a->name, ck_artifact_section.keys[k].name);
         }
@@ -572,8 +585,13 @@ int config_load(const ck_load_options *opts, ck_config **ret) {
                 r = read_dropins(&l, c->main_path);
         if (r >= 0)
                 r = apply_env(&l);
-        if (r >= 0 && !c->node.name)
-                r = -ENOMEM;
+        if (r >= 0 && !c->node.name) {
+                /* "name =" resets to the default, which is the host name. */
+                c->node.name = strdup(host);
+                c->node.origin[1].kind = ORIGIN_DEFAULT;
+                if (!c->node.name)
+                        r = -ENOMEM;
+        }
         if (r < 0) {
                 config_free(c);
                 return r;

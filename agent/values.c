@@ -46,9 +46,10 @@ int parse_duration(const char *s, usec_t *ret, char *err) {
                 size_t i;
 
                 while (isdigit((unsigned char) *p)) {
-                        if (n > UINT64_MAX / 10)
+                        uint64_t d = (uint64_t) (*p - '0');
+                        if (n > (UINT64_MAX - d) / 10)
                                 return fail(err, "duration \"%s\" is too large", s);
-                        n = n * 10 + (uint64_t) (*p - '0');
+                        n = n * 10 + d;
                         p++;
                 }
                 if (p == start)

@@ -124,6 +124,7 @@ static void write_journal(int level, int error, const char *file, int line, cons
         free(m);
 }
 
+__attribute__((format(printf, 8, 0)))
 static int log_dispatch(int level, int error, const char *file, int line, const char *func,
                         const char *message_id, const char *const *fields,
                         const char *format, va_list ap) {

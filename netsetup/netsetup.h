@@ -67,6 +67,9 @@ typedef struct ns_overlay_config {
         unsigned subnet_len;
         int underlay_ifindex;         /* the private interface */
         struct in_addr local;         /* its address: VXLAN source and peers' PublicIP */
+        uint8_t mac[6];               /* the VTEP MAC to give the device; all zero: the kernel's.
+                                       * A fixed one can be published before the device exists and
+                                       * survives its re-creation, so peers need no update. */
 } ns_overlay_config;
 
 typedef enum ns_overlay_action {

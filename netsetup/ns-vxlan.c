@@ -2,6 +2,7 @@
 /* The overlay device flannel.<vni>: create, adopt or replace; its MTU, its
  * address and its state. */
 #include <errno.h>
+#include <stdbool.h>
 #include <linux/rtnetlink.h>
 #include <netlink/addr.h>
 #include <netlink/route/link.h>
@@ -12,6 +13,12 @@
 
 #define VXLAN_OVERHEAD 50 /* outer IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14 */
 #define MIN_MTU 68
+
+static bool mac_wanted(const ns_overlay_config *cfg) {
+        static const uint8_t zero[6];
+
+        return memcmp(cfg->mac, zero, 6) != 0;
+}
 
 static int config_check(const ns_overlay_config *cfg) {
         const char *why = NULL;
@@ -34,6 +41,8 @@ static int config_check(const ns_overlay_config *cfg) {
                 why = "no underlying interface";
         else if (cfg->local.s_addr == 0)
                 why = "no local address";
+        else if (mac_wanted(cfg) && (cfg->mac[0] & 1))
+                why = "multicast VTEP MAC";
         if (why)
                 return ns_log_error_errno(EINVAL, "Invalid overlay configuration: %s", why);
         return 0;
@@ -55,6 +64,11 @@ static const char *incompatible(struct rtnl_link *link, const ns_overlay_config 
                 return "other underlying device";
         if (rtnl_link_vxlan_get_learning(link) != 0)
                 return "learning on";
+        if (mac_wanted(cfg)) {
+                struct nl_addr *a = rtnl_link_get_addr(link);
+                if (!a || nl_addr_get_len(a) != 6 || memcmp(nl_addr_get_binary_addr(a), cfg->mac, 6) != 0)
+                        return "other MAC address";
+        }
         if (rtnl_link_vxlan_get_local(link, &local) < 0)
                 return "no local address";
         if (nl_addr_get_family(local) != AF_INET || nl_addr_get_len(local) != 4 ||
@@ -93,6 +107,16 @@ static int vxlan_create(ns_ctx *ctx, const char *name, const ns_overlay_config *
 
         rtnl_link_set_name(link, name);
         rtnl_link_set_mtu(link, mtu);
+        if (mac_wanted(cfg)) {
+                struct nl_addr *a = nl_addr_build(AF_LLC, cfg->mac, 6);
+                if (!a) {
+                        nl_addr_put(local);
+                        rtnl_link_put(link);
+                        return ns_log_error_errno(ENOMEM, "Failed to allocate an address object");
+                }
+                rtnl_link_set_addr(link, a);
+                nl_addr_put(a);
+        }
         r = rtnl_link_vxlan_set_id(link, cfg->vni);
         if (r >= 0)
                 r = rtnl_link_vxlan_set_port(link, cfg->port);

@@ -9,7 +9,7 @@
  *
  * OPTIONS: --underlay IF (eth2) --addr A/LEN --vni N (1) --port N (8472)
  *          --mtu N (0 = auto) --network A/LEN (10.244.0.0/15) --subnet A/LEN (10.244.94.0/24)
- *          --once (watch: exit after the first event)
+ *          --once (watch: exit after the first event) --mac MAC (fixed VTEP MAC)
  * FILE: one peer a line, "SUBNET/LEN PUBLIC_IP MAC"; '#' starts a comment.
  * Output is "key=value" lines; exit status 0, or 1 with the error on stderr. */
 #include <arpa/inet.h>
@@ -178,6 +178,7 @@ int main(int argc, char *argv[]) {
                 { "network", required_argument, NULL, 'n' },
                 { "subnet", required_argument, NULL, 's' },
                 { "once", no_argument, NULL, 'o' },
+                { "mac", required_argument, NULL, 'M' },
                 {}
         };
         ns_ctx *ctx = NULL;
@@ -217,6 +218,10 @@ int main(int argc, char *argv[]) {
                         break;
                 case 'o':
                         arg.once = true;
+                        break;
+                case 'M':
+                        if (ns_parse_mac(optarg, arg.cfg.mac) < 0)
+                                goto usage;
                         break;
                 default:
                         goto usage;

@@ -379,6 +379,18 @@ def kernel_ipv6_noise(line):
     return "inet6" in line or "fe80:" in line or "ff00::" in line or "valid_lft" in line
 
 
+def significant(lines):
+    """The monitor's records minus the markers and the kernel's IPv6 noise;
+    an indented line continues the record above it."""
+    records = []
+    for line in lines:
+        if line[:1].isspace() and records:
+            records[-1] += "\n" + line
+        else:
+            records.append(line)
+    return [r for r in records if "nsmark" not in r and not kernel_ipv6_noise(r)]
+
+
 def start_marker(node, lines):
     """`ip monitor` gives no sign that it has subscribed: add the marker link
     until the monitor reports it, then start from a clean slate."""
@@ -409,7 +421,7 @@ def test_second_apply_changes_nothing(node, tmp_path, spawn):
 
     node.ip("link", "del", "nsmarka")
     seen, _ = lines.wait_for(lambda s: "Deleted" in s and "nsmark" in s)
-    assert [s for s in seen if "nsmark" not in s and not kernel_ipv6_noise(s)] == []
+    assert significant(seen) == []
 
     # The monitor does see a real change (the check above can fail).
     node.tool("reconcile", write_peers(tmp_path, PEERS3[:2]))
@@ -423,7 +435,7 @@ def monitored(node, spawn, action):
     action()
     node.ip("link", "del", "nsmarka")
     seen, _ = lines.wait_for(lambda s: "Deleted" in s and "nsmark" in s)
-    return [s for s in seen if "nsmark" not in s and not kernel_ipv6_noise(s)]
+    return significant(seen)
 
 
 def test_order_arp_fdb_route_and_reverse_on_removal(node, tmp_path, spawn):
@@ -555,3 +567,17 @@ def test_ping_between_two_nodes(netns, tmp_path):
     assert p.returncode == 0, p.stdout + p.stderr
     p = nodes[1].sh("ping", "-c", "1", "-w", "10", "-I", "10.244.2.0", "10.244.1.0", check=False)
     assert p.returncode == 0, p.stdout + p.stderr
+
+
+def test_fixed_mac_is_used_and_a_different_one_replaces(node):
+    node.tool("setup", "--mac", "02:aa:bb:cc:dd:01")
+    link = node.ipj("-d", "link", "show", "flannel.1")[0]
+    assert link["address"] == "02:aa:bb:cc:dd:01"
+    first = link["ifindex"]
+    # Same MAC: adopted as it is.
+    node.tool("setup", "--mac", "02:aa:bb:cc:dd:01")
+    assert node.ipj("-d", "link", "show", "flannel.1")[0]["ifindex"] == first
+    # Another MAC: replaced, and the new device carries it.
+    node.tool("setup", "--mac", "02:aa:bb:cc:dd:02")
+    link = node.ipj("-d", "link", "show", "flannel.1")[0]
+    assert link["address"] == "02:aa:bb:cc:dd:02"

@@ -1,0 +1,363 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backoff.h"
+#include "log.h"
+#include "macro.h"
+#include "message-ids.h"
+#include "peer-watch.h"
+
+typedef struct Entry {
+        char *key;
+        char *value;
+        int64_t mod_revision;
+        int status;                 /* 0 peer, 1 our own, < 0 rejected */
+        SubnetRecord rec;
+} Entry;
+
+struct PeerWatch {
+        EtcdClient *client;
+        sd_event *event;
+        char *prefix;
+        char *dir;                  /* "<prefix>/subnets/" */
+        NetworkConfig config;
+        uint32_t own_subnet, own_ip;
+        uint64_t settle_usec;
+        peer_watch_callback_t cb;
+        void *userdata;
+
+        Entry *entries;
+        size_t n_entries;
+        int64_t revision;           /* everything up to here is in the cache */
+
+        EtcdRequest *list;
+        EtcdRequest *watch;
+        sd_event_source *settle;
+        sd_event_source *retry;
+        Backoff backoff;
+        SubnetRecord *delivered;
+        size_t n_delivered;
+        bool delivered_once;
+        unsigned lists, batches;
+};
+
+static void list(PeerWatch *w);
+static void watch_from(PeerWatch *w, int64_t revision);
+
+static void entry_done(Entry *e) {
+        free(e->key);
+        free(e->value);
+        *e = (Entry) {};
+}
+
+static void entries_free(Entry *e, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                entry_done(&e[i]);
+        free(e);
+}
+
+static Entry *find(Entry *entries, size_t n, const char *key) {
+        for (size_t i = 0; i < n; i++)
+                if (streq(entries[i].key, key))
+                        return &entries[i];
+        return NULL;
+}
+
+/* Validates e; warns unless this key at this revision was rejected before. */
+static void validate(PeerWatch *w, Entry *e, const Entry *before) {
+        _cleanup_free_ char *reason = NULL;
+        char f[512];
+
+        e->status = subnet_record_validate(w->prefix, e->key, e->value, &w->config, w->own_subnet, w->own_ip,
+                                           &e->rec, &reason);
+        if (e->status >= 0)
+                return;
+        if (before && before->status < 0 && before->mod_revision == e->mod_revision)
+                return;
+        snprintf(f, sizeof f, "COREKUBE_ETCD_KEY=%s", e->key);
+        log_event(LOG_WARNING, MID_PEER_REJECTED, FIELDS(f), "Ignoring peer record %s (revision %" PRId64 "): %s",
+                  e->key, e->mod_revision, reason ? reason : "invalid");
+}
+
+static bool same_peers(const SubnetRecord *a, const SubnetRecord *b, size_t n);
+
+static int cmp_rec(const void *a, const void *b) {
+        const SubnetRecord *x = a, *y = b;
+
+        return x->subnet < y->subnet ? -1 : x->subnet > y->subnet;
+}
+
+static int on_settle(sd_event_source *s, uint64_t usec, void *userdata) {
+        PeerWatch *w = userdata;
+        _cleanup_free_ SubnetRecord *peers = NULL;
+        size_t n = 0;
+
+        w->settle = sd_event_source_disable_unref(w->settle);
+        peers = calloc(w->n_entries + 1, sizeof *peers);
+        if (!peers)
+                return log_error_errno(-ENOMEM, "Peer watch: out of memory");
+        for (size_t i = 0; i < w->n_entries; i++)
+                if (w->entries[i].status == 0)
+                        peers[n++] = w->entries[i].rec;
+        qsort(peers, n, sizeof *peers, cmp_rec);
+
+        if (w->delivered_once && n == w->n_delivered && same_peers(peers, w->delivered, n))
+                return 0;
+        free(w->delivered);
+        w->delivered = TAKE_PTR(peers);
+        w->n_delivered = n;
+        w->delivered_once = true;
+        w->batches++;
+        log_debug("Peer watch: %zu peers", n);
+        if (w->cb)
+                w->cb(w, w->delivered, n, w->userdata);
+        return 0;
+}
+
+static bool same_peers(const SubnetRecord *a, const SubnetRecord *b, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                if (a[i].subnet != b[i].subnet || a[i].len != b[i].len || a[i].public_ip != b[i].public_ip ||
+                    memcmp(a[i].vtep_mac, b[i].vtep_mac, 6) != 0 || a[i].vni != b[i].vni)
+                        return false;
+        return true;
+}
+
+static void changed(PeerWatch *w) {
+        uint64_t now;
+
+        if (w->settle)
+                return;     /* the burst is already being collected */
+        if (sd_event_now(w->event, CLOCK_MONOTONIC, &now) < 0 ||
+            sd_event_add_time(w->event, &w->settle, CLOCK_MONOTONIC, now + w->settle_usec, USEC_PER_MSEC,
+                              on_settle, w) < 0)
+                log_error("Peer watch: cannot schedule the batch");
+}
+
+static int on_retry(sd_event_source *s, uint64_t usec, void *userdata) {
+        PeerWatch *w = userdata;
+
+        w->retry = sd_event_source_disable_unref(w->retry);
+        list(w);
+        return 0;
+}
+
+static void retry_list(PeerWatch *w, int error, const char *message) {
+        uint64_t now, d = backoff_next(&w->backoff);
+
+        log_warning_errno(error, "Peer watch: %s; listing again in %.1fs", message ? message : "failed", d / 1e6);
+        if (sd_event_now(w->event, CLOCK_MONOTONIC, &now) < 0 ||
+            sd_event_add_time(w->event, &w->retry, CLOCK_MONOTONIC, now + d, USEC_PER_MSEC, on_retry, w) < 0)
+                log_error("Peer watch: cannot schedule a retry");
+}
+
+/* ---- the watch ---- */
+
+static void apply_event(PeerWatch *w, const EtcdEvent *ev) {
+        Entry *e = find(w->entries, w->n_entries, ev->kv.key);
+
+        if (ev->type == ETCD_EVENT_DELETE) {
+                if (e) {
+                        entry_done(e);
+                        *e = w->entries[--w->n_entries];
+                }
+                return;
+        }
+
+        if (!e) {
+                Entry *n = realloc(w->entries, (w->n_entries + 1) * sizeof *n);
+
+                if (!n) {
+                        log_error("Peer watch: out of memory");
+                        return;
+                }
+                w->entries = n;
+                e = &n[w->n_entries++];
+                *e = (Entry) {};
+        }
+        free(e->key);
+        free(e->value);
+        e->key = strdup(ev->kv.key);
+        e->value = strdup(ev->kv.value);
+        e->mod_revision = ev->kv.mod_revision;
+        if (!e->key || !e->value) {
+                entry_done(e);
+                *e = w->entries[--w->n_entries];
+                return;
+        }
+        validate(w, e, NULL);
+}
+
+static void on_watch(EtcdClient *c, int error, const char *message, const EtcdWatchResponse *r, void *userdata) {
+        PeerWatch *w = userdata;
+
+        if (error < 0) {
+                /* Resume where we were; if that is compacted by now, etcd says so. */
+                w->watch = NULL;
+                log_debug("Peer watch: %s; resuming from revision %" PRId64, message, w->revision + 1);
+                watch_from(w, w->revision + 1);
+                return;
+        }
+        if (r->canceled) {
+                w->watch = NULL;
+                if (r->compact_revision > 0)
+                        log_info("Peer watch: revision %" PRId64 " was compacted (now %" PRId64 "), listing again",
+                                 w->revision + 1, r->compact_revision);
+                else
+                        log_info("Peer watch: canceled by etcd (%s), listing again",
+                                 r->cancel_reason ? r->cancel_reason : "no reason given");
+                list(w);
+                return;
+        }
+        backoff_reset(&w->backoff);
+        for (size_t i = 0; i < r->n_events; i++) {
+                apply_event(w, &r->events[i]);
+                if (r->events[i].kv.mod_revision > w->revision)
+                        w->revision = r->events[i].kv.mod_revision;
+        }
+        if (r->n_events > 0)
+                changed(w);
+}
+
+static void watch_from(PeerWatch *w, int64_t revision) {
+        int r;
+
+        r = etcd_watch(w->client, w->dir, true, revision, true, on_watch, w, &w->watch);
+        if (r < 0)
+                retry_list(w, r, "cannot start the watch");
+}
+
+/* ---- the snapshot ---- */
+
+static void on_list(EtcdClient *c, int error, const char *message, const EtcdResult *res, void *userdata) {
+        PeerWatch *w = userdata;
+        Entry *entries;
+        size_t n = 0;
+
+        w->list = NULL;
+        if (error < 0) {
+                retry_list(w, error, message);
+                return;
+        }
+
+        entries = calloc(res->n_kvs + 1, sizeof *entries);
+        if (!entries) {
+                retry_list(w, -ENOMEM, "out of memory");
+                return;
+        }
+        for (size_t i = 0; i < res->n_kvs; i++) {
+                Entry *e = &entries[n];
+
+                e->key = strdup(res->kvs[i].key);
+                e->value = strdup(res->kvs[i].value);
+                e->mod_revision = res->kvs[i].mod_revision;
+                if (!e->key || !e->value) {
+                        entry_done(e);
+                        continue;
+                }
+                validate(w, e, find(w->entries, w->n_entries, e->key));
+                n++;
+        }
+        entries_free(w->entries, w->n_entries);
+        w->entries = entries;
+        w->n_entries = n;
+        w->revision = res->revision;
+        w->lists++;
+        log_debug("Peer watch: listed %zu records at revision %" PRId64, n, res->revision);
+
+        changed(w);
+        watch_from(w, res->revision + 1);
+}
+
+static void list(PeerWatch *w) {
+        int r;
+
+        etcd_request_cancel(w->watch);
+        w->watch = NULL;
+        etcd_request_cancel(w->list);
+        w->list = NULL;
+        w->retry = sd_event_source_disable_unref(w->retry);
+        r = etcd_range(w->client, w->dir, true, 0, on_list, w, &w->list);
+        if (r < 0)
+                retry_list(w, r, "cannot list the subnet leases");
+}
+
+/* ---- public ---- */
+
+int peer_watch_new(PeerWatch **ret, EtcdClient *client, sd_event *event, const PeerWatchOptions *o,
+                   peer_watch_callback_t cb, void *userdata) {
+        PeerWatch *w;
+
+        if (!o->prefix)
+                return -EINVAL;
+        w = calloc(1, sizeof *w);
+        if (!w)
+                return -ENOMEM;
+        *w = (PeerWatch) {
+                .client = client,
+                .event = sd_event_ref(event),
+                .config = o->config,
+                .own_subnet = o->own_subnet,
+                .own_ip = o->own_ip,
+                .settle_usec = o->settle_usec ?: 100 * USEC_PER_MSEC,
+                .cb = cb,
+                .userdata = userdata,
+        };
+        backoff_init(&w->backoff, 500 * USEC_PER_MSEC, 30 * USEC_PER_SEC);
+        w->prefix = strdup(o->prefix);
+        if (!w->prefix || asprintf(&w->dir, "%s/subnets/", o->prefix) < 0) {
+                w->dir = NULL;
+                peer_watch_free(w);
+                return -ENOMEM;
+        }
+        *ret = w;
+        return 0;
+}
+
+PeerWatch *peer_watch_free(PeerWatch *w) {
+        if (!w)
+                return NULL;
+        etcd_request_cancel(w->list);
+        etcd_request_cancel(w->watch);
+        sd_event_source_disable_unref(w->settle);
+        sd_event_source_disable_unref(w->retry);
+        sd_event_unref(w->event);
+        entries_free(w->entries, w->n_entries);
+        free(w->delivered);
+        free(w->prefix);
+        free(w->dir);
+        free(w);
+        return NULL;
+}
+
+int peer_watch_start(PeerWatch *w) {
+        list(w);
+        return 0;
+}
+
+int peer_watch_relist(PeerWatch *w) {
+        list(w);
+        return 0;
+}
+
+int peer_watch_set_own(PeerWatch *w, uint32_t subnet, uint32_t ip) {
+        if (w->own_subnet == subnet && w->own_ip == ip)
+                return 0;
+        w->own_subnet = subnet;
+        w->own_ip = ip;
+        for (size_t i = 0; i < w->n_entries; i++)
+                validate(w, &w->entries[i], NULL);
+        changed(w);
+        return 0;
+}
+
+unsigned peer_watch_get_lists(PeerWatch *w) {
+        return w->lists;
+}
+
+unsigned peer_watch_get_batches(PeerWatch *w) {
+        return w->batches;
+}

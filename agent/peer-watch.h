@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+/* The other nodes' subnet leases: a snapshot of <network.prefix>/subnets/ at
+ * revision R, then a watch from R+1 (with prev_kv), kept as a cache of
+ * validated peers. Changes go to the daemon in batches: one callback per
+ * burst of events. A broken watch resumes after the last revision seen; a
+ * canceled or compacted one lists again and rebuilds, so no removal is
+ * missed. A bad record is warned about once per revision (naming its key)
+ * and left out. */
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "etcd-client.h"
+#include "network-config.h"
+#include "subnet-record.h"
+
+typedef struct PeerWatch PeerWatch;
+
+typedef struct PeerWatchOptions {
+        const char *prefix;          /* network.prefix */
+        NetworkConfig config;
+        uint32_t own_subnet;         /* 0: none yet */
+        uint32_t own_ip;
+        uint64_t settle_usec;        /* events this close together form one batch; 0: 100 ms */
+} PeerWatchOptions;
+
+/* The complete set of valid peers, sorted by subnet. */
+typedef void (*peer_watch_callback_t)(PeerWatch *w, const SubnetRecord *peers, size_t n_peers, void *userdata);
+
+int peer_watch_new(PeerWatch **ret, EtcdClient *client, sd_event *event, const PeerWatchOptions *o,
+                   peer_watch_callback_t cb, void *userdata);
+PeerWatch *peer_watch_free(PeerWatch *w);
+int peer_watch_start(PeerWatch *w);
+/* Our lease changed: validate the cache again against it. */
+int peer_watch_set_own(PeerWatch *w, uint32_t subnet, uint32_t ip);
+/* Drop the watch and list again (e.g. on SIGHUP). */
+int peer_watch_relist(PeerWatch *w);
+
+/* Counters for tests and status: lists done, batches delivered. */
+unsigned peer_watch_get_lists(PeerWatch *w);
+unsigned peer_watch_get_batches(PeerWatch *w);

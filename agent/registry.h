@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+/* The machine record <etcd.prefix>/machines/<machine-id> on its own etcd
+ * lease (ttl), kept alive at ttl/3; when the lease is lost (expired while etcd
+ * was away, or revoked) a new lease is granted and the record written again.
+ * State, error, units, subnet and IP can change at any time: changes made in
+ * one event loop iteration, or while a write is in flight, go out as one put. */
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "etcd-client.h"
+
+typedef struct Registry Registry;
+
+typedef struct RegistryOptions {
+        const char *prefix;         /* etcd.prefix, e.g. "/corekube" */
+        const char *machine_id;
+        const char *name;
+        const char *role;
+        const char *ip;             /* may be NULL until known */
+        const char *subnet;         /* may be NULL until known */
+        const char *version;        /* agent version */
+        uint64_t ttl_usec;          /* 0: 30 s */
+} RegistryOptions;
+
+typedef enum RegistryEvent {
+        REGISTRY_REGISTERED,        /* the record is in etcd on a (new) lease */
+        REGISTRY_WRITTEN,           /* an update reached etcd */
+        REGISTRY_LOST,              /* the lease was gone; registering again */
+        REGISTRY_FAILED,            /* a write or keepalive failed; retried */
+} RegistryEvent;
+
+typedef void (*registry_callback_t)(Registry *r, RegistryEvent event, int error, const char *message, void *userdata);
+
+int registry_new(Registry **ret, EtcdClient *client, sd_event *event, const RegistryOptions *o,
+                 registry_callback_t cb, void *userdata);
+Registry *registry_free(Registry *r);
+int registry_start(Registry *r);
+
+/* state: registering, network, docker, artifacts, units, ready, failed;
+ * error: only with failed (NULL otherwise). */
+int registry_set_state(Registry *r, const char *state, const char *error);
+/* active_state NULL removes the unit. */
+int registry_set_unit(Registry *r, const char *unit, const char *active_state);
+int registry_set_subnet(Registry *r, const char *subnet);
+int registry_set_ip(Registry *r, const char *ip);
+
+/* Revokes the lease, which deletes the record ("leave"). */
+int registry_leave(Registry *r, etcd_callback_t cb, void *userdata);
+
+/* The record as JSON, with "updated" set to now_usec (CLOCK_REALTIME). */
+int registry_format(Registry *r, uint64_t now_usec, char **ret);
+int64_t registry_get_lease(Registry *r);
+const char *registry_get_key(Registry *r);

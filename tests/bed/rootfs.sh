@@ -7,6 +7,7 @@
 # rootfs behind that a later run would trust.
 #
 #   rootfs.sh [build]   build what is missing, print CKB_* assignments on stdout
+#   rootfs.sh prune     remove cached layers other than the current ones
 #   rootfs.sh clean     remove the whole cache
 #
 # Environment: CKB_CACHE_DIR (default /var/cache/corekube-bed),
@@ -20,7 +21,7 @@ SUITE=bookworm
 FORMAT=1
 
 BASE_PACKAGES="systemd systemd-sysv dbus iproute2 libcurl4 libjson-c5 libnl-3-200
-libnl-route-3-200 libssl3 ca-certificates iputils-ping ${CKB_EXTRA_PACKAGES:-}"
+libnl-route-3-200 libssl3 ca-certificates iputils-ping procps ${CKB_EXTRA_PACKAGES:-}"
 DOCKER_PACKAGES="docker.io iptables"
 BUSYBOX_LINKS="sh ash ping ip ifconfig sleep cat ls echo hostname true false ps wget nc httpd
 ip route"
@@ -163,6 +164,17 @@ build)
         echo "CKB_ROOTFS_DOCKER=$DOCKER_DIR"
         echo "CKB_BUSYBOX_TAR=$BUSYBOX_TAR"
         ;;
+prune)
+        [[ -d $CACHE_DIR ]] || exit 0
+        exec 9>"$CACHE_DIR/.lock"
+        flock 9
+        for d in "$CACHE_DIR"/rootfs-* "$CACHE_DIR"/docker-* "$CACHE_DIR"/busybox-*.tar; do
+                [[ -e $d ]] || continue
+                case $d in "$BASE_DIR"|"$DOCKER_DIR"|"$BUSYBOX_TAR") continue ;; esac
+                msg "removing $d"
+                rm -rf --one-file-system "$d"
+        done
+        ;;
 clean)
         [[ -d $CACHE_DIR ]] || exit 0
         exec 9>"$CACHE_DIR/.lock"
@@ -171,6 +183,6 @@ clean)
         rm -rf --one-file-system "$CACHE_DIR"
         ;;
 *)
-        die "usage: rootfs.sh [build|clean]"
+        die "usage: rootfs.sh [build|prune|clean]"
         ;;
 esac

@@ -116,15 +116,18 @@ static int run_kubectl(int argc, char *argv[]) {
         return code == 200 ? 0 : 1;
 }
 
+static void stop_signals(sigset_t *ss) {
+        sigemptyset(ss);
+        sigaddset(ss, SIGTERM);
+        sigaddset(ss, SIGINT);
+}
+
 static int run_idle(const char *mode) {
         sigset_t ss;
         int sig = 0;
 
         /* Stay up like a real daemon would; SIGTERM is a clean stop. */
-        sigemptyset(&ss);
-        sigaddset(&ss, SIGTERM);
-        sigaddset(&ss, SIGINT);
-        sigprocmask(SIG_BLOCK, &ss, NULL);
+        stop_signals(&ss);
         if (sigwait(&ss, &sig) != 0)
                 return 1;
         fprintf(stderr, "%s stand-in: stopping on signal %d\n", mode, sig);
@@ -134,6 +137,12 @@ static int run_idle(const char *mode) {
 int main(int argc, char *argv[]) {
         _cleanup_free_ char *a0 = strdup(argv[0] ?: "kube-standin");
         const char *mode;
+        sigset_t ss;
+
+        /* Blocked from the start, so that a SIGTERM arriving while we start
+         * up is still a clean stop rather than a kill. */
+        stop_signals(&ss);
+        sigprocmask(SIG_BLOCK, &ss, NULL);
 
         if (!a0)
                 return 1;
@@ -155,7 +164,9 @@ int main(int argc, char *argv[]) {
 
         if (streq(mode, "kube-apiserver"))
                 return run_apiserver(argc, argv);
-        if (streq(mode, "kubectl"))
+        if (streq(mode, "kubectl")) {
+                sigprocmask(SIG_UNBLOCK, &ss, NULL);
                 return run_kubectl(argc, argv);
+        }
         return run_idle(mode);
 }

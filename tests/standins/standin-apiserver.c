@@ -204,6 +204,11 @@ int apiserver_run(const char *address, unsigned port, const char *state_dir) {
         }
         sigaction(SIGTERM, &sa, NULL);
         sigaction(SIGINT, &sa, NULL);
+        sigset_t ss;
+        sigemptyset(&ss);
+        sigaddset(&ss, SIGTERM);
+        sigaddset(&ss, SIGINT);
+        sigprocmask(SIG_UNBLOCK, &ss, NULL);  /* main() blocked them until now */
         fprintf(stderr, "apiserver stand-in: listening on %s:%u, %zu minions recorded in %s\n",
                 address, port, json_object_array_length(a.minions), a.record_path);
 

@@ -180,6 +180,10 @@ step_rootfs() {
 }
 
 step_build() {
+        # Beds may share a build dir; one builder at a time.
+        mkdir -p "$BUILD"
+        exec 8<"$BUILD"
+        flock 8
         if [[ ! -f $BUILD/build.ninja ]]; then
                 meson setup "$BUILD" "$SRCDIR" --prefix=/usr --sysconfdir=/etc --localstatedir=/var \
                         -Dsystemdsystemunitdir=/usr/lib/systemd/system -Dtests=true

@@ -254,7 +254,10 @@ def test_apiserver_standin_accepts_registration_then_409(bed):
 
 def test_standin_failure_switch_fails_the_unit_and_recovers(bed):
     node = "minion-1"
-    bed.sh(node, "touch /etc/kube-standin/fail-kubelet; systemctl restart kubelet.service")
+    # The restart job itself may end "done" or "failed": the stand-in exits at
+    # once, racing systemd's exec notification (Type=exec). The unit's Result
+    # tells in either case.
+    bed.sh(node, "touch /etc/kube-standin/fail-kubelet; systemctl restart kubelet.service || true")
     wait_until(lambda: bed.out(node, "systemctl show -p Result --value kubelet.service") == "exit-code",
                30, "kubelet to fail")
     bed.sh(node, "rm /etc/kube-standin/fail-kubelet")

@@ -93,13 +93,21 @@ poll_until() {
         done
 }
 
+read_pid() { cat "$1" 2>/dev/null || true; }
+
+# Exited: no such process, or a zombie its new parent has yet to reap.
+proc_gone() {
+        local st
+        st=$(awk '{ sub(/^.*\) /, ""); print $1 }' "/proc/$1/stat" 2>/dev/null) || return 0
+        [[ -z $st || $st == Z ]]
+}
+
 # A process of ours is still the one its PID file names: alive and running
 # the expected program (guards against PID reuse).
 pid_alive() {
         local pid=$1 comm=$2
-        [[ -n $pid && -r /proc/$pid/comm ]] && [[ $(cat "/proc/$pid/comm" 2>/dev/null) == "$comm"* ]]
+        [[ -n $pid ]] && ! proc_gone "$pid" && [[ $(cat "/proc/$pid/comm" 2>/dev/null) == "$comm"* ]]
 }
-read_pid() { cat "$1" 2>/dev/null || true; }
 
 # kill_pidfile FILE COMM [GRACE]: TERM, wait, KILL; removes the file.
 kill_pidfile() {
@@ -107,9 +115,9 @@ kill_pidfile() {
         pid=$(read_pid "$f")
         if pid_alive "$pid" "$comm"; then
                 kill -TERM "$pid" 2>/dev/null || true
-                poll_until "$grace" "$comm ($pid) to exit" test ! -e "/proc/$pid" ||
+                poll_until "$grace" "$comm ($pid) to exit" proc_gone "$pid" ||
                         { kill -KILL "$pid" 2>/dev/null || true
-                          poll_until 10 "$comm ($pid) to die" test ! -e "/proc/$pid" || true; }
+                          poll_until 10 "$comm ($pid) to die" proc_gone "$pid" || true; }
         fi
         rm -f "$f"
 }
@@ -362,7 +370,7 @@ step_node_boot() {
         echo "nspawn pid $nspid"
         local deadline=$(( $(date +%s) + BOOT_TIMEOUT ))
         until node_booted "$n"; do
-                if [[ ! -e /proc/$nspid ]]; then
+                if proc_gone "$nspid"; then
                         echo "systemd-nspawn exited; console:"; tail -n 30 "$d/console.log"
                         return 1
                 fi
@@ -415,7 +423,7 @@ node_stop() {
                 if pid1=$(node_pid1 "$n"); then
                         nsenter -t "$pid1" -a systemctl poweroff --no-block 2>/dev/null || true
                 fi
-                poll_until 30 "node $n to power off" test ! -e "/proc/$nspid" || true
+                poll_until 30 "node $n to power off" proc_gone "$nspid" || true
         fi
         kill_pidfile "$d/nspawn.pid" systemd-nspawn 5
 }

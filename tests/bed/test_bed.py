@@ -265,6 +265,25 @@ def test_standin_failure_switch_fails_the_unit_and_recovers(bed):
                .split() == ["success", "active"], 30, "kubelet to recover by itself")
 
 
+def test_second_bed_coexists(bed):
+    """Another bed with the same addresses runs beside this one, and its
+    removal leaves this one alone."""
+    other = Bed()
+    other.name = bed.name + "b"
+    try:
+        other.run("up")
+        other.run("node-add", "master", "master", "192.168.3.11")
+        assert "1 received" in other.out("master", "ping -c1 -W2 192.168.3.2")
+        r = other.run("fabric", "etcdctl", "--endpoints=http://192.168.3.2:2379", "get", "/ckb-probe")
+        assert r.stdout == "", "the second bed must have its own etcd"
+    finally:
+        other.run("down", check=False)
+        shutil.rmtree(other.tmp, ignore_errors=True)
+    assert bed_processes(other) == []
+    assert bed.out("master", "systemctl is-system-running") == "running"
+    assert "1 received" in bed.out("minion-1", "ping -c1 -W2 192.168.3.11")
+
+
 def bed_processes(bed):
     found = []
     for pid in filter(str.isdigit, os.listdir("/proc")):

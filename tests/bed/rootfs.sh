@@ -1,0 +1,188 @@
+#!/bin/bash
+# Builds, once, the root filesystem layers the test bed's nodes boot from, and a
+# tiny busybox image for `docker import`.  Everything is cached under
+# $CKB_CACHE_DIR keyed by a hash of what goes into it, so later runs only print
+# the paths.  Each artefact is built in a temporary directory next to its final
+# place and renamed into place, so an interrupted build never leaves a half
+# rootfs behind that a later run would trust.
+#
+#   rootfs.sh [build]   build what is missing, print CKB_* assignments on stdout
+#   rootfs.sh prune     remove cached layers other than the current ones
+#   rootfs.sh clean     remove the whole cache
+#
+# Environment: CKB_CACHE_DIR (default /var/cache/corekube-bed),
+#              CKB_EXTRA_PACKAGES (more packages for the base layer, space separated),
+#              CKB_MIRROR (default: the Debian mirror apt uses on this host).
+set -euo pipefail
+
+CACHE_DIR=${CKB_CACHE_DIR:-/var/cache/corekube-bed}
+SUITE=bookworm
+# Bump when the way a layer is built changes, so old caches are not reused.
+FORMAT=1
+
+BASE_PACKAGES="systemd systemd-sysv dbus iproute2 libcurl4 libjson-c5 libnl-3-200
+libnl-route-3-200 libssl3 ca-certificates iputils-ping procps ${CKB_EXTRA_PACKAGES:-}"
+DOCKER_PACKAGES="docker.io iptables"
+BUSYBOX_LINKS="sh ash ping ip ifconfig sleep cat ls echo hostname true false ps wget nc httpd
+ip route"
+
+msg() { echo "rootfs: $*" >&2; }
+die() { msg "error: $*"; exit 1; }
+
+[[ $(id -u) == 0 ]] || die "must run as root"
+
+find_mirror() {
+        local f
+        if [[ -n ${CKB_MIRROR:-} ]]; then
+                echo "$CKB_MIRROR"; return
+        fi
+        f=/etc/apt/sources.list.d/debian.sources
+        if [[ -r $f ]]; then
+                # First URIs of a stanza that is not the security archive.
+                awk '/^URIs:/ && $2 !~ /security/ { print $2; exit }' "$f" && return
+        fi
+        f=/etc/apt/sources.list
+        if [[ -r $f ]]; then
+                awk '/^deb / && $2 !~ /security/ { print $2; exit }' "$f" && return
+        fi
+        echo http://deb.debian.org/debian
+}
+
+words() { tr -s ' \n\t' '\n' <<<"$*" | sed '/^$/d' | sort -u | tr '\n' ' '; }
+
+key_of() { printf '%s\n' "$@" | sha256sum | cut -c1-16; }
+
+BASE_KEY=$(key_of "$FORMAT" "$SUITE" "$(words "$BASE_PACKAGES")")
+DOCKER_KEY=$(key_of "$BASE_KEY" "$(words "$DOCKER_PACKAGES")")
+BUSYBOX_KEY=$(key_of "$FORMAT.1" "$SUITE" busybox-static "$(words "$BUSYBOX_LINKS")")
+BASE_DIR=$CACHE_DIR/rootfs-$BASE_KEY
+DOCKER_DIR=$CACHE_DIR/docker-$DOCKER_KEY
+BUSYBOX_TAR=$CACHE_DIR/busybox-$BUSYBOX_KEY.tar
+
+TMP=""
+MNT=""
+
+# Unmount whatever a failed build left under $1 (debootstrap mounts proc/sys
+# in its target), deepest first, so that removing the directory cannot reach
+# into a mounted file system.
+umount_under() {
+        local d=$1 m
+        awk -v d="$d" '{ gsub(/\\040/, " ", $5); if (index($5, d "/") == 1 || $5 == d) print $5 }' \
+                /proc/self/mountinfo | sort -r | while read -r m; do
+                umount "$m" 2>/dev/null || umount -l "$m" || true
+        done
+}
+
+cleanup() {
+        if [[ -n $MNT ]]; then umount_under "$MNT"; fi
+        if [[ -n $TMP && -d $TMP ]]; then
+                umount_under "$TMP"
+                rm -rf --one-file-system "$TMP"
+        fi
+}
+trap cleanup EXIT
+
+build_base() {
+        local mirror start
+        [[ -d $BASE_DIR ]] && return
+        mirror=$(find_mirror)
+        msg "building base rootfs $BASE_DIR ($SUITE from $mirror; takes a minute or two)"
+        start=$SECONDS
+        TMP=$(mktemp -d "$CACHE_DIR/.tmp-rootfs-XXXXXX")
+        debootstrap --variant=minbase --include="$(words "$BASE_PACKAGES" | tr ' ' ',' | sed 's/,$//')" \
+                "$SUITE" "$TMP/root" "$mirror" >"$TMP/debootstrap.log" 2>&1 ||
+                { tail -n 30 "$TMP/debootstrap.log" >&2; die "debootstrap failed"; }
+        # Each node gets its own machine-id; an empty file makes systemd treat
+        # the image as unprovisioned rather than sharing one id.
+        : >"$TMP/root/etc/machine-id"
+        rm -f "$TMP/root/var/lib/dbus/machine-id"
+        rm -rf "$TMP/root/var/cache/apt/archives/"*.deb
+        mv -T "$TMP/root" "$BASE_DIR"
+        rm -rf "$TMP"; TMP=""
+        msg "base rootfs built in $((SECONDS - start)) s"
+}
+
+# The Docker layer is the upper directory of an overlay over the base layer in
+# which apt installed Docker, so nodes mount lowerdir=DOCKER:BASE.
+build_docker() {
+        local start
+        [[ -d $DOCKER_DIR ]] && return
+        msg "building docker layer $DOCKER_DIR"
+        start=$SECONDS
+        TMP=$(mktemp -d "$CACHE_DIR/.tmp-docker-XXXXXX")
+        mkdir "$TMP/upper" "$TMP/work" "$TMP/merged"
+        MNT=$TMP/merged
+        mount -t overlay overlay -o "lowerdir=$BASE_DIR,upperdir=$TMP/upper,workdir=$TMP/work" "$MNT"
+        # Docker stays disabled at boot: on a node the agent starts it with the
+        # flannel options, and a boot-time start would only be restarted.
+        systemd-nspawn -q -D "$MNT" --register=no --keep-unit --link-journal=no \
+                --resolv-conf=copy-host -E DEBIAN_FRONTEND=noninteractive -- sh -ec "
+                apt-get update -q
+                apt-get install -y -q --no-install-recommends $DOCKER_PACKAGES
+                systemctl disable docker.service docker.socket containerd.service
+                apt-get clean
+                rm -rf /var/lib/apt/lists/*" >"$TMP/install.log" 2>&1 ||
+                { tail -n 30 "$TMP/install.log" >&2; die "installing docker failed"; }
+        umount "$MNT"; MNT=""
+        mv -T "$TMP/upper" "$DOCKER_DIR"
+        rm -rf "$TMP"; TMP=""
+        msg "docker layer built in $((SECONDS - start)) s"
+}
+
+build_busybox() {
+        local bb l
+        [[ -f $BUSYBOX_TAR ]] && return
+        msg "building busybox image $BUSYBOX_TAR"
+        TMP=$(mktemp -d "$CACHE_DIR/.tmp-busybox-XXXXXX")
+        (cd "$TMP" && apt-get download -q busybox-static) >"$TMP/download.log" 2>&1 ||
+                { cat "$TMP/download.log" >&2; die "apt-get download busybox-static failed"; }
+        dpkg-deb -x "$TMP"/busybox-static_*.deb "$TMP/deb"
+        for bb in "$TMP/deb/bin/busybox" "$TMP/deb/usr/bin/busybox" ""; do
+                [[ -f $bb && ! -L $bb ]] && break
+        done
+        [[ -n $bb ]] && head -c 4 "$bb" | grep -q ELF || die "no busybox binary in busybox-static"
+        mkdir -p "$TMP/img/bin" "$TMP/img/tmp" "$TMP/img/etc" "$TMP/img/proc" "$TMP/img/sys" "$TMP/img/dev"
+        install -m 0755 "$bb" "$TMP/img/bin/busybox"
+        for l in $(words "$BUSYBOX_LINKS"); do
+                ln -sf busybox "$TMP/img/bin/$l"
+        done
+        tar --numeric-owner --owner=0 --group=0 -C "$TMP/img" -cf "$TMP/image.tar" .
+        mv -T "$TMP/image.tar" "$BUSYBOX_TAR"
+        rm -rf "$TMP"; TMP=""
+}
+
+case ${1:-build} in
+build)
+        mkdir -p "$CACHE_DIR"
+        # One builder at a time; a second caller waits and then finds the cache.
+        exec 9>"$CACHE_DIR/.lock"
+        flock 9
+        build_base
+        build_docker
+        build_busybox
+        echo "CKB_ROOTFS_BASE=$BASE_DIR"
+        echo "CKB_ROOTFS_DOCKER=$DOCKER_DIR"
+        echo "CKB_BUSYBOX_TAR=$BUSYBOX_TAR"
+        ;;
+prune)
+        [[ -d $CACHE_DIR ]] || exit 0
+        exec 9>"$CACHE_DIR/.lock"
+        flock 9
+        for d in "$CACHE_DIR"/rootfs-* "$CACHE_DIR"/docker-* "$CACHE_DIR"/busybox-*.tar; do
+                [[ -e $d ]] || continue
+                case $d in "$BASE_DIR"|"$DOCKER_DIR"|"$BUSYBOX_TAR") continue ;; esac
+                msg "removing $d"
+                rm -rf --one-file-system "$d"
+        done
+        ;;
+clean)
+        [[ -d $CACHE_DIR ]] || exit 0
+        exec 9>"$CACHE_DIR/.lock"
+        flock 9
+        umount_under "$CACHE_DIR"
+        rm -rf --one-file-system "$CACHE_DIR"
+        ;;
+*)
+        die "usage: rootfs.sh [build|prune|clean]"
+        ;;
+esac

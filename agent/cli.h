@@ -17,6 +17,7 @@ typedef struct cli_args {
 } cli_args;
 
 int cmd_check_config(const cli_args *a);
+int cmd_run(const cli_args *a);
 
 /* Loads the configuration, reporting problems on stderr (and in the
  * journal when running under it). Returns 0, or EXIT_CONFIG / EXIT_RUNTIME. */

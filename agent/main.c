@@ -25,6 +25,7 @@ static int cmd_version(const cli_args *a) {
 }
 
 static const verb verbs[] = {
+        { "run", "[-c FILE]", "run the node agent (the systemd service)", cmd_run },
         { "check-config", "[-c FILE]", "validate the configuration and print the effective values", cmd_check_config },
         { "version", "", "print the version", cmd_version },
 };

@@ -1,0 +1,116 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "machines.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ip4-util.h"
+#include "macro.h"
+#include "values.h"
+
+static char *get_str(json_object *o, const char *k) {
+        json_object *v;
+
+        if (!json_object_object_get_ex(o, k, &v) || !json_object_is_type(v, json_type_string))
+                return NULL;
+        return strdup(json_object_get_string(v));
+}
+
+static int parse_one(const EtcdKv *kv, machine *m) {
+        json_object *o = json_tokener_parse(kv->value), *units;
+        uint32_t ip;
+
+        if (!o || !json_object_is_type(o, json_type_object)) {
+                if (o)
+                        json_object_put(o);
+                return -EINVAL;
+        }
+        *m = (machine) {
+                .id = get_str(o, "id"), .name = get_str(o, "name"), .role = get_str(o, "role"),
+                .ip = get_str(o, "ip"), .subnet = get_str(o, "subnet"), .state = get_str(o, "state"),
+                .error = get_str(o, "error"), .updated = get_str(o, "updated"),
+        };
+        if (json_object_object_get_ex(o, "units", &units) && json_object_is_type(units, json_type_object)) {
+                size_t len = 1;
+                json_object_object_foreach(units, k, v) {
+                        len += strlen(k) + 2 + (json_object_is_type(v, json_type_string) ? strlen(json_object_get_string(v)) : 1) + 2;
+                }
+                m->units = calloc(1, len);
+                json_object_object_foreach(units, k2, v2) {
+                        const char *s = json_object_is_type(v2, json_type_string) ? json_object_get_string(v2) : "?";
+                        m->n_units++;
+                        m->n_active += streq(s, "active");
+                        if (m->units) {
+                                if (*m->units)
+                                        strcat(m->units, ", ");
+                                strcat(m->units, k2);
+                                strcat(m->units, "=");
+                                strcat(m->units, s);
+                        }
+                }
+        }
+        json_object_put(o);
+        /* A record must at least say who and where: the rest is optional. */
+        if (!m->name || !m->role || (m->ip && ip4_parse(m->ip, &ip) < 0)) {
+                machines_free(m, 1);
+                *m = (machine) {};
+                return -EINVAL;
+        }
+        return 0;
+}
+
+static int cmp_name(const void *a, const void *b) {
+        return strcmp(((const machine *) a)->name, ((const machine *) b)->name);
+}
+
+int machines_parse(const EtcdResult *res, machine **ret, size_t *ret_n) {
+        machine *m = calloc(res->n_kvs + 1, sizeof *m);
+        size_t n = 0;
+
+        if (!m)
+                return -ENOMEM;
+        for (size_t i = 0; i < res->n_kvs; i++)
+                if (parse_one(&res->kvs[i], &m[n]) >= 0)
+                        n++;
+        qsort(m, n, sizeof *m, cmp_name);
+        *ret = m;
+        *ret_n = n;
+        return 0;
+}
+
+void machines_free(machine *m, size_t n) {
+        for (size_t i = 0; m && i < n; i++) {
+                free(m[i].id);
+                free(m[i].name);
+                free(m[i].role);
+                free(m[i].ip);
+                free(m[i].subnet);
+                free(m[i].state);
+                free(m[i].error);
+                free(m[i].updated);
+                free(m[i].units);
+        }
+}
+
+int machines_master_ips(const EtcdResult *res, char ***ret) {
+        machine *m = NULL;
+        size_t n = 0, k = 0;
+        char **l;
+        int r;
+
+        r = machines_parse(res, &m, &n);
+        if (r < 0)
+                return r;
+        l = calloc(n + 1, sizeof(char *));
+        for (size_t i = 0; l && i < n; i++)
+                if (streq(m[i].role, "master") && m[i].ip)
+                        l[k++] = strdup(m[i].ip);
+        machines_free(m, n);
+        free(m);
+        if (!l)
+                return -ENOMEM;
+        *ret = l;
+        return 0;
+}

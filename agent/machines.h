@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+/* Reading the machine records of <etcd.prefix>/machines/ (written by
+ * registry.c): for cluster.env (the masters) and for `status`. Records that
+ * do not parse are skipped. */
+
+#include <stddef.h>
+
+#include "etcd-json.h"
+
+typedef struct machine {
+        char *id;
+        char *name;
+        char *role;
+        char *ip;
+        char *subnet;
+        char *state;
+        char *error;
+        char *updated;
+        char *units;                    /* "kubelet.service=active, ..." */
+        size_t n_units;
+        size_t n_active;
+} machine;
+
+/* Parses every record of a range result, sorted by name. */
+int machines_parse(const EtcdResult *res, machine **ret, size_t *ret_n);
+void machines_free(machine *m, size_t n);
+
+/* The IPs of every master, ordered by name. */
+int machines_master_ips(const EtcdResult *res, char ***ret);

@@ -207,8 +207,6 @@ static void on_netcfg(int error, const char *message, const NetworkConfig *confi
                 return;
         }
         d->netcfg = *config;
-        if (created)
-                log_event(LOG_INFO, MID_NETWORK_CONFIG_CREATED, NULL, "Created %s/config.", d->cfg->network.prefix);
 
         d->overlay_cfg = (ns_overlay_config) {
                 .vni = config->vni,

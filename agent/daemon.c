@@ -92,6 +92,9 @@ void daemon_step_failed(node_agent *d, const char *fmt, ...) {
 static void step_done(node_agent *d) {
         free(d->error);
         d->error = NULL;
+        /* A retry armed by an earlier failure of this step must not fire
+         * into the next one, which may have work in flight. */
+        d->retry = sd_event_source_disable_unref(d->retry);
         backoff_reset(&d->backoff);
         d->step_busy = false;
         d->step++;
@@ -347,15 +350,20 @@ static void units_step(node_agent *d) {
         int r;
 
         d->step_busy = true;
-        if (!d->role) {
-                r = role_units_new(d->event, d->units, config_role(d->cfg)->units, on_role_units, d, &d->role);
-                if (r >= 0)
-                        r = role_units_start(d->role);
-                if (r < 0)
-                        daemon_step_failed(d, "cannot start the role units: %s", strerror(-r));
-                else if (role_units_all_started(d->role))
+        if (d->role) {
+                /* Again after a subnet change: the units run already; role-units
+                 * finishes the step if some are still being started. */
+                if (role_units_all_started(d->role))
                         step_done(d);
+                return;
         }
+        r = role_units_new(d->event, d->units, config_role(d->cfg)->units, on_role_units, d, &d->role);
+        if (r >= 0)
+                r = role_units_start(d->role);
+        if (r < 0)
+                daemon_step_failed(d, "cannot start the role units: %s", strerror(-r));
+        else if (role_units_all_started(d->role))
+                step_done(d);
 }
 
 /* ---- minion registration with the apiserver ---- */

@@ -187,15 +187,8 @@ static void on_lease(SubnetLease *l, int error, const char *message, const Subne
                 daemon_advance(d);
                 return;
         }
-        if (d->step == STEP_NETWORK) {
-                free(d->error);
-                d->error = NULL;
-                d->retry = sd_event_source_disable_unref(d->retry);
-                backoff_reset(&d->backoff);
-                d->step_busy = false;
-                d->step++;
-                daemon_advance(d);
-        }
+        if (d->step == STEP_NETWORK)
+                daemon_step_done(d);
 }
 
 static void on_netcfg(int error, const char *message, const NetworkConfig *config, bool created, void *userdata) {

@@ -89,7 +89,7 @@ void daemon_step_failed(node_agent *d, const char *fmt, ...) {
         }
 }
 
-static void step_done(node_agent *d) {
+void daemon_step_done(node_agent *d) {
         free(d->error);
         d->error = NULL;
         /* A retry armed by an earlier failure of this step must not fire
@@ -109,7 +109,7 @@ static void on_registry(Registry *r, RegistryEvent ev, int error, const char *me
         case REGISTRY_REGISTERED:
                 /* registry.c logs the milestone itself. */
                 if (d->step == STEP_REGISTER)
-                        step_done(d);
+                        daemon_step_done(d);
                 break;
         case REGISTRY_LOST:
                 log_event(LOG_WARNING, MID_REGISTRATION_LOST, NULL, "Machine record lost; registering again.");
@@ -156,7 +156,7 @@ static void on_docker_job(const char *unit, const char *result, const char *deta
         snprintf(f, sizeof f, "COREKUBE_UNIT=%s", unit);
         log_event(LOG_INFO, MID_DOCKER_RESTARTED, FIELDS(f), "Restarted %s with the flannel options.", unit);
         d->files_changed = false;
-        step_done(d);
+        daemon_step_done(d);
 }
 
 static void on_docker_state(const char *unit, const char *state, void *userdata) {
@@ -172,14 +172,14 @@ static void docker_step(node_agent *d) {
         const char *unit = d->cfg->docker.unit;
 
         if (!d->cfg->docker.restart) {
-                step_done(d);
+                daemon_step_done(d);
                 return;
         }
         if (!d->docker_state)
                 return;         /* on_docker_state() comes back here */
         if (!d->files_changed && streq(d->docker_state, "active")) {
                 log_info("%s is active and its environment is unchanged; not restarting it.", unit);
-                step_done(d);
+                daemon_step_done(d);
                 return;
         }
         d->step_busy = true;
@@ -223,7 +223,7 @@ static void artifacts_next(node_agent *d) {
                 log_info("Artifact %s is already in place with its sha256.", a->name);
                 d->artifact_next++;
         }
-        step_done(d);
+        daemon_step_done(d);
 }
 
 /* ---- cluster.env ---- */
@@ -295,7 +295,7 @@ static void on_masters(EtcdClient *c, int error, const char *message, const Etcd
                 daemon_step_failed(d, "cannot write /run/corekube/cluster.env");
                 return;
         }
-        step_done(d);
+        daemon_step_done(d);
 }
 
 static void masters_check(node_agent *d) {
@@ -321,7 +321,7 @@ static void cluster_step(node_agent *d) {
                         daemon_step_failed(d, "cannot write /run/corekube/cluster.env");
                         return;
                 }
-                step_done(d);
+                daemon_step_done(d);
                 return;
         }
         masters_check(d);
@@ -343,7 +343,7 @@ static void on_role_units(role_units *ru, void *userdata) {
         }
         daemon_update_status(d);
         if (d->step == STEP_UNITS && role_units_all_started(ru))
-                step_done(d);
+                daemon_step_done(d);
 }
 
 static void units_step(node_agent *d) {
@@ -354,7 +354,7 @@ static void units_step(node_agent *d) {
                 /* Again after a subnet change: the units run already; role-units
                  * finishes the step if some are still being started. */
                 if (role_units_all_started(d->role))
-                        step_done(d);
+                        daemon_step_done(d);
                 return;
         }
         r = role_units_new(d->event, d->units, config_role(d->cfg)->units, on_role_units, d, &d->role);
@@ -363,7 +363,7 @@ static void units_step(node_agent *d) {
         if (r < 0)
                 daemon_step_failed(d, "cannot start the role units: %s", strerror(-r));
         else if (role_units_all_started(d->role))
-                step_done(d);
+                daemon_step_done(d);
 }
 
 /* ---- minion registration with the apiserver ---- */
@@ -377,7 +377,7 @@ static void on_announce(int error, long status, const char *message, void *userd
                 return;
         }
         log_info("Registered with the apiserver (HTTP %ld).", status);
-        step_done(d);
+        daemon_step_done(d);
 }
 
 static void announce_step(node_agent *d) {
@@ -386,7 +386,7 @@ static void announce_step(node_agent *d) {
         char ip[INET_ADDRSTRLEN];
 
         if (d->cfg->node.role != ROLE_MINION || !rc->register_url) {
-                step_done(d);
+                daemon_step_done(d);
                 return;
         }
         inet_ntop(AF_INET, &d->link.addr, ip, sizeof ip);

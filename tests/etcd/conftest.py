@@ -356,6 +356,11 @@ class Proxy:
         """Refuse new connections and cut the open ones."""
         with self.lock:
             if self.listener:
+                # shutdown() wakes the thread blocked in accept(); close() alone would not.
+                try:
+                    self.listener.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
                 self.listener.close()
                 self.listener = None
             socks, self.socks = self.socks, []

@@ -335,6 +335,10 @@ static int on_usr1(sd_event_source *s, const struct signalfd_siginfo *si, void *
 
         add_int(o, "attempts", (int64_t) etcd_client_get_attempts(client));
         add_str(o, "endpoint", etcd_client_get_endpoint(client));
+        if (peers) {
+                add_int(o, "lists", peer_watch_get_lists(peers));
+                add_int(o, "batches", peer_watch_get_batches(peers));
+        }
         emit(o);
         return 0;
 }

@@ -99,6 +99,7 @@ Outcome etcd_classify_http(EtcdRequest *r, long code, int *ret_error, char **ret
                 case 3:         /* InvalidArgument */
                         *ret_error = -EINVAL;
                         break;
+                case 1:         /* Canceled, e.g. "the client connection is closing" */
                 case 4:         /* DeadlineExceeded, e.g. "request timed out" */
                 case 14:        /* Unavailable, e.g. "no leader" */
                         *ret_error = -EAGAIN;

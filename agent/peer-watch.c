@@ -348,8 +348,12 @@ int peer_watch_set_own(PeerWatch *w, uint32_t subnet, uint32_t ip) {
                 return 0;
         w->own_subnet = subnet;
         w->own_ip = ip;
-        for (size_t i = 0; i < w->n_entries; i++)
-                validate(w, &w->entries[i], NULL);
+        for (size_t i = 0; i < w->n_entries; i++) {
+                Entry before = w->entries[i];
+
+                /* The same revision rejected again is not warned about twice. */
+                validate(w, &w->entries[i], &before);
+        }
         changed(w);
         return 0;
 }

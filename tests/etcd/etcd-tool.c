@@ -179,8 +179,12 @@ static void on_lease(SubnetLease *l, int error, const char *message, const Subne
         add_int(o, "lease", e->lease_id);
         add_str(o, "key", e->key);
         emit(o);
-        if (peers)
-                (void) peer_watch_set_own(peers, e->subnet, 0);
+        if (peers) {
+                uint32_t ip = 0;
+
+                (void) ip4_parse(arg.ip, &ip);
+                (void) peer_watch_set_own(peers, e->subnet, ip);
+        }
         if (arg.once)
                 quit(0);
 }

@@ -46,6 +46,7 @@ def test_outage_backoff_and_resume(etcd, tool):
     kv = etcd.get(acq["key"])
     assert kv is not None and kv["lease"] == acq["lease"]
     assert t.count("acquired") == 1
+    assert "Ignoring" not in t.stderr()      # our own record is not a peer, and not hostile
 
 
 def test_three_members_first_killed(workdir, cleanup, tool):

@@ -51,7 +51,8 @@ struct EtcdRequest {
         bool auth_retried;
         bool canceled;
         bool in_callback;
-        char *last_error;
+        char *last_error;           /* why the last attempt failed */
+        int last_errno;
 };
 
 #define RESPONSE_MAX (64U * 1024U * 1024U)

@@ -113,7 +113,8 @@ static void request_retry(EtcdRequest *r) {
         r->tried = 0;
         r->rounds++;
         if (c->max_rounds > 0 && r->rounds >= c->max_rounds) {
-                request_finish(r, -EHOSTUNREACH, r->last_error ? r->last_error : "etcd unreachable", NULL);
+                request_finish(r, r->last_errno < 0 ? r->last_errno : -EHOSTUNREACH,
+                               r->last_error ? r->last_error : "etcd unreachable", NULL);
                 return;
         }
         if (sd_event_now(c->event, CLOCK_MONOTONIC, &now) < 0 ||
@@ -330,6 +331,7 @@ void etcd_request_done(EtcdRequest *r, CURLcode cc) {
                 note_endpoint(c, r->endpoint, message ? message : "request failed");
                 free(r->last_error);
                 r->last_error = TAKE_PTR(message);
+                r->last_errno = error;
                 if (o == OUTCOME_RETRY || r->idempotent)
                         request_retry(r);
                 else if (r->check_key) {

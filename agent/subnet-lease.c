@@ -49,6 +49,8 @@ struct SubnetLease {
         sd_event_source *renew_timer;
         sd_event_source *retry_timer;
         Backoff backoff;
+        Backoff watch_backoff;
+        uint64_t watch_started;
         unsigned lost_races;
 };
 
@@ -162,12 +164,23 @@ static void on_watch(EtcdClient *c, int error, const char *message, const EtcdWa
         SubnetLease *l = userdata;
 
         if (error < 0 || w->canceled) {
-                /* Whatever happened meanwhile, look at the key as it is now. */
+                /* Whatever happened meanwhile, look at the key as it is now;
+                 * after a pause, so that a stream that keeps breaking is no busy loop. */
+                uint64_t now = 0, d;
+
+                /* A watch that held for a while starts the pauses over. */
+                (void) sd_event_now(l->event, CLOCK_MONOTONIC, &now);
+                if (now > l->watch_started + l->watch_backoff.max_usec)
+                        backoff_reset(&l->watch_backoff);
+                d = backoff_next(&l->watch_backoff);
                 l->watch = NULL;
-                log_debug("Subnet lease: watch ended (%s), checking the record", message ? message : "canceled");
-                verify(l);
+                log_debug("Subnet lease: watch ended (%s), checking the record in %.1fs",
+                          message ? message : "canceled", d / 1e6);
+                if (arm(l, &l->retry_timer, d, on_retry_verify) < 0)
+                        verify(l);
                 return;
         }
+
         for (size_t i = 0; i < w->n_events; i++) {
                 const EtcdEvent *e = &w->events[i];
 
@@ -183,6 +196,7 @@ static void on_watch(EtcdClient *c, int error, const char *message, const EtcdWa
 static void start_watch(SubnetLease *l, int64_t from_revision) {
         int r;
 
+        (void) sd_event_now(l->event, CLOCK_MONOTONIC, &l->watch_started);
         r = etcd_watch(l->client, l->key, false, from_revision, false, on_watch, l, &l->watch);
         if (r < 0)
                 fail(l, r, "cannot watch our record", true);
@@ -466,6 +480,7 @@ int subnet_lease_new(SubnetLease **ret, EtcdClient *client, sd_event *event, con
                 l->ttl_usec = USEC_PER_SEC;
         memcpy(l->mac, o->vtep_mac, 6);
         backoff_init(&l->backoff, 500 * USEC_PER_MSEC, 30 * USEC_PER_SEC);
+        backoff_init(&l->watch_backoff, 200 * USEC_PER_MSEC, 30 * USEC_PER_SEC);
         l->prefix = strdup(o->prefix);
         if (!l->prefix || subnet_record_format(l->public_ip, l->mac, l->config.vni, &l->value) < 0) {
                 subnet_lease_free(l);

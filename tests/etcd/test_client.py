@@ -21,6 +21,23 @@ def test_refused_names_endpoint(workdir):
     assert url in events[-1]["message"] and "connection refused" in events[-1]["message"]
 
 
+def test_timeout_names_endpoint(etcd):
+    proxy = Proxy(etcd.client_port)
+    proxy.mode = "hang"
+    try:
+        url = f"http://127.0.0.1:{proxy.port}"
+        rc, events, _ = run_tool(url, "--max-rounds", "1", "--timeout", "500", "get", "/x")
+        assert rc == 1
+        assert url in events[-1]["message"] and "timeout" in events[-1]["message"]
+        assert events[-1]["errno"] == "Connection timed out"
+        # With a second endpoint that answers, the call goes through there.
+        rc, events, err = run_tool([url, etcd.url], "--timeout", "500", "put", "/x", "y")
+        assert rc == 0, err
+        assert etcd.get("/x")["value"] == "y"
+    finally:
+        proxy.close()
+
+
 def test_outage_backoff_and_resume(etcd, tool):
     t = tool(etcd.url, "--ip", "192.168.3.12", "lease-watch")
     acq = t.wait_event("acquired")
@@ -140,6 +157,7 @@ def test_auth(workdir, cleanup, tool):
     rc, events, _ = run_tool(e.url, "--user", "root", "--password", "wrong", "get", "/auth")
     assert rc == 1
     assert "authentication failed" in events[-1]["message"]
+    assert e.url in events[-1]["message"] and "HTTP " in events[-1]["message"]
 
     rc, events, _ = run_tool(e.url, "get", "/auth")
     assert rc == 1 and "user name is empty" in events[-1]["message"]

@@ -50,6 +50,7 @@ struct SubnetLease {
         sd_event_source *retry_timer;
         Backoff backoff;
         Backoff watch_backoff;
+        bool overwritten;           /* the record was lost to someone writing over it */
         uint64_t watch_started;
         unsigned lost_races;
 };
@@ -187,7 +188,10 @@ static void on_watch(EtcdClient *c, int error, const char *message, const EtcdWa
                 if (e->type == ETCD_EVENT_DELETE || !kv_is_ours(l, &e->kv)) {
                         etcd_request_cancel(l->watch);
                         l->watch = NULL;
-                        lost(l, e->type == ETCD_EVENT_DELETE ? "the record was deleted" : "the record was overwritten");
+                        /* Someone wrote over our record: do not take it back by its PublicIP
+                         * (two nodes with one IP would otherwise take turns forever). */
+                        l->overwritten = e->type != ETCD_EVENT_DELETE;
+                        lost(l, l->overwritten ? "the record was overwritten" : "the record was deleted");
                         return;
                 }
         }
@@ -234,6 +238,7 @@ static void acquired(SubnetLease *l, int64_t revision) {
         char s[64], a[IP4_STRLEN];
 
         l->acquired = true;
+        l->overwritten = false;
         l->lost_races = 0;
         backoff_reset(&l->backoff);
         l->subnet = l->want;
@@ -390,6 +395,7 @@ static void on_listed(EtcdClient *c, int error, const char *message, const EtcdR
                 taken[n_taken++] = s;
                 /* 1. The record that already names us, e.g. after a restart. */
                 if (l->want == 0 && network_config_subnet_ok(&l->config, s, len) &&
+                    !(l->overwritten && l->key && streq(l->key, res->kvs[i].key)) &&
                     subnet_record_public_ip(res->kvs[i].value, &ip) >= 0 && ip == l->public_ip) {
                         l->want = s;
                         l->want_mod_revision = res->kvs[i].mod_revision;

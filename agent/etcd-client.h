@@ -121,3 +121,5 @@ int etcd_txn_range(EtcdTxn *t, bool success, const char *key, bool prefix);
 /* result->succeeded tells the branch; result->kvs holds the first range
  * operation's keys of that branch. The txn is not consumed. */
 int etcd_txn_commit(EtcdClient *c, const EtcdTxn *t, etcd_callback_t cb, void *userdata, EtcdRequest **ret);
+/* The request body, for tests and debugging. */
+int etcd_txn_to_json(const EtcdTxn *t, char **ret);

@@ -462,6 +462,30 @@ static int run(int argc, char *argv[]) {
                         return -ENOMEM;
                 return etcd_txn_commit(client, t, on_result, (void *) "txn", NULL);
         }
+        if (streq(cmd, "txn-if") && argc == 5) {
+                /* txn-if KEY version|create|mod|value|lease =|!=|<|> NUMBER|VALUE NEW:
+                 * success puts NEW at KEY and deletes KEY/old; failure reads KEY. */
+                static const char *const targets[] = { "version", "create", "mod", "value", "lease" };
+                static const char *const ops[] = { "=", ">", "<", "!=" };
+                _cleanup_(etcd_txn_freep) EtcdTxn *t = etcd_txn_new();
+                _cleanup_free_ char *old = NULL;
+                int target = -1, op = -1;
+
+                for (int i = 0; i < 5; i++)
+                        if (streq(argv[1], targets[i]))
+                                target = i;
+                for (int i = 0; i < 4; i++)
+                        if (streq(argv[2], ops[i]))
+                                op = i;
+                if (!t || target < 0 || op < 0 || asprintf(&old, "%s/old", argv[0]) < 0)
+                        return -EINVAL;
+                if (etcd_txn_compare(t, argv[0], (EtcdCompareTarget) target, (EtcdCompareResult) op,
+                                     strtoll(argv[3], NULL, 10), argv[3]) < 0 ||
+                    etcd_txn_put(t, true, argv[0], argv[4], 0) < 0 || etcd_txn_delete(t, true, old, false) < 0 ||
+                    etcd_txn_range(t, false, argv[0], false) < 0)
+                        return -ENOMEM;
+                return etcd_txn_commit(client, t, on_result, (void *) "txn", NULL);
+        }
         if (streq(cmd, "register")) {
                 RegistryOptions o = {
                         .prefix = arg.prefix,

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "base64.h"
+#include "etcd-client.h"
 #include "etcd-json.h"
 #include "etcd-stream.h"
 #include "macro.h"
@@ -280,6 +281,29 @@ static void test_prefix_end_and_errors(void **state) {
         assert_null(etcd_json_parse_first("Not Found\n", 10));
 }
 
+static void test_txn_json(void **state) {
+        _cleanup_(etcd_txn_freep) EtcdTxn *t = etcd_txn_new();
+        _cleanup_free_ char *json = NULL;
+
+        assert_non_null(t);
+        assert_int_equal(etcd_txn_compare(t, "k", ETCD_COMPARE_VERSION, ETCD_COMPARE_EQUAL, 0, NULL), 0);
+        assert_int_equal(etcd_txn_compare(t, "k", ETCD_COMPARE_MOD, ETCD_COMPARE_LESS, 7587869999999999999LL, NULL), 0);
+        assert_int_equal(etcd_txn_compare(t, "k", ETCD_COMPARE_VALUE, ETCD_COMPARE_NOT_EQUAL, 0, "v"), 0);
+        assert_int_equal(etcd_txn_compare(t, "k", ETCD_COMPARE_VALUE, ETCD_COMPARE_EQUAL, 0, NULL), -EINVAL);
+        assert_int_equal(etcd_txn_put(t, true, "k", "v", 42), 0);
+        assert_int_equal(etcd_txn_delete(t, true, "d/", true), 0);
+        assert_int_equal(etcd_txn_range(t, false, "k", false), 0);
+        assert_int_equal(etcd_txn_to_json(t, &json), 0);
+        assert_string_equal(json,
+                "{\"compare\":["
+                "{\"key\":\"aw==\",\"target\":\"VERSION\",\"result\":\"EQUAL\",\"version\":\"0\"},"
+                "{\"key\":\"aw==\",\"target\":\"MOD\",\"result\":\"LESS\",\"mod_revision\":\"7587869999999999999\"},"
+                "{\"key\":\"aw==\",\"target\":\"VALUE\",\"result\":\"NOT_EQUAL\",\"value\":\"dg==\"}],"
+                "\"success\":[{\"request_put\":{\"key\":\"aw==\",\"value\":\"dg==\",\"lease\":\"42\"}},"
+                "{\"request_delete_range\":{\"key\":\"ZC8=\",\"range_end\":\"ZDA=\"}}],"
+                "\"failure\":[{\"request_range\":{\"key\":\"aw==\"}}]}");
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_base64_roundtrip),
@@ -292,6 +316,7 @@ int main(void) {
                 cmocka_unit_test(test_txn_and_lease_results),
                 cmocka_unit_test(test_watch_response),
                 cmocka_unit_test(test_prefix_end_and_errors),
+                cmocka_unit_test(test_txn_json),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -238,3 +238,36 @@ def test_txn_outcome_unknown_is_read_back(etcd):
         assert etcd.get("/txn2")["version"] == 1
     finally:
         proxy.close()
+
+
+def test_txn_compares_and_branches(etcd):
+    etcd.ctl("put", "/t", "a")
+    etcd.ctl("put", "/t/old", "x")
+    kv = etcd.get("/t")
+
+    def txn(*args):
+        rc, events, err = run_tool(etcd.url, "txn-if", "/t", *args)
+        assert rc == 0, err
+        return events[-1]
+
+    # Failure branch: a range of the key.
+    e = txn("value", "=", "nope", "b")
+    assert e["succeeded"] is False and e["kvs"][0]["value"] == "a"
+    e = txn("mod", "=", str(kv["mod_revision"] + 100), "b")
+    assert e["succeeded"] is False
+    e = txn("create", "<", str(kv["mod_revision"]), "b")
+    assert e["succeeded"] is False
+    e = txn("version", ">", "1", "b")
+    assert e["succeeded"] is False
+    assert etcd.get("/t")["value"] == "a" and etcd.get("/t/old") is not None
+
+    # Success branch: the put and the delete.
+    e = txn("value", "=", "a", "b")
+    assert e["succeeded"] is True
+    assert etcd.get("/t")["value"] == "b" and etcd.get("/t/old") is None
+    kv = etcd.get("/t")
+    assert txn("mod", "=", str(kv["mod_revision"]), "c")["succeeded"] is True
+    assert txn("version", "=", "3", "d")["succeeded"] is True
+    assert txn("create", "!=", "0", "e")["succeeded"] is True
+    assert txn("lease", "=", "0", "f")["succeeded"] is True
+    assert etcd.get("/t")["value"] == "f"

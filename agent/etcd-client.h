@@ -52,7 +52,8 @@ typedef void (*etcd_watch_callback_t)(EtcdClient *c, int error, const char *mess
                                       const EtcdWatchResponse *response, void *userdata);
 
 int etcd_client_new(EtcdClient **ret, sd_event *event, const EtcdClientOptions *options);
-/* Cancels whatever is in flight without calling back. */
+/* Cancels whatever is in flight without calling back. Not from within one of
+ * the client's callbacks. */
 EtcdClient *etcd_client_free(EtcdClient *c);
 static inline void etcd_client_freep(EtcdClient **c) {
         if (*c)

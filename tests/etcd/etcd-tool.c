@@ -320,6 +320,11 @@ static int on_stdin(sd_event_source *s, int fd, uint32_t revents, void *userdata
                 } else if (streq(cmd, "release") && lease) {
                         if (subnet_lease_release(lease, on_left, NULL) < 0)
                                 quit(1);
+                } else if (streq(cmd, "mac") && lease) {
+                        uint8_t m[6];
+
+                        if (mac_parse(a1, m) < 0 || subnet_lease_set_vtep_mac(lease, m) < 0)
+                                emit_error(-EINVAL, "cannot set the VTEP MAC");
                 } else if (streq(cmd, "relist") && peers)
                         (void) peer_watch_relist(peers);
                 else if (streq(cmd, "stats")) {

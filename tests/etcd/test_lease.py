@@ -182,3 +182,15 @@ def test_overwritten_with_our_ip_not_taken_back(etcd, tool):
     time.sleep(1)
     assert t.count("acquired") == 2
     assert "02:00:00:00:00:77" in etcd.get(acq["key"])["value"]
+
+
+def test_vtep_mac_update_keeps_lease(etcd, tool):
+    # flannel.1 recreated with a new MAC: the record follows, the lease stays.
+    t = tool(etcd.url, "--ip", "192.168.3.12", "--mac", "02:00:00:00:00:01", "lease")
+    acq = t.wait_event("acquired")
+    t.send("mac 02:00:00:00:00:02")
+    wait_until(lambda: "02:00:00:00:00:02" in etcd.get(acq["key"])["value"], 10, "new MAC in the record")
+    kv = etcd.get(acq["key"])
+    assert kv["lease"] == acq["lease"]
+    time.sleep(1)
+    assert t.count("acquired") == 1 and t.count("error") == 0

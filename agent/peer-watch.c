@@ -39,6 +39,7 @@ struct PeerWatch {
         sd_event_source *settle;
         sd_event_source *retry;
         Backoff backoff;
+        uint64_t watch_started;
         SubnetRecord *delivered;
         size_t n_delivered;
         bool delivered_once;
@@ -145,6 +146,14 @@ static int on_retry(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
+static int on_resume(sd_event_source *s, uint64_t usec, void *userdata) {
+        PeerWatch *w = userdata;
+
+        w->retry = sd_event_source_disable_unref(w->retry);
+        watch_from(w, w->revision + 1);
+        return 0;
+}
+
 static void retry_list(PeerWatch *w, int error, const char *message) {
         uint64_t now, d = backoff_next(&w->backoff);
 
@@ -195,10 +204,21 @@ static void on_watch(EtcdClient *c, int error, const char *message, const EtcdWa
         PeerWatch *w = userdata;
 
         if (error < 0) {
-                /* Resume where we were; if that is compacted by now, etcd says so. */
+                /* Resume where we were; if that is compacted by now, etcd says so.
+                 * After a pause, so that a stream that keeps breaking is no busy loop. */
+                uint64_t now = 0, d;
+
+                /* A watch that held for a while starts the pauses over. */
+                (void) sd_event_now(w->event, CLOCK_MONOTONIC, &now);
+                if (now > w->watch_started + w->backoff.max_usec)
+                        backoff_reset(&w->backoff);
+                d = backoff_next(&w->backoff);
                 w->watch = NULL;
-                log_debug("Peer watch: %s; resuming from revision %" PRId64, message, w->revision + 1);
-                watch_from(w, w->revision + 1);
+                log_debug("Peer watch: %s; resuming from revision %" PRId64 " in %.1fs",
+                          message, w->revision + 1, d / 1e6);
+                if (sd_event_now(w->event, CLOCK_MONOTONIC, &now) < 0 ||
+                    sd_event_add_time(w->event, &w->retry, CLOCK_MONOTONIC, now + d, USEC_PER_MSEC, on_resume, w) < 0)
+                        watch_from(w, w->revision + 1);
                 return;
         }
         if (r->canceled) {
@@ -212,7 +232,6 @@ static void on_watch(EtcdClient *c, int error, const char *message, const EtcdWa
                 list(w);
                 return;
         }
-        backoff_reset(&w->backoff);
         for (size_t i = 0; i < r->n_events; i++) {
                 apply_event(w, &r->events[i]);
                 if (r->events[i].kv.mod_revision > w->revision)
@@ -225,6 +244,7 @@ static void on_watch(EtcdClient *c, int error, const char *message, const EtcdWa
 static void watch_from(PeerWatch *w, int64_t revision) {
         int r;
 
+        (void) sd_event_now(w->event, CLOCK_MONOTONIC, &w->watch_started);
         r = etcd_watch(w->client, w->dir, true, revision, true, on_watch, w, &w->watch);
         if (r < 0)
                 retry_list(w, r, "cannot start the watch");
@@ -306,7 +326,7 @@ int peer_watch_new(PeerWatch **ret, EtcdClient *client, sd_event *event, const P
                 .cb = cb,
                 .userdata = userdata,
         };
-        backoff_init(&w->backoff, 500 * USEC_PER_MSEC, 30 * USEC_PER_SEC);
+        backoff_init(&w->backoff, 200 * USEC_PER_MSEC, 30 * USEC_PER_SEC);
         w->prefix = strdup(o->prefix);
         if (!w->prefix || asprintf(&w->dir, "%s/subnets/", o->prefix) < 0) {
                 w->dir = NULL;
@@ -348,8 +368,12 @@ int peer_watch_set_own(PeerWatch *w, uint32_t subnet, uint32_t ip) {
                 return 0;
         w->own_subnet = subnet;
         w->own_ip = ip;
-        for (size_t i = 0; i < w->n_entries; i++)
-                validate(w, &w->entries[i], NULL);
+        for (size_t i = 0; i < w->n_entries; i++) {
+                Entry before = w->entries[i];
+
+                /* The same revision rejected again is not warned about twice. */
+                validate(w, &w->entries[i], &before);
+        }
         changed(w);
         return 0;
 }

@@ -149,6 +149,7 @@ static void on_lease(SubnetLease *l, int error, const char *message, const Subne
                         .own_subnet = ev->subnet,
                         .own_ip = ntohl(d->link.addr.s_addr),
                 };
+                memcpy(o.own_mac, d->overlay_cfg.mac, 6);
                 int r = peer_watch_new(&d->peer_watch, d->etcd, d->event, &o, on_peers, d);
                 if (r >= 0)
                         r = peer_watch_start(d->peer_watch);

@@ -44,6 +44,7 @@ typedef struct status_cmd {
         EtcdRequest *watch;
         char *own_state;                /* NULL: no record seen */
         char *last_error;               /* etcd trouble while waiting */
+        bool said_waiting;
 
         /* the table */
         EtcdRequest *list_req;
@@ -408,6 +409,13 @@ static void on_own_record(EtcdClient *c, int error, const char *message, const E
         s->last_error = NULL;
         if (wait_check(s, res->n_kvs > 0 ? res->kvs[0].value : NULL))
                 return;
+        if (!s->said_waiting) {
+                /* The watch starts right after what we read: nothing is missed. */
+                fprintf(stderr, "Waiting for node %s to be ready (state: %s)...\n", s->cfg->node.name,
+                        s->own_state ?: "no record yet");
+                fflush(stderr);
+                s->said_waiting = true;
+        }
         if (etcd_watch(s->etcd, s->own_key, false, res->revision + 1, false, on_watch, s, &s->watch) < 0) {
                 log_error("Failed to watch %s.", s->own_key);
                 finish(s, EXIT_RUNTIME);

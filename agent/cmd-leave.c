@@ -63,7 +63,7 @@ static void finish(leave_cmd *l, int code) {
 
 static void etcd_failed(leave_cmd *l, int error, const char *message) {
         if (cli_etcd_unreachable(error)) {
-                log_error("Cannot reach etcd at %s: %s; %s", l->endpoints, message ?: strerror(-error),
+                log_error("etcd is unreachable: %s; %s", message ?: l->endpoints,
                           l->done == 0 ? "nothing was changed." : "run leave again to finish.");
                 finish(l, EXIT_UNAVAILABLE);
         } else {

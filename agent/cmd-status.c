@@ -45,6 +45,7 @@ typedef struct status_cmd {
         char *own_state;                /* NULL: no record seen */
         char *last_error;               /* etcd trouble while waiting */
         bool said_waiting;
+        bool read_once;                 /* etcd answered at least once */
 
         /* the table */
         EtcdRequest *list_req;
@@ -246,7 +247,8 @@ static int print_json(status_cmd *s) {
                         return log_error_errno(-ENOMEM, "Out of memory.");
                 }
         }
-        printf("%s\n", json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED));
+        printf("%s\n", json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
+                                                JSON_C_TO_STRING_NOSLASHESCAPE));
         return 0;
 }
 
@@ -254,7 +256,7 @@ static int print_json(status_cmd *s) {
 
 static void list_failed(status_cmd *s, int error, const char *message) {
         if (cli_etcd_unreachable(error)) {
-                log_error("Cannot reach etcd at %s: %s", s->endpoints, message ?: strerror(-error));
+                log_error("etcd is unreachable: %s", message ?: s->endpoints);
                 finish(s, EXIT_UNAVAILABLE);
         } else {
                 log_error("etcd: %s", message ?: strerror(-error));
@@ -407,6 +409,7 @@ static void on_own_record(EtcdClient *c, int error, const char *message, const E
         }
         free(s->last_error);
         s->last_error = NULL;
+        s->read_once = true;
         if (wait_check(s, res->n_kvs > 0 ? res->kvs[0].value : NULL))
                 return;
         if (!s->said_waiting) {
@@ -434,7 +437,10 @@ static int on_timeout(sd_event_source *src, uint64_t usec, void *userdata) {
         char t[32];
 
         format_duration(s->timeout, t, sizeof t);
-        if (s->last_error && !s->own_state)
+        if (!s->read_once)
+                log_error("Timed out after %s waiting for node %s to be ready: no answer from etcd at %s.", t,
+                          s->cfg->node.name, s->endpoints);
+        else if (s->last_error && !s->own_state)
                 log_error("Timed out after %s waiting for node %s to be ready: etcd: %s", t,
                           s->cfg->node.name, s->last_error);
         else if (!s->own_state)

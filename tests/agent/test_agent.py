@@ -190,6 +190,19 @@ def test_status_etcd_unreachable_exits_69(cluster3, tmp_path):
     assert p.returncode == 69, (p.stdout, p.stderr)
     assert "nothing was changed" in p.stderr
     assert n.ns.has_link("flannel.1")
+    # Waiting, it keeps trying until the timeout, then says why.
+    p = n.cli("status", "--wait=1500ms", conf=str(conf))
+    assert p.returncode == 1, (p.stdout, p.stderr)
+    assert "Timed out after 1s500ms waiting for node n1 to be ready: no answer from etcd at " \
+        "http://192.168.3.1:2999." in p.stderr, p.stderr
+
+
+def test_status_usage_errors(cluster3):
+    n = cluster3.nodes[0]
+    for args in (["status", "--wait=soon"], ["leave", "--json"], ["run", "--wait"]):
+        p = n.cli(*args)
+        assert p.returncode == 64, (args, p.stdout, p.stderr)
+        assert "try 'corekube-agent --help'" in p.stderr
 
 
 # ---- faults ----
@@ -290,7 +303,14 @@ def test_sigkill_and_restart_converges(cluster3):
     n = c.nodes[1]
     subnet = n.subnet()
     old_lease = n.record()["lease"]
+    # A flanneld-style peer every node programs, which goes away while n2
+    # is dead: its entries on n2 are stale when n2 comes back.
+    gone = SUBNETS + "10.244.251.0-24"
+    c.etcd.put(gone, json.dumps({"PublicIP": "192.168.3.98", "BackendType": "vxlan",
+                                 "BackendData": {"VNI": 1, "VtepMAC": "02:00:00:00:fb:01"}}))
+    wait_until(lambda: ("10.244.251.0/24", "10.244.251.0") in n.kernel_state()[2], 10, "the extra peer programmed")
     assert n.stop(signal.SIGKILL) == -signal.SIGKILL
+    c.etcd.delete(gone)
     n.start()
     # Registered anew (a new etcd lease on the same key), then ready.
     wait_until(lambda: n.record() and n.record()["lease"] != old_lease and n.state() == "ready", 30,

@@ -324,13 +324,19 @@ class Cluster:
     def peers_of(self, node, members):
         return [(m.subnet(), m.ip, m.vtep_mac()) for m in members if m is not node]
 
-    def converged(self, members=None):
+    def expected(self, members=None):
+        """{node name: the entries its flannel.1 should hold} (reads etcd)."""
+        members = members or self.live()
+        return {n.name: expected_state(self.peers_of(n, members)) for n in members}
+
+    def converged(self, members=None, expected=None):
         """Every member's flannel.1 holds exactly the other members' entries."""
         members = members or self.live()
+        expected = expected or self.expected(members)
         for n in members:
             if not n.ns.has_link("flannel.1"):
                 raise AssertionError(f"{n.name}: no flannel.1")
-            want = expected_state(self.peers_of(n, members))
+            want = expected[n.name]
             got = n.kernel_state()
             if got != want:
                 raise AssertionError(f"{n.name}: kernel {got} != expected {want}")

@@ -22,7 +22,8 @@ MACHINES = f"{CK_PREFIX}/machines/"
 
 
 def overlay_ip(node):
-    return node.subnet().split("/")[0]
+    """The address of node's flannel.1 (<subnet>.0), from its device."""
+    return node.ns.ipj("-4", "addr", "show", "dev", "flannel.1")[0]["addr_info"][0]["local"]
 
 
 def ping(src, dst_ip):
@@ -354,7 +355,7 @@ def test_leave(cluster3):
 # ---- faults that need a cluster of their own ----
 
 
-def test_etcd_away_during_bringup(fresh_cluster):
+def test_etcd_away_during_bringup_and_after(fresh_cluster):
     c = fresh_cluster(3, start=False)
     c.etcd.stop()
     for n in c.nodes:
@@ -368,3 +369,26 @@ def test_etcd_away_during_bringup(fresh_cluster):
     c.wait_converged()
     assert len(c.etcd.get_prefix(SUBNETS)) == 3
     assert len({n.subnet() for n in c.nodes}) == 3
+
+    # Then etcd goes away in steady state: the data path stays as it is.
+    refused = {n.name: n.log().count("connection refused") for n in c.nodes}
+    before = c.expected()
+    c.etcd.stop()
+    for n in c.nodes:
+        wait_until(lambda: n.log().count("connection refused") > refused[n.name], 20,
+                   f"{n.name} to notice etcd is gone")
+    c.converged(expected=before)
+    for a, b in ((c.nodes[0], c.nodes[1]), (c.nodes[2], c.nodes[0])):
+        assert ping(a, overlay_ip(b)), (a.name, b.name)
+    assert all(n.alive() for n in c.nodes)
+    # Back: the watches resume and follow changes again.
+    c.etcd.start()
+    extra = SUBNETS + "10.244.252.0-24"
+    c.etcd.put(extra, json.dumps({"PublicIP": "192.168.3.97", "BackendType": "vxlan",
+                                  "BackendData": {"VNI": 1, "VtepMAC": "02:00:00:00:fc:01"}}))
+    for n in c.nodes:
+        wait_until(lambda: ("10.244.252.0/24", "10.244.252.0") in n.kernel_state()[2], 30,
+                   f"{n.name} to follow etcd again")
+    c.etcd.delete(extra)
+    c.wait_converged()
+    c.wait_ready()

@@ -217,6 +217,10 @@ class Node:
         except OSError:
             return ""
 
+    def log_since_start(self):
+        """The log of the current (last) run only."""
+        return self.log().rsplit(f"==== start {self.starts} ====", 1)[-1]
+
     def record(self):
         v = self.cluster.etcd.get_prefix(f"{CK_PREFIX}/machines/{self.machine_id}")
         return v.get(f"{CK_PREFIX}/machines/{self.machine_id}")

@@ -100,71 +100,66 @@ static void print_row(const char *const cells[_COL_MAX], const size_t width[_COL
         }
 }
 
-static void print_table(status_cmd *s) {
+/* Row i: the machines, then the leases without a record. */
+static void row_cells(const status_cmd *s, size_t i, time_t now, char units[static 32], char seen[static 32],
+                      const char *c[static _COL_MAX]) {
+        if (i < s->n_machines) {
+                const machine *m = &s->machines[i];
+
+                snprintf(units, 32, "%zu/%zu", m->n_active, m->n_units);
+                format_seen(seen_ago(m->updated, now), seen, 32);
+                c[COL_NAME] = m->name;
+                c[COL_ROLE] = m->role;
+                c[COL_IP] = strempty(m->ip) ? "-" : m->ip;
+                c[COL_SUBNET] = strempty(m->subnet) ? "-" : m->subnet;
+                c[COL_STATE] = strempty(m->state) ? "?" : m->state;
+        } else {
+                const orphan_lease *o = &s->orphans[i - s->n_machines];
+
+                snprintf(units, 32, "-");
+                snprintf(seen, 32, "-");
+                c[COL_NAME] = "-";
+                c[COL_ROLE] = "-";
+                c[COL_IP] = o->public_ip;
+                c[COL_SUBNET] = o->subnet;
+                c[COL_STATE] = "lease-only";
+        }
+        c[COL_UNITS] = units;
+        c[COL_SEEN] = seen;
+}
+
+static int print_table(const status_cmd *s) {
         static const char *const head[_COL_MAX] = { "NAME", "ROLE", "IP", "SUBNET", "STATE", "UNITS", "SEEN" };
         size_t n = s->n_machines + s->n_orphans, width[_COL_MAX];
-        char (*units)[32] = calloc(n + 1, sizeof *units), (*seen)[32] = calloc(n + 1, sizeof *seen);
+        _cleanup_free_ char (*units)[32] = calloc(n + 1, sizeof *units);
+        _cleanup_free_ char (*seen)[32] = calloc(n + 1, sizeof *seen);
+        _cleanup_free_ const char *(*cells)[_COL_MAX] = calloc(n + 1, sizeof *cells);
         time_t now = time(NULL);
 
-        if (!units || !seen) {
-                free(units);
-                free(seen);
-                log_error("Out of memory.");
-                return;
-        }
-        for (size_t i = 0; i < _COL_MAX; i++)
-                width[i] = strlen(head[i]);
-        for (size_t i = 0; i < n; i++) {
-                const char *c[_COL_MAX];
-
-                if (i < s->n_machines) {
-                        const machine *m = &s->machines[i];
-                        snprintf(units[i], sizeof units[i], "%zu/%zu", m->n_active, m->n_units);
-                        format_seen(seen_ago(m->updated, now), seen[i], sizeof seen[i]);
-                        c[COL_NAME] = m->name, c[COL_ROLE] = m->role, c[COL_IP] = m->ip ?: "-",
-                        c[COL_SUBNET] = strempty(m->subnet) ? "-" : m->subnet, c[COL_STATE] = m->state ?: "?";
-                } else {
-                        const orphan_lease *o = &s->orphans[i - s->n_machines];
-                        snprintf(units[i], sizeof units[i], "-");
-                        snprintf(seen[i], sizeof seen[i], "-");
-                        c[COL_NAME] = "-", c[COL_ROLE] = "-", c[COL_IP] = o->public_ip,
-                        c[COL_SUBNET] = o->subnet, c[COL_STATE] = "lease-only";
-                }
-                c[COL_UNITS] = units[i];
-                c[COL_SEEN] = seen[i];
-                for (size_t k = 0; k < _COL_MAX; k++)
-                        if (strlen(c[k]) > width[k])
-                                width[k] = strlen(c[k]);
-        }
-
-        if (n == 0)
+        if (!units || !seen || !cells)
+                return log_error_errno(-ENOMEM, "Out of memory.");
+        if (n == 0) {
                 printf("No machine records under %s/machines/ and no subnet leases.\n", s->cfg->etcd.prefix);
-        else
-                print_row(head, width);
-        for (size_t i = 0; i < n; i++) {
-                const char *c[_COL_MAX];
-
-                if (i < s->n_machines) {
-                        const machine *m = &s->machines[i];
-                        c[COL_NAME] = m->name, c[COL_ROLE] = m->role, c[COL_IP] = m->ip ?: "-",
-                        c[COL_SUBNET] = strempty(m->subnet) ? "-" : m->subnet, c[COL_STATE] = m->state ?: "?";
-                } else {
-                        const orphan_lease *o = &s->orphans[i - s->n_machines];
-                        c[COL_NAME] = "-", c[COL_ROLE] = "-", c[COL_IP] = o->public_ip,
-                        c[COL_SUBNET] = o->subnet, c[COL_STATE] = "lease-only";
-                }
-                c[COL_UNITS] = units[i];
-                c[COL_SEEN] = seen[i];
-                print_row(c, width);
+                return 0;
         }
+        for (size_t k = 0; k < _COL_MAX; k++)
+                width[k] = strlen(head[k]);
+        for (size_t i = 0; i < n; i++) {
+                row_cells(s, i, now, units[i], seen[i], cells[i]);
+                for (size_t k = 0; k < _COL_MAX; k++)
+                        if (strlen(cells[i][k]) > width[k])
+                                width[k] = strlen(cells[i][k]);
+        }
+        print_row(head, width);
+        for (size_t i = 0; i < n; i++)
+                print_row(cells[i], width);
         for (size_t i = 0; i < s->n_machines; i++)
                 if (s->machines[i].error)
                         printf("%s: %s\n", s->machines[i].name, s->machines[i].error);
         if (s->n_orphans > 0)
                 printf("lease-only: a subnet lease without a machine record (a flanneld node, or an agent\n"
                        "that stopped without `corekube-agent leave`; its lease expires after 24 h).\n");
-        free(units);
-        free(seen);
+        return 0;
 }
 
 static int json_add(json_object *o, const char *k, json_object *v) {
@@ -217,7 +212,7 @@ static json_object *machine_json(const status_cmd *s, const machine *m, time_t n
         return o;
 }
 
-static int print_json(status_cmd *s) {
+static int print_json(const status_cmd *s) {
         _cleanup_(json_object_putp) json_object *root = json_object_new_object();
         json_object *machines = json_object_new_array(), *orphans = json_object_new_array();
         time_t now = time(NULL);
@@ -308,7 +303,7 @@ static void on_subnets(EtcdClient *c, int error, const char *message, const Etcd
                         snprintf(o->vtep_mac, sizeof o->vtep_mac, "%s", json_object_get_string(mac));
                 s->n_orphans++;
         }
-        if (s->args->json ? print_json(s) < 0 : (print_table(s), false)) {
+        if ((s->args->json ? print_json(s) : print_table(s)) < 0) {
                 finish(s, EXIT_RUNTIME);
                 return;
         }

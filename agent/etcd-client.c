@@ -477,6 +477,8 @@ static Outcome classify_http(EtcdRequest *r, long code, int *ret_error, char **r
                 case 3:         /* InvalidArgument */
                         *ret_error = -EINVAL;
                         break;
+                case 1:         /* Canceled: "the client connection is closing" (HTTP 408) from
+                                 * a gateway whose etcd is shutting down */
                 case 4:         /* DeadlineExceeded, e.g. "request timed out" */
                 case 14:        /* Unavailable, e.g. "no leader" */
                         *ret_error = -EAGAIN;

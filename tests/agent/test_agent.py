@@ -9,6 +9,7 @@ and each leaves it converged; `leave` runs last. Faults that need a cluster
 of their own (etcd away during bring-up) build one."""
 
 import json
+import os
 import re
 import signal
 import subprocess
@@ -397,25 +398,50 @@ def test_etcd_away_during_bringup_and_after(fresh_cluster):
     assert len(c.etcd.get_prefix(SUBNETS)) == 3
     assert len({n.subnet() for n in c.nodes}) == 3
 
-    # Then etcd goes away in steady state: the data path stays as it is.
-    refused = {n.name: n.log().count("connection refused") for n in c.nodes}
-    before = c.expected()
-    c.etcd.stop()
-    for n in c.nodes:
-        wait_until(lambda: n.log().count("connection refused") > refused[n.name], 20,
-                   f"{n.name} to notice etcd is gone")
-    c.converged(expected=before)
-    for a, b in ((c.nodes[0], c.nodes[1]), (c.nodes[2], c.nodes[0])):
-        assert ping(a, overlay_ip(b)), (a.name, b.name)
-    assert all(n.alive() for n in c.nodes)
-    # Back: the watches resume and follow changes again.
-    c.etcd.start()
-    extra = SUBNETS + "10.244.252.0-24"
-    c.etcd.put(extra, json.dumps({"PublicIP": "192.168.3.97", "BackendType": "vxlan",
-                                  "BackendData": {"VNI": 1, "VtepMAC": "02:00:00:00:fc:01"}}))
-    for n in c.nodes:
-        wait_until(lambda: ("10.244.252.0/24", "10.244.252.0") in n.kernel_state()[2], 30,
-                   f"{n.name} to follow etcd again")
-    c.etcd.delete(extra)
-    c.wait_converged()
-    c.wait_ready()
+    # A `status --wait` for a machine that is not ready yet, watching.
+    ghost_id = "fedcba9876543210fedcba9876543210"
+    ghost_file = os.path.join(c.workdir, "ghost-machine-id")
+    with open(ghost_file, "w") as f:
+        f.write(ghost_id + "\n")
+    ghost = {"id": ghost_id, "name": "ghost", "role": "minion", "ip": "192.168.3.91", "state": "network"}
+    c.etcd.put(MACHINES + ghost_id, json.dumps(ghost))
+    n1 = c.nodes[0]
+    waiter = subprocess.Popen(n1.argv("status", "--wait=120s", "-c", n1.conf, machine_id_file=ghost_file),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert "Waiting for node" in waiter.stderr.readline()
+
+        # Then etcd goes away in steady state: the data path stays as it is.
+        # (The etcd client warns once when an endpoint starts failing.)
+        failures = {n.name: n.log().count("warning: etcd http://") for n in c.nodes}
+        before = c.expected()
+        c.etcd.stop()
+        for n in c.nodes:
+            wait_until(lambda: n.log().count("warning: etcd http://") > failures[n.name], 20,
+                       f"{n.name} to notice etcd is gone")
+        c.converged(expected=before)
+        for a, b in ((c.nodes[0], c.nodes[1]), (c.nodes[2], c.nodes[0])):
+            assert ping(a, overlay_ip(b)), (a.name, b.name)
+        assert all(n.alive() for n in c.nodes)
+        # Back: the watches resume and follow changes again.
+        c.etcd.start()
+        extra = SUBNETS + "10.244.252.0-24"
+        c.etcd.put(extra, json.dumps({"PublicIP": "192.168.3.97", "BackendType": "vxlan",
+                                      "BackendData": {"VNI": 1, "VtepMAC": "02:00:00:00:fc:01"}}))
+        for n in c.nodes:
+            wait_until(lambda: ("10.244.252.0/24", "10.244.252.0") in n.kernel_state()[2], 30,
+                       f"{n.name} to follow etcd again")
+        c.etcd.delete(extra)
+        c.wait_converged()
+        c.wait_ready()
+        # The waiter lost its watch with etcd and picked it up again.
+        assert waiter.poll() is None, waiter.communicate()
+        ghost["state"] = "ready"
+        c.etcd.put(MACHINES + ghost_id, json.dumps(ghost))
+        out, err = waiter.communicate(timeout=60)
+        assert waiter.returncode == 0, err
+        assert "ghost" in out
+    finally:
+        if waiter.poll() is None:
+            waiter.kill()
+            waiter.wait()

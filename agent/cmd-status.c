@@ -284,6 +284,7 @@ static void on_subnets(EtcdClient *c, int error, const char *message, const Etcd
                 _cleanup_(json_object_putp) json_object *j = NULL;
                 json_object *bd, *mac;
                 char a[IP4_STRLEN];
+                uint8_t m[6];
                 uint32_t subnet, ip;
                 unsigned len;
 
@@ -299,8 +300,9 @@ static void on_subnets(EtcdClient *c, int error, const char *message, const Etcd
                 snprintf(o->vtep_mac, sizeof o->vtep_mac, "?");
                 j = json_tokener_parse(res->kvs[i].value);
                 if (j && json_object_object_get_ex(j, "BackendData", &bd) &&
-                    json_object_object_get_ex(bd, "VtepMAC", &mac) && json_object_is_type(mac, json_type_string))
-                        snprintf(o->vtep_mac, sizeof o->vtep_mac, "%s", json_object_get_string(mac));
+                    json_object_object_get_ex(bd, "VtepMAC", &mac) && json_object_is_type(mac, json_type_string) &&
+                    mac_parse(json_object_get_string(mac), m) >= 0)
+                        mac_format(m, o->vtep_mac);
                 s->n_orphans++;
         }
         if ((s->args->json ? print_json(s) : print_table(s)) < 0) {

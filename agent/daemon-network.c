@@ -3,7 +3,6 @@
  * config, our subnet lease, flannel.<vni>, the peers, and the env files. */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +14,7 @@
 #include "macro.h"
 #include "message-ids.h"
 #include "node-files.h"
+#include "vtep-mac.h"
 
 int daemon_link_setup(node_agent *d) {
         const ck_node_config *n = &d->cfg->node;
@@ -37,20 +37,6 @@ int daemon_link_setup(node_agent *d) {
         log_info("Interface %s is up: %s/%u, MTU %u.", n->interface,
                  inet_ntop(AF_INET, &d->link.addr, a, sizeof a), d->link.prefixlen, d->link.mtu);
         return 0;
-}
-
-/* A VTEP MAC of our own, derived from the machine ID: known before the
- * device exists (it goes into the lease) and the same after flannel.1 is
- * recreated, so peers never need to relearn it. Locally administered. */
-static void vtep_mac(const char *machine_id, uint32_t vni, uint8_t mac[6]) {
-        uint8_t h[32];
-        unsigned len = sizeof h;
-        char buf[64];
-
-        snprintf(buf, sizeof buf, "corekube-vtep:%s:%u", machine_id, vni);
-        EVP_Digest(buf, strlen(buf), h, &len, EVP_sha256(), NULL);
-        memcpy(mac, h, 6);
-        mac[0] = (uint8_t) ((mac[0] & 0xfe) | 0x02);
 }
 
 static void reconcile(node_agent *d) {
@@ -163,6 +149,7 @@ static void on_lease(SubnetLease *l, int error, const char *message, const Subne
                         .own_subnet = ev->subnet,
                         .own_ip = ntohl(d->link.addr.s_addr),
                 };
+                memcpy(o.own_mac, d->overlay_cfg.mac, 6);
                 int r = peer_watch_new(&d->peer_watch, d->etcd, d->event, &o, on_peers, d);
                 if (r >= 0)
                         r = peer_watch_start(d->peer_watch);
@@ -215,7 +202,7 @@ static void on_netcfg(int error, const char *message, const NetworkConfig *confi
                 .underlay_ifindex = d->link.ifindex,
                 .local = d->link.addr,
         };
-        vtep_mac(d->machine_id, config->vni, d->overlay_cfg.mac);
+        vtep_mac_from_machine_id(d->machine_id, config->vni, d->overlay_cfg.mac);
 
         (void) subnet_lease_read_subnet_file(d->cfg->network.subnet_file, &pref, &pref_len);
         o = (SubnetLeaseOptions) {

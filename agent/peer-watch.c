@@ -15,6 +15,8 @@ typedef struct Entry {
         char *key;
         char *value;
         int64_t mod_revision;
+        int64_t create_revision;
+        int64_t conflict_warned;    /* mod_revision of the record last warned about as a conflict */
         int status;                 /* 0 peer, 1 our own, < 0 rejected */
         SubnetRecord rec;
 } Entry;
@@ -26,6 +28,7 @@ struct PeerWatch {
         char *dir;                  /* "<prefix>/subnets/" */
         NetworkConfig config;
         uint32_t own_subnet, own_ip;
+        uint8_t own_mac[6];
         uint64_t settle_usec;
         peer_watch_callback_t cb;
         void *userdata;
@@ -86,6 +89,54 @@ static void validate(PeerWatch *w, Entry *e, const Entry *before) {
 
 static bool same_peers(const SubnetRecord *a, const SubnetRecord *b, size_t n);
 
+/* Valid records can still contradict each other or us: a VTEP MAC that is
+ * ours, or one another record already uses for another public IP (the
+ * kernel's FDB maps a MAC to one destination). The record created first
+ * keeps the MAC; the later one is left out (warned about once), so that a
+ * forged record cannot take a node's traffic or block the whole peer set. */
+static const Entry *mac_conflict(const PeerWatch *w, const Entry *e) {
+        static const uint8_t zero[6] = {};
+
+        if (memcmp(w->own_mac, zero, 6) != 0 && memcmp(e->rec.vtep_mac, w->own_mac, 6) == 0)
+                return e;
+        for (size_t i = 0; i < w->n_entries; i++) {
+                const Entry *o = &w->entries[i];
+
+                if (o == e || o->status != 0 || o->rec.public_ip == e->rec.public_ip ||
+                    memcmp(o->rec.vtep_mac, e->rec.vtep_mac, 6) != 0)
+                        continue;
+                if (o->create_revision < e->create_revision ||
+                    (o->create_revision == e->create_revision && strcmp(o->key, e->key) < 0))
+                        return o;
+        }
+        return NULL;
+}
+
+static bool usable(PeerWatch *w, Entry *e) {
+        const Entry *o;
+        char f[512], mac[18];
+
+        if (e->status != 0)
+                return false;
+        o = mac_conflict(w, e);
+        if (!o)
+                return true;
+        if (e->conflict_warned != e->mod_revision) {
+                e->conflict_warned = e->mod_revision;
+                mac_format(e->rec.vtep_mac, mac);
+                snprintf(f, sizeof f, "COREKUBE_ETCD_KEY=%s", e->key);
+                if (o == e)
+                        log_event(LOG_WARNING, MID_PEER_REJECTED, FIELDS(f),
+                                  "Ignoring peer record %s (revision %" PRId64 "): VTEP MAC %s is ours",
+                                  e->key, e->mod_revision, mac);
+                else
+                        log_event(LOG_WARNING, MID_PEER_REJECTED, FIELDS(f),
+                                  "Ignoring peer record %s (revision %" PRId64 "): VTEP MAC %s belongs to %s",
+                                  e->key, e->mod_revision, mac, o->key);
+        }
+        return false;
+}
+
 static int cmp_rec(const void *a, const void *b) {
         const SubnetRecord *x = a, *y = b;
 
@@ -102,7 +153,7 @@ static int on_settle(sd_event_source *s, uint64_t usec, void *userdata) {
         if (!peers)
                 return log_error_errno(-ENOMEM, "Peer watch: out of memory");
         for (size_t i = 0; i < w->n_entries; i++)
-                if (w->entries[i].status == 0)
+                if (usable(w, &w->entries[i]))
                         peers[n++] = w->entries[i].rec;
         qsort(peers, n, sizeof *peers, cmp_rec);
 
@@ -192,6 +243,7 @@ static void apply_event(PeerWatch *w, const EtcdEvent *ev) {
         e->key = strdup(ev->kv.key);
         e->value = strdup(ev->kv.value);
         e->mod_revision = ev->kv.mod_revision;
+        e->create_revision = ev->kv.create_revision;
         if (!e->key || !e->value) {
                 entry_done(e);
                 *e = w->entries[--w->n_entries];
@@ -270,15 +322,20 @@ static void on_list(EtcdClient *c, int error, const char *message, const EtcdRes
         }
         for (size_t i = 0; i < res->n_kvs; i++) {
                 Entry *e = &entries[n];
+                const Entry *before;
 
                 e->key = strdup(res->kvs[i].key);
                 e->value = strdup(res->kvs[i].value);
                 e->mod_revision = res->kvs[i].mod_revision;
+                e->create_revision = res->kvs[i].create_revision;
                 if (!e->key || !e->value) {
                         entry_done(e);
                         continue;
                 }
-                validate(w, e, find(w->entries, w->n_entries, e->key));
+                before = find(w->entries, w->n_entries, e->key);
+                if (before)
+                        e->conflict_warned = before->conflict_warned;
+                validate(w, e, before);
                 n++;
         }
         entries_free(w->entries, w->n_entries);
@@ -326,6 +383,7 @@ int peer_watch_new(PeerWatch **ret, EtcdClient *client, sd_event *event, const P
                 .cb = cb,
                 .userdata = userdata,
         };
+        memcpy(w->own_mac, o->own_mac, 6);
         backoff_init(&w->backoff, 200 * USEC_PER_MSEC, 30 * USEC_PER_SEC);
         w->prefix = strdup(o->prefix);
         if (!w->prefix || asprintf(&w->dir, "%s/subnets/", o->prefix) < 0) {

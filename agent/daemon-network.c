@@ -206,9 +206,8 @@ static void on_netcfg(int error, const char *message, const NetworkConfig *confi
                                    message ?: strerror(-error));
                 return;
         }
+        /* network-config.c logs MID_NETWORK_CONFIG_CREATED when it made it. */
         d->netcfg = *config;
-        if (created)
-                log_event(LOG_INFO, MID_NETWORK_CONFIG_CREATED, NULL, "Created %s/config.", d->cfg->network.prefix);
 
         d->overlay_cfg = (ns_overlay_config) {
                 .vni = config->vni,

@@ -102,13 +102,10 @@ static void step_done(node_agent *d) {
 
 static void on_registry(Registry *r, RegistryEvent ev, int error, const char *message, void *userdata) {
         node_agent *d = userdata;
-        char f[128];
 
         switch (ev) {
         case REGISTRY_REGISTERED:
-                snprintf(f, sizeof f, "COREKUBE_RECORD=%s", registry_get_key(r));
-                log_event(LOG_INFO, MID_REGISTERED, FIELDS(f), "Registered as %s %s in etcd.",
-                          role_to_string(d->cfg->node.role), d->cfg->node.name);
+                /* The registry logs the milestone (MID_REGISTERED) itself. */
                 if (d->step == STEP_REGISTER)
                         step_done(d);
                 break;

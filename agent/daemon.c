@@ -43,17 +43,18 @@ void daemon_update_status(node_agent *d) {
         char sub[32] = "none";
         size_t n_units = d->role ? role_units_count(d->role) : strv_length(config_role(d->cfg)->units);
         size_t active = d->role ? role_units_active(d->role) : 0;
+        const char *error = d->error ?: (d->role ? role_units_error(d->role) : NULL);
 
         if (d->have_subnet)
                 format_cidr(&d->subnet, sub, sizeof sub);
-        if (d->error)
+        if (error)
                 sd_notifyf(false, "STATUS=%s: failed (%s): %s", role_to_string(d->cfg->node.role),
-                           step_state(d->step), d->error);
+                           step_state(d->step), error);
         else
                 sd_notifyf(false, "STATUS=%s: %s, %zu peers, subnet %s, units %zu/%zu active",
                            role_to_string(d->cfg->node.role), step_state(d->step), d->n_peers, sub, active, n_units);
         if (d->registry)
-                (void) registry_set_state(d->registry, d->error ? "failed" : step_state(d->step), d->error);
+                (void) registry_set_state(d->registry, error ? "failed" : step_state(d->step), error);
 }
 
 static int on_retry(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -157,11 +158,11 @@ static void on_docker_job(const char *unit, const char *result, const char *deta
         step_done(d);
 }
 
-static void on_docker_state(const char *unit, const char *state, void *userdata) {
+static void on_docker_state(const char *unit, const unit_state *st, void *userdata) {
         node_agent *d = userdata;
 
         free(d->docker_state);
-        d->docker_state = strdup(state);
+        d->docker_state = strdup(st->active_state);
         if (d->step == STEP_DOCKER && !d->step_busy)
                 daemon_advance(d);
 }
@@ -332,13 +333,8 @@ static void on_role_units(role_units *ru, void *userdata) {
 
         for (size_t i = 0; i < role_units_count(ru); i++)
                 (void) registry_set_unit(d->registry, role_units_name(ru, i), role_units_state(ru, i));
-        if (role_units_error(ru)) {
-                free(d->error);
-                d->error = strdup(role_units_error(ru));
-        } else if (d->step == STEP_UNITS) {
-                free(d->error);
-                d->error = NULL;
-        }
+        /* A unit's failure is role_units_error(), shown by
+         * daemon_update_status() for as long as it lasts, also after ready. */
         daemon_update_status(d);
         if (d->step == STEP_UNITS && role_units_all_started(ru))
                 step_done(d);

@@ -12,6 +12,7 @@
 # Usage: bed.sh [-b BED] COMMAND ...
 #   up                          fabric, etcd, artifact server; builds what is missing
 #   node-add NAME ROLE IP [--agent] [--no-standins] [--addr-by-agent] [--conf FILE]
+#            [--standin-fail MODE]
 #                               create and boot a node (ROLE master|minion, IP on br0)
 #   node-stop NAME | node-start NAME | node-rm NAME
 #   exec NAME CMD...            run CMD inside the node (all its namespaces)
@@ -320,7 +321,7 @@ step_node_net() {
 }
 
 step_node_root() {
-        local n=$1 role=$2 ip=$3 standins=$4 agent=$5 addr_by_agent=$6 conf=$7 d root a
+        local n=$1 role=$2 ip=$3 standins=$4 agent=$5 addr_by_agent=$6 conf=$7 fail=$8 d root a
         d=$DATA/nodes/$n
         root=$d/root
         mkdir -p "$d/upper" "$d/work" "$root" "$d/docker"
@@ -334,6 +335,8 @@ step_node_root() {
                 done
         fi
         install -m 0644 "$CKB_BUSYBOX_TAR" "$root/usr/share/corekube-bed/busybox.tar"
+        # The stand-in's fail switch, on from the first boot.
+        if [[ -n $fail ]]; then touch "$root/etc/kube-standin/fail-$fail"; fi
         if [[ -n $conf ]]; then
                 install -m 0644 "$conf" "$root/etc/corekube/agent.conf"
         else
@@ -385,8 +388,8 @@ step_node_boot() {
 }
 
 cmd_node_add() {
-        local n=${1:-} role=${2:-} ip=${3:-} standins=yes agent=no addr_by_agent=no conf=""
-        [[ $# -ge 3 ]] || die "usage: node-add NAME ROLE IP [--agent] [--no-standins] [--addr-by-agent] [--conf FILE]"
+        local n=${1:-} role=${2:-} ip=${3:-} standins=yes agent=no addr_by_agent=no conf="" fail=""
+        [[ $# -ge 3 ]] || die "usage: node-add NAME ROLE IP [--agent] [--no-standins] [--addr-by-agent] [--conf FILE] [--standin-fail MODE]"
         shift 3
         while [[ $# -gt 0 ]]; do
                 case $1 in
@@ -394,6 +397,9 @@ cmd_node_add() {
                 --no-standins) standins=no ;;
                 --addr-by-agent) addr_by_agent=yes ;;
                 --conf) conf=$(realpath "${2:?--conf FILE}"); shift ;;
+                --standin-fail)
+                        fail=${2:?--standin-fail MODE}; shift
+                        [[ $fail =~ ^[a-z][a-z-]*$ ]] || die "invalid stand-in mode '$fail'" ;;
                 *) die "unknown option $1" ;;
                 esac
                 shift
@@ -409,7 +415,7 @@ cmd_node_add() {
         mkdir -p "$d"
         printf 'ROLE=%s\nIP=%s\n' "$role" "$ip" >"$d/node.env"
         run_step "$n-net" step_node_net "$n" "$ip" "$addr_by_agent"
-        run_step "$n-root" step_node_root "$n" "$role" "$ip" "$standins" "$agent" "$addr_by_agent" "$conf"
+        run_step "$n-root" step_node_root "$n" "$role" "$ip" "$standins" "$agent" "$addr_by_agent" "$conf" "$fail"
         run_step "$n-boot" step_node_boot "$n"
         msg "node $n ($role, $ip) up in $((SECONDS - start)) s"
 }

@@ -288,9 +288,11 @@ write_config() {
                 echo
                 echo "[etcd]"
                 echo "endpoints = $ETCD_URL"
+                echo
+                # The role's artifacts are only those its list names.
+                echo "[role.$role]"
+                echo "artifacts = $list"
                 if [[ $role == minion ]]; then
-                        echo
-                        echo "[role.minion]"
                         echo 'register-url = http://${MASTER_IP}:8080/api/v1beta1/minions'
                 fi
                 for a in $list; do

@@ -335,6 +335,13 @@ static void on_role_units(role_units *ru, void *userdata) {
                 (void) registry_set_unit(d->registry, role_units_name(ru, i), role_units_state(ru, i));
         /* A unit's failure is role_units_error(), shown by
          * daemon_update_status() for as long as it lasts, also after ready. */
+        if (d->step == STEP_READY && d->units_failing != !!role_units_error(ru)) {
+                d->units_failing = role_units_error(ru);
+                if (d->units_failing)
+                        log_warning("Node %s is failed: %s.", d->cfg->node.name, role_units_error(ru));
+                else
+                        log_notice("Node %s is ready again.", d->cfg->node.name);
+        }
         daemon_update_status(d);
         if (d->step == STEP_UNITS && role_units_all_started(ru))
                 step_done(d);
@@ -426,11 +433,19 @@ void daemon_advance(node_agent *d) {
                 case STEP_ANNOUNCE:
                         announce_step(d);
                         return;
-                case STEP_READY:
+                case STEP_READY: {
+                        const char *err = d->role ? role_units_error(d->role) : NULL;
+
                         d->step_busy = true;
-                        log_event(LOG_NOTICE, MID_READY, NULL, "Node %s is ready.", d->cfg->node.name);
+                        d->units_failing = err;
+                        if (err)
+                                log_event(LOG_WARNING, MID_READY, NULL,
+                                          "Node %s finished its bring-up, but is failed: %s.", d->cfg->node.name, err);
+                        else
+                                log_event(LOG_NOTICE, MID_READY, NULL, "Node %s is ready.", d->cfg->node.name);
                         daemon_update_status(d);
                         return;
+                }
                 }
         }
 }

@@ -260,6 +260,34 @@ def test_role_units_active_and_started_in_order(bed, master):
     assert "stand-in (not Kubernetes)" in log and f"--etcd_servers={ETCD}" in log
 
 
+def test_unit_failing_after_ready_is_reported_and_recovers(bed, master):
+    """The kube-scheduler stand-in exits 1 on its next start (fail switch);
+    systemd's Restart=always keeps trying, the agent reports it."""
+    node = "master"
+    try:
+        bed.sh(node, "touch /etc/kube-standin/fail-kube-scheduler; systemctl restart kube-scheduler.service || true")
+
+        def failed():
+            rec = bed.record(node)
+            return rec if rec["state"] == "failed" else None
+
+        rec = wait_until(failed, 60, "a failed record", lambda: bed.agent_log(node))
+        assert rec["error"] == "kube-scheduler.service: failed (exit-code)", rec
+        assert rec["units"]["kube-scheduler.service"] == "failed", rec
+        assert bed.status_text(node) == "master: failed (ready): kube-scheduler.service: failed (exit-code)"
+        failures = by_mid(bed.journal(node, f"_SYSTEMD_UNIT={AGENT}"), "unit_failed")
+        assert [(e["COREKUBE_UNIT"], e["COREKUBE_RESULT"]) for e in failures] == \
+            [("kube-scheduler.service", "exit-code")], failures
+    finally:
+        bed.sh(node, "rm -f /etc/kube-standin/fail-kube-scheduler")
+    wait_until(lambda: bed.record(node)["state"] == "ready", 60, "the record to be ready again",
+               lambda: bed.agent_log(node))
+    rec = bed.record(node)
+    assert "error" not in rec and rec["units"] == {u: "active" for u in MASTER_UNITS}, rec
+    wait_ready(bed, node)
+    assert bed.docker_starts(node) == 1
+
+
 def test_agent_restart_does_not_restart_docker(bed, master):
     pid = bed.show("master", "docker.service", "MainPID")["MainPID"]
     bed.run("exec", "master", "systemctl", "restart", AGENT)

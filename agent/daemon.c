@@ -435,14 +435,17 @@ void daemon_advance(node_agent *d) {
                         return;
                 case STEP_READY: {
                         const char *err = d->role ? role_units_error(d->role) : NULL;
+                        char sub[32], f1[96], f2[64];
 
                         d->step_busy = true;
                         d->units_failing = err;
+                        snprintf(f1, sizeof f1, "COREKUBE_NODE=%s", d->cfg->node.name);
+                        snprintf(f2, sizeof f2, "COREKUBE_SUBNET=%s", format_cidr(&d->subnet, sub, sizeof sub));
                         if (err)
-                                log_event(LOG_WARNING, MID_READY, NULL,
+                                log_event(LOG_WARNING, MID_READY, FIELDS(f1, f2),
                                           "Node %s finished its bring-up, but is failed: %s.", d->cfg->node.name, err);
                         else
-                                log_event(LOG_NOTICE, MID_READY, NULL, "Node %s is ready.", d->cfg->node.name);
+                                log_event(LOG_NOTICE, MID_READY, FIELDS(f1, f2), "Node %s is ready.", d->cfg->node.name);
                         daemon_update_status(d);
                         return;
                 }

@@ -202,7 +202,11 @@ def test_journal_has_one_entry_per_milestone(bed, master):
     once = ["registered", "lease", "overlay", "files", "docker", "ready"]
     for m in once:
         assert len(by_mid(entries, m)) == 1, f"{m}: {by_mid(entries, m)}\n{log}"
+    for m in once + ["artifact", "unit_started"]:
+        for e in by_mid(entries, m):
+            assert any(k.startswith("COREKUBE_") for k in e), e
     assert by_mid(entries, "lease")[0]["COREKUBE_SUBNET"] == master["subnet"]
+    assert by_mid(entries, "ready")[0]["COREKUBE_SUBNET"] == master["subnet"]
     assert by_mid(entries, "overlay")[0]["COREKUBE_SUBNET"] == master["subnet"]
     assert re.fullmatch(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}", by_mid(entries, "overlay")[0]["COREKUBE_VTEP_MAC"])
     assert by_mid(entries, "docker")[0]["COREKUBE_UNIT"] == "docker.service"

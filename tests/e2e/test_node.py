@@ -350,7 +350,7 @@ def test_sigkill_while_starting_units_converges(bed, master):
 @pytest.mark.skipif(not agent_has_verb("status"), reason="corekube-agent has no status verb yet")
 def test_status_wait_returns_0_once_ready(bed, master):
     wait_ready(bed, "master")
-    r = bed.sh("master", "corekube-agent status --wait=60", check=False)
+    r = bed.sh("master", "corekube-agent status --wait=60s", check=False)
     assert r.returncode == 0, r.stdout + r.stderr
     r = bed.sh("master", "corekube-agent status --json", check=False)
     assert r.returncode == 0, r.stderr
@@ -460,7 +460,7 @@ def test_artifact_with_wrong_sha256_is_reported_and_not_installed(bed, minion2):
 def test_status_wait_fails_for_a_failed_node(bed, minion2):
     node = minion2["node"]
     wait_until(lambda: (bed.record(node) or {}).get("state") == "failed", 120, "a failed record")
-    r = bed.sh(node, "corekube-agent status --wait=30", check=False)
+    r = bed.sh(node, "corekube-agent status --wait=30s", check=False)
     assert r.returncode == 1, r.stdout + r.stderr
 
 

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 
 #include "build-config.h"
@@ -167,6 +168,34 @@ static void on_docker_state(const char *unit, const unit_state *st, void *userda
                 daemon_advance(d);
 }
 
+static void docker_restart(node_agent *d) {
+        d->step_busy = true;
+        if (unit_ctl_job(d->units, "RestartUnit", d->cfg->docker.unit, on_docker_job, d) < 0)
+                daemon_step_failed(d, "%s: cannot queue the restart", d->cfg->docker.unit);
+}
+
+/* Docker reads docker_opts.env when it starts: it runs with the current
+ * file if it started after the file's last change. */
+static void on_docker_started(const char *unit, int error, uint64_t started_usec, void *userdata) {
+        node_agent *d = userdata;
+        const char *file = d->cfg->network.docker_opts_file;
+        struct stat st;
+
+        if (d->step != STEP_DOCKER)
+                return;
+        if (error >= 0 && started_usec > 0 && stat(file, &st) >= 0 &&
+            (uint64_t) st.st_mtim.tv_sec * USEC_PER_SEC + (uint64_t) st.st_mtim.tv_nsec / 1000 < started_usec) {
+                log_info("%s is active and started after %s was last written; not restarting it.", unit, file);
+                step_done(d);
+                return;
+        }
+        if (error < 0)
+                log_warning_errno(error, "Cannot tell when %s started (%m); restarting it.", unit);
+        else
+                log_info("%s runs since before %s was last written; restarting it.", unit, file);
+        docker_restart(d);
+}
+
 static void docker_step(node_agent *d) {
         const char *unit = d->cfg->docker.unit;
 
@@ -176,14 +205,15 @@ static void docker_step(node_agent *d) {
         }
         if (!d->docker_state)
                 return;         /* on_docker_state() comes back here */
-        if (!d->files_changed && streq(d->docker_state, "active")) {
-                log_info("%s is active and its environment is unchanged; not restarting it.", unit);
-                step_done(d);
-                return;
-        }
         d->step_busy = true;
-        if (unit_ctl_job(d->units, "RestartUnit", unit, on_docker_job, d) < 0)
-                daemon_step_failed(d, "%s: cannot queue the restart", unit);
+        if (!d->files_changed && streq(d->docker_state, "active")) {
+                /* Unchanged now, but a previous run may have written them and
+                 * died before the restart: on_docker_started() compares. */
+                if (unit_ctl_get_u64(d->units, unit, "org.freedesktop.systemd1.Service", "ExecMainStartTimestamp",
+                                     on_docker_started, d) >= 0)
+                        return;
+        }
+        docker_restart(d);
 }
 
 /* ---- artifacts ---- */

@@ -166,6 +166,60 @@ int unit_ctl_job(unit_ctl *u, const char *method, const char *unit, unit_job_cb 
         return 0;
 }
 
+typedef struct get_u64 {
+        char *unit;
+        unit_u64_cb cb;
+        void *userdata;
+} get_u64;
+
+static void get_u64_free(void *userdata) {
+        get_u64 *g = userdata;
+
+        free(g->unit);
+        free(g);
+}
+
+static int on_u64(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        get_u64 *g = userdata;
+        uint64_t v = 0;
+        int r = 0;
+
+        if (sd_bus_message_is_method_error(m, NULL))
+                r = -sd_bus_message_get_errno(m) ?: -EIO;
+        else if (sd_bus_message_enter_container(m, 'v', "t") < 0 || sd_bus_message_read(m, "t", &v) < 0)
+                r = -EBADMSG;
+        g->cb(g->unit, r, v, g->userdata);
+        return 0;
+}
+
+int unit_ctl_get_u64(unit_ctl *u, const char *unit, const char *iface, const char *property, unit_u64_cb cb,
+                     void *userdata) {
+        _cleanup_free_ char *path = NULL;
+        sd_bus_slot *slot = NULL;
+        get_u64 *g = calloc(1, sizeof *g);
+        int r;
+
+        if (!g || !(g->unit = strdup(unit))) {
+                free(g);
+                return -ENOMEM;
+        }
+        g->cb = cb;
+        g->userdata = userdata;
+        r = sd_bus_path_encode(SD_PATH "/unit", unit, &path);
+        if (r >= 0)
+                r = sd_bus_call_method_async(u->bus, &slot, SD_DEST, path, "org.freedesktop.DBus.Properties", "Get",
+                                             on_u64, g, "ss", iface, property);
+        if (r < 0) {
+                get_u64_free(g);
+                return log_error_errno(r, "Failed to ask for %s's %s: %m", unit, property);
+        }
+        /* The bus owns the call; g goes with it, answered or not. */
+        (void) sd_bus_slot_set_destroy_callback(slot, get_u64_free);
+        (void) sd_bus_slot_set_floating(slot, 1);
+        sd_bus_slot_unref(slot);
+        return 0;
+}
+
 unsigned unit_ctl_pending(unit_ctl *u) {
         unsigned n = 0;
 

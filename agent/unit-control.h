@@ -5,6 +5,7 @@
  * loop: StartUnit/RestartUnit awaited through JobRemoved (the match is in
  * place before the call), and ActiveState watches for the role units. */
 
+#include <stdint.h>
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
@@ -34,5 +35,10 @@ unit_ctl *unit_ctl_free(unit_ctl *u);
 int unit_ctl_job(unit_ctl *u, const char *method, const char *unit, unit_job_cb cb, void *userdata);
 /* Calls cb with the unit's current state now-ish and after every change. */
 int unit_ctl_watch(unit_ctl *u, const char *unit, unit_state_cb cb, void *userdata);
+/* One uint64 property of a unit (a timestamp, a counter), asynchronously:
+ * cb gets it, or a negative errno. */
+typedef void (*unit_u64_cb)(const char *unit, int error, uint64_t value, void *userdata);
+int unit_ctl_get_u64(unit_ctl *u, const char *unit, const char *iface, const char *property, unit_u64_cb cb,
+                     void *userdata);
 /* Number of jobs still waiting for JobRemoved. */
 unsigned unit_ctl_pending(unit_ctl *u);

@@ -80,6 +80,8 @@ typedef struct node_agent {
 } node_agent;
 
 void daemon_advance(node_agent *d);
+/* The current step succeeded: clear the error and retry, go on. */
+void daemon_step_done(node_agent *d);
 void daemon_step_failed(node_agent *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void daemon_update_status(node_agent *d);
 

@@ -184,16 +184,14 @@ static void on_lease(SubnetLease *l, int error, const char *message, const Subne
         }
         if (ev->changed && ev->previous_subnet != 0 && d->step > STEP_DOCKER) {
                 /* A new subnet after the lease was lost: Docker must move. */
+                d->retry = sd_event_source_disable_unref(d->retry);
                 d->step = STEP_DOCKER;
                 d->step_busy = false;
                 daemon_advance(d);
                 return;
         }
-        if (d->step == STEP_NETWORK) {
-                d->step_busy = false;
-                d->step++;
-                daemon_advance(d);
-        }
+        if (d->step == STEP_NETWORK)
+                daemon_step_done(d);
 }
 
 static void on_netcfg(int error, const char *message, const NetworkConfig *config, bool created, void *userdata) {
@@ -266,8 +264,8 @@ int daemon_network_start(node_agent *d) {
                 if (r < 0)
                         return log_error_errno(r, "Failed to watch netlink: %m");
         }
-        if (d->lease)
-                return 0;       /* already under way; the lease calls back */
+        if (d->lease || d->netcfg_req)
+                return 0;       /* already under way; it calls back */
         r = network_config_new(format_cidr(&d->cfg->network.network, net, sizeof net), d->cfg->network.subnet_len,
                                d->cfg->network.vni, (uint16_t) d->cfg->network.port, &wanted, &err);
         if (r < 0) {

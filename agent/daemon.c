@@ -91,9 +91,12 @@ void daemon_step_failed(node_agent *d, const char *fmt, ...) {
         }
 }
 
-static void step_done(node_agent *d) {
+void daemon_step_done(node_agent *d) {
         free(d->error);
         d->error = NULL;
+        /* A retry armed by an earlier failure of this step must not fire
+         * into the next one, which may have work in flight. */
+        d->retry = sd_event_source_disable_unref(d->retry);
         backoff_reset(&d->backoff);
         d->step_busy = false;
         d->step++;
@@ -104,12 +107,11 @@ static void step_done(node_agent *d) {
 
 static void on_registry(Registry *r, RegistryEvent ev, int error, const char *message, void *userdata) {
         node_agent *d = userdata;
-
         switch (ev) {
         case REGISTRY_REGISTERED:
-                /* The registry logs the milestone (MID_REGISTERED) itself. */
+                /* registry.c logs the milestone itself. */
                 if (d->step == STEP_REGISTER)
-                        step_done(d);
+                        daemon_step_done(d);
                 break;
         case REGISTRY_LOST:
                 log_event(LOG_WARNING, MID_REGISTRATION_LOST, NULL, "Machine record lost; registering again.");
@@ -156,7 +158,7 @@ static void on_docker_job(const char *unit, const char *result, const char *deta
         snprintf(f, sizeof f, "COREKUBE_UNIT=%s", unit);
         log_event(LOG_INFO, MID_DOCKER_RESTARTED, FIELDS(f), "Restarted %s with the flannel options.", unit);
         d->files_changed = false;
-        step_done(d);
+        daemon_step_done(d);
 }
 
 static void on_docker_state(const char *unit, const unit_state *st, void *userdata) {
@@ -186,7 +188,7 @@ static void on_docker_started(const char *unit, int error, uint64_t started_usec
         if (error >= 0 && started_usec > 0 && stat(file, &st) >= 0 &&
             (uint64_t) st.st_mtim.tv_sec * USEC_PER_SEC + (uint64_t) st.st_mtim.tv_nsec / 1000 < started_usec) {
                 log_info("%s is active and started after %s was last written; not restarting it.", unit, file);
-                step_done(d);
+                daemon_step_done(d);
                 return;
         }
         if (error < 0)
@@ -200,7 +202,7 @@ static void docker_step(node_agent *d) {
         const char *unit = d->cfg->docker.unit;
 
         if (!d->cfg->docker.restart) {
-                step_done(d);
+                daemon_step_done(d);
                 return;
         }
         if (!d->docker_state)
@@ -252,7 +254,7 @@ static void artifacts_next(node_agent *d) {
                 log_info("Artifact %s is already in place with its sha256.", a->name);
                 d->artifact_next++;
         }
-        step_done(d);
+        daemon_step_done(d);
 }
 
 /* ---- cluster.env ---- */
@@ -324,7 +326,7 @@ static void on_masters(EtcdClient *c, int error, const char *message, const Etcd
                 daemon_step_failed(d, "cannot write /run/corekube/cluster.env");
                 return;
         }
-        step_done(d);
+        daemon_step_done(d);
 }
 
 static void masters_check(node_agent *d) {
@@ -350,7 +352,7 @@ static void cluster_step(node_agent *d) {
                         daemon_step_failed(d, "cannot write /run/corekube/cluster.env");
                         return;
                 }
-                step_done(d);
+                daemon_step_done(d);
                 return;
         }
         masters_check(d);
@@ -374,22 +376,27 @@ static void on_role_units(role_units *ru, void *userdata) {
         }
         daemon_update_status(d);
         if (d->step == STEP_UNITS && role_units_all_started(ru))
-                step_done(d);
+                daemon_step_done(d);
 }
 
 static void units_step(node_agent *d) {
         int r;
 
         d->step_busy = true;
-        if (!d->role) {
-                r = role_units_new(d->event, d->units, config_role(d->cfg)->units, on_role_units, d, &d->role);
-                if (r >= 0)
-                        r = role_units_start(d->role);
-                if (r < 0)
-                        daemon_step_failed(d, "cannot start the role units: %s", strerror(-r));
-                else if (role_units_all_started(d->role))
-                        step_done(d);
+        if (d->role) {
+                /* Again after a subnet change: the units run already; role-units
+                 * finishes the step if some are still being started. */
+                if (role_units_all_started(d->role))
+                        daemon_step_done(d);
+                return;
         }
+        r = role_units_new(d->event, d->units, config_role(d->cfg)->units, on_role_units, d, &d->role);
+        if (r >= 0)
+                r = role_units_start(d->role);
+        if (r < 0)
+                daemon_step_failed(d, "cannot start the role units: %s", strerror(-r));
+        else if (role_units_all_started(d->role))
+                daemon_step_done(d);
 }
 
 /* ---- minion registration with the apiserver ---- */
@@ -403,7 +410,7 @@ static void on_announce(int error, long status, const char *message, void *userd
                 return;
         }
         log_info("Registered with the apiserver (HTTP %ld).", status);
-        step_done(d);
+        daemon_step_done(d);
 }
 
 static void announce_step(node_agent *d) {
@@ -412,7 +419,7 @@ static void announce_step(node_agent *d) {
         char ip[INET_ADDRSTRLEN];
 
         if (d->cfg->node.role != ROLE_MINION || !rc->register_url) {
-                step_done(d);
+                daemon_step_done(d);
                 return;
         }
         inet_ntop(AF_INET, &d->link.addr, ip, sizeof ip);

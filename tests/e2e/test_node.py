@@ -273,7 +273,7 @@ def test_unit_failing_after_ready_is_reported_and_recovers(bed, master):
 
         def failed():
             rec = bed.record(node)
-            return rec if rec["state"] == "failed" else None
+            return rec if rec["state"] == "failed" and rec["units"]["kube-scheduler.service"] == "failed" else None
 
         rec = wait_until(failed, 60, "a failed record", lambda: bed.agent_log(node))
         assert rec["error"] == "kube-scheduler.service: failed (exit-code)", rec
@@ -327,7 +327,7 @@ SLOW_START = """mkdir -p /run/systemd/system/kube-scheduler.service.d
 cat >/run/systemd/system/kube-scheduler.service.d/50-e2e-slow.conf <<'EOF'
 # e2e test: a start job that lasts, so the agent can be killed while it waits.
 [Service]
-ExecStartPre=/bin/sleep 5
+ExecStartPre=/bin/sleep 8
 EOF
 systemctl daemon-reload
 """
@@ -389,7 +389,8 @@ def test_failing_unit_gives_failed_record_and_recovers(bed, minion1):
 
     def failed():
         rec = bed.record(node)
-        return rec if rec and rec["state"] == "failed" and "kubelet.service" in rec.get("error", "") else None
+        return rec if rec and rec["state"] == "failed" and "kubelet.service" in rec.get("error", "") \
+            and rec["units"].get("kubelet.service") == "failed" else None
 
     rec = wait_until(failed, 120, "a failed record naming kubelet.service", lambda: bed.agent_log(node))
     assert "exit-code" in rec["error"], rec

@@ -16,6 +16,7 @@ Nodes (each boots with corekube-agent.service enabled and /opt/bin empty):
 Needs root.  The bed is named after our PID, lives in namespaces of its own
 and is removed by `bed.sh down` on every exit path."""
 
+import base64
 import hashlib
 import ipaddress
 import json
@@ -147,7 +148,6 @@ class Bed:
 
 
 def _b64(s):
-    import base64
     return base64.b64decode(s).decode()
 
 

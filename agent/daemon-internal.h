@@ -66,6 +66,7 @@ typedef struct node_agent {
         unit_ctl *units;
         char *docker_state;
         role_units *role;
+        bool units_failing;             /* a role unit failed after the bring-up */
 
         size_t artifact_next;
         artifact_fetch *fetch;

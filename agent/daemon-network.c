@@ -117,8 +117,11 @@ static int write_files(node_agent *d) {
                 return r;
         }
         if (r > 0) {
+                char sub[32], f[64];
+
                 d->files_changed = true;
-                log_event(LOG_INFO, MID_NETWORK_FILES, NULL, "Wrote %s and %s.", d->cfg->network.subnet_file,
+                snprintf(f, sizeof f, "COREKUBE_SUBNET=%s", format_cidr(&d->subnet, sub, sizeof sub));
+                log_event(LOG_INFO, MID_NETWORK_FILES, FIELDS(f), "Wrote %s and %s.", d->cfg->network.subnet_file,
                           d->cfg->network.docker_opts_file);
         }
         return 0;
@@ -191,6 +194,7 @@ static void on_netcfg(int error, const char *message, const NetworkConfig *confi
                                    message ?: strerror(-error));
                 return;
         }
+        /* network-config.c logs MID_NETWORK_CONFIG_CREATED when it made it. */
         d->netcfg = *config;
 
         d->overlay_cfg = (ns_overlay_config) {

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 
 #include "build-config.h"
@@ -43,17 +44,18 @@ void daemon_update_status(node_agent *d) {
         char sub[32] = "none";
         size_t n_units = d->role ? role_units_count(d->role) : strv_length(config_role(d->cfg)->units);
         size_t active = d->role ? role_units_active(d->role) : 0;
+        const char *error = d->error ?: (d->role ? role_units_error(d->role) : NULL);
 
         if (d->have_subnet)
                 format_cidr(&d->subnet, sub, sizeof sub);
-        if (d->error)
+        if (error)
                 sd_notifyf(false, "STATUS=%s: failed (%s): %s", role_to_string(d->cfg->node.role),
-                           step_state(d->step), d->error);
+                           step_state(d->step), error);
         else
                 sd_notifyf(false, "STATUS=%s: %s, %zu peers, subnet %s, units %zu/%zu active",
                            role_to_string(d->cfg->node.role), step_state(d->step), d->n_peers, sub, active, n_units);
         if (d->registry)
-                (void) registry_set_state(d->registry, d->error ? "failed" : step_state(d->step), d->error);
+                (void) registry_set_state(d->registry, error ? "failed" : step_state(d->step), error);
 }
 
 static int on_retry(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -159,13 +161,41 @@ static void on_docker_job(const char *unit, const char *result, const char *deta
         daemon_step_done(d);
 }
 
-static void on_docker_state(const char *unit, const char *state, void *userdata) {
+static void on_docker_state(const char *unit, const unit_state *st, void *userdata) {
         node_agent *d = userdata;
 
         free(d->docker_state);
-        d->docker_state = strdup(state);
+        d->docker_state = strdup(st->active_state);
         if (d->step == STEP_DOCKER && !d->step_busy)
                 daemon_advance(d);
+}
+
+static void docker_restart(node_agent *d) {
+        d->step_busy = true;
+        if (unit_ctl_job(d->units, "RestartUnit", d->cfg->docker.unit, on_docker_job, d) < 0)
+                daemon_step_failed(d, "%s: cannot queue the restart", d->cfg->docker.unit);
+}
+
+/* Docker reads docker_opts.env when it starts: it runs with the current
+ * file if it started after the file's last change. */
+static void on_docker_started(const char *unit, int error, uint64_t started_usec, void *userdata) {
+        node_agent *d = userdata;
+        const char *file = d->cfg->network.docker_opts_file;
+        struct stat st;
+
+        if (d->step != STEP_DOCKER)
+                return;
+        if (error >= 0 && started_usec > 0 && stat(file, &st) >= 0 &&
+            (uint64_t) st.st_mtim.tv_sec * USEC_PER_SEC + (uint64_t) st.st_mtim.tv_nsec / 1000 < started_usec) {
+                log_info("%s is active and started after %s was last written; not restarting it.", unit, file);
+                daemon_step_done(d);
+                return;
+        }
+        if (error < 0)
+                log_warning_errno(error, "Cannot tell when %s started (%m); restarting it.", unit);
+        else
+                log_info("%s runs since before %s was last written; restarting it.", unit, file);
+        docker_restart(d);
 }
 
 static void docker_step(node_agent *d) {
@@ -177,14 +207,15 @@ static void docker_step(node_agent *d) {
         }
         if (!d->docker_state)
                 return;         /* on_docker_state() comes back here */
-        if (!d->files_changed && streq(d->docker_state, "active")) {
-                log_info("%s is active and its environment is unchanged; not restarting it.", unit);
-                daemon_step_done(d);
-                return;
-        }
         d->step_busy = true;
-        if (unit_ctl_job(d->units, "RestartUnit", unit, on_docker_job, d) < 0)
-                daemon_step_failed(d, "%s: cannot queue the restart", unit);
+        if (!d->files_changed && streq(d->docker_state, "active")) {
+                /* Unchanged now, but a previous run may have written them and
+                 * died before the restart: on_docker_started() compares. */
+                if (unit_ctl_get_u64(d->units, unit, "org.freedesktop.systemd1.Service", "ExecMainStartTimestamp",
+                                     on_docker_started, d) >= 0)
+                        return;
+        }
+        docker_restart(d);
 }
 
 /* ---- artifacts ---- */
@@ -334,12 +365,14 @@ static void on_role_units(role_units *ru, void *userdata) {
 
         for (size_t i = 0; i < role_units_count(ru); i++)
                 (void) registry_set_unit(d->registry, role_units_name(ru, i), role_units_state(ru, i));
-        if (role_units_error(ru)) {
-                free(d->error);
-                d->error = strdup(role_units_error(ru));
-        } else if (d->step == STEP_UNITS) {
-                free(d->error);
-                d->error = NULL;
+        /* A unit's failure is role_units_error(), shown by
+         * daemon_update_status() for as long as it lasts, also after ready. */
+        if (d->step == STEP_READY && d->units_failing != !!role_units_error(ru)) {
+                d->units_failing = role_units_error(ru);
+                if (d->units_failing)
+                        log_warning("Node %s is failed: %s.", d->cfg->node.name, role_units_error(ru));
+                else
+                        log_notice("Node %s is ready again.", d->cfg->node.name);
         }
         daemon_update_status(d);
         if (d->step == STEP_UNITS && role_units_all_started(ru))
@@ -437,11 +470,22 @@ void daemon_advance(node_agent *d) {
                 case STEP_ANNOUNCE:
                         announce_step(d);
                         return;
-                case STEP_READY:
+                case STEP_READY: {
+                        const char *err = d->role ? role_units_error(d->role) : NULL;
+                        char sub[32], f1[96], f2[64];
+
                         d->step_busy = true;
-                        log_event(LOG_NOTICE, MID_READY, NULL, "Node %s is ready.", d->cfg->node.name);
+                        d->units_failing = err;
+                        snprintf(f1, sizeof f1, "COREKUBE_NODE=%s", d->cfg->node.name);
+                        snprintf(f2, sizeof f2, "COREKUBE_SUBNET=%s", format_cidr(&d->subnet, sub, sizeof sub));
+                        if (err)
+                                log_event(LOG_WARNING, MID_READY, FIELDS(f1, f2),
+                                          "Node %s finished its bring-up, but is failed: %s.", d->cfg->node.name, err);
+                        else
+                                log_event(LOG_NOTICE, MID_READY, FIELDS(f1, f2), "Node %s is ready.", d->cfg->node.name);
                         daemon_update_status(d);
                         return;
+                }
                 }
         }
 }

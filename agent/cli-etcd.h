@@ -21,5 +21,3 @@ bool cli_etcd_unreachable(int error);
 /* "http://a:2379, http://b:2379": for messages. */
 char *cli_etcd_endpoints(const ck_config *c);
 
-/* /etc/machine-id: 32 lower-case hex digits. */
-int cli_read_machine_id(char ret[static 33]);

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "cli-etcd.h"
+#include "etcd-config.h"
 #include "cli.h"
 #include "ip4-util.h"
 #include "log.h"
@@ -290,7 +291,7 @@ static int leave_run(leave_cmd *l) {
 
         l->endpoints = cli_etcd_endpoints(l->cfg);
         l->vni = l->cfg->network.vni;
-        r = cli_read_machine_id(l->machine_id);
+        r = read_machine_id(l->machine_id);
         l->have_machine_id = r >= 0;
         if (r < 0)
                 log_warning_errno(r, "Cannot read /etc/machine-id (%m); looking for our subnet by address only.");

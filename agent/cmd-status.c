@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "cli-etcd.h"
+#include "etcd-config.h"
 #include "cli.h"
 #include "ip4-util.h"
 #include "log.h"
@@ -456,7 +457,7 @@ static int status_run(status_cmd *s) {
         int r;
 
         s->endpoints = cli_etcd_endpoints(s->cfg);
-        r = cli_read_machine_id(s->machine_id);
+        r = read_machine_id(s->machine_id);
         s->have_machine_id = r >= 0;
         if (s->args->wait && r < 0) {
                 log_error_errno(r, "Failed to read /etc/machine-id, which --wait needs: %m");

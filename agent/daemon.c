@@ -14,6 +14,7 @@
 
 #include "build-config.h"
 #include "daemon-internal.h"
+#include "etcd-config.h"
 #include "machines.h"
 #include "log.h"
 #include "macro.h"
@@ -504,27 +505,12 @@ static int on_watchdog(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
-static int read_machine_id(char ret[33]) {
-        _cleanup_fclose_ FILE *f = fopen("/etc/machine-id", "re");
-        char buf[64] = "";
-
-        if (!f || !fgets(buf, sizeof buf, f))
-                return -errno ?: -EIO;
-        buf[strcspn(buf, "\n")] = '\0';
-        if (strlen(buf) != 32 || strspn(buf, "0123456789abcdef") != 32)
-                return -EINVAL;
-        memcpy(ret, buf, 33);
-        return 0;
-}
-
 static bool needs_dbus(const ck_config *c) {
         return c->docker.restart || strv_length(config_role(c)->units) > 0;
 }
 
 int daemon_run(const ck_config *c) {
         node_agent d = { .cfg = c };
-        _cleanup_free_ char *password = NULL;
-        EtcdClientOptions eo = {};
         uint64_t wd = 0;
         int r;
 
@@ -546,26 +532,11 @@ int daemon_run(const ck_config *c) {
         if (sd_watchdog_enabled(false, &wd) > 0)
                 (void) sd_event_add_time_relative(d.event, &d.watchdog, CLOCK_MONOTONIC, wd / 2, 0, on_watchdog, &d);
 
-        if (c->etcd.password_file) {
-                _cleanup_fclose_ FILE *f = fopen(c->etcd.password_file, "re");
-                char buf[512] = "";
-                if (!f || !fgets(buf, sizeof buf, f)) {
-                        log_error("Failed to read [etcd] password-file %s: %m", c->etcd.password_file);
-                        r = 78;
-                        goto finish;
-                }
-                buf[strcspn(buf, "\n")] = '\0';
-                password = strdup(buf);
+        r = etcd_client_from_config(c, d.event, 0, &d.etcd);
+        if (r == -EKEYREJECTED) {
+                r = 78;
+                goto finish;
         }
-        eo = (EtcdClientOptions) {
-                .endpoints = c->etcd.endpoints,
-                .ca_file = c->etcd.ca_file,
-                .cert_file = c->etcd.cert_file,
-                .key_file = c->etcd.key_file,
-                .username = c->etcd.username,
-                .password = password,
-        };
-        r = etcd_client_new(&d.etcd, d.event, &eo);
         if (r >= 0)
                 r = curl_loop_new(d.event, &d.curl);
         if (r < 0) {

@@ -30,19 +30,19 @@ step_deb() {
         echo "CKB_DEB=$deb" >"$STATE/deb.env"
 }
 
-# install_deb ROOT AGENT: dpkg -i inside the (not yet booted) node root. The
-# postinst enables corekube-agent.service, as on any Debian host; without
+# install_deb NAME ROOT AGENT: dpkg -i inside the (not yet booted) node root.
+# The postinst enables corekube-agent.service, as on any Debian host; without
 # --agent the bed turns that off again, the way an admin would.
 install_deb() {
-        local root=$1 agent=$2
+        local n=$1 root=$2 agent=$3
         # shellcheck disable=SC1091
         . "$STATE/deb.env"
         install -m 0644 "$CKB_DEB" "$root/var/tmp/corekube-agent.deb"
-        SYSTEMD_NSPAWN_LOCK=0 systemd-nspawn -q -D "$root" --register=no --keep-unit --link-journal=no \
+        SYSTEMD_NSPAWN_LOCK=0 systemd-nspawn -q -D "$root" -M "$PREFIX-$n" --register=no --keep-unit --link-journal=no \
                 --resolv-conf=off --timezone=off -E DEBIAN_FRONTEND=noninteractive -- sh -ec "
                 dpkg -i /var/tmp/corekube-agent.deb
                 rm /var/tmp/corekube-agent.deb
-                if [ $agent != yes ]; then deb-systemd-helper disable corekube-agent.service; fi"
+                if [ $agent != yes ]; then systemctl disable corekube-agent.service; fi"
 }
 
 # The shipped user-data for ROLE with the bed's values in place of every

@@ -337,7 +337,7 @@ step_node_root() {
         fi
         mount -t overlay overlay -o "lowerdir=$lower,upperdir=$d/upper,workdir=$d/work" "$root"
         case $install in
-        deb) install_deb "$root" "$agent" ;;
+        deb) install_deb "$n" "$root" "$agent" ;;
         meson) meson install -C "$BUILD" --destdir "$root" --no-rebuild --quiet ;;
         cloud-init) write_cloud_seed "$n" "$role" "$root" ;;
         esac

@@ -56,6 +56,8 @@ def test_lintian_clean(deb):
 def test_file_list(deb):
     listing = run("dpkg-deb", "-c", deb).stdout
     paths = {l.split()[5].removeprefix("./") for l in listing.splitlines()} - {""}
+    # dh_compress compresses documentation over 4 kB: either form is right.
+    paths = {p.removesuffix(".gz") if p.endswith("README.md.gz") else p for p in paths}
     assert paths == EXPECTED
     mode = {l.split()[5]: l.split()[0] for l in listing.splitlines()}
     assert mode["./usr/sbin/corekube-agent"] == "-rwxr-xr-x"

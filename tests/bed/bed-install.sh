@@ -13,6 +13,8 @@
 
 DEB_CACHE=${CKB_DEB_CACHE:-${CKB_CACHE_DIR:-/var/cache/corekube-bed}/deb}
 APT_URL=$ART_URL/apt
+# node-add --etcd URL (see fill_user_data).
+NODE_ETCD_URL=""
 # A flat repository on the bed's private network, hence trusted=yes.
 APT_SOURCE="deb [trusted=yes] $APT_URL ./"
 
@@ -45,12 +47,13 @@ install_deb() {
                 if [ $agent != yes ]; then systemctl disable corekube-agent.service; fi"
 }
 
-# The shipped user-data for ROLE with the bed's values in place of every
-# %token% (what Heat's str_replace does on a cloud).
+# The shipped user-data for ROLE (master, minion, discovery) with the bed's values in place of every
+# %token% (what Heat's str_replace does on a cloud). The etcd endpoint is the
+# fabric's, or node-add --etcd URL (a discovery node's, as Heat does it).
 fill_user_data() {
         local role=$1 f out a tok
         f=$SRCDIR/cloud-config/cloud-init-$role.yaml
-        out=$(sed -e "s|%etcd_endpoints%|$ETCD_URL|g" \
+        out=$(sed -e "s|%etcd_endpoints%|${NODE_ETCD_URL:-$ETCD_URL}|g" \
                 -e "s|%private_interface%|eth2|g" \
                 -e "s|%overlay_network%|10.244.0.0/15|g" \
                 -e "s|%agent_apt_source%|$APT_SOURCE|g" \

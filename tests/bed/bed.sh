@@ -14,8 +14,9 @@
 # Usage: bed.sh [-b BED] COMMAND ...
 #   up                          fabric, etcd, artifact server; builds what is missing
 #   node-add NAME ROLE IP [--agent] [--no-standins] [--addr-by-agent] [--conf FILE]
-#            [--no-conf] [--install deb|meson] [--cloud-init]
-#                               create and boot a node (ROLE master|minion, IP on br0)
+#            [--no-conf] [--install deb|meson] [--cloud-init [--etcd URL]]
+#                               create and boot a node (ROLE master|minion, IP on br0;
+#                               ROLE discovery: etcd, with --cloud-init)
 #   node-stop NAME | node-start NAME | node-rm NAME
 #   exec NAME CMD...            run CMD inside the node (all its namespaces)
 #   fabric CMD...               run CMD in the fabric netns (etcdctl, python3 ...)
@@ -414,12 +415,14 @@ cmd_node_add() {
                 --install) install=${2:?--install deb|meson}; shift
                         [[ $install == deb || $install == meson ]] || die "--install deb|meson" ;;
                 --cloud-init) install=cloud-init; standins=no ;;
+                --etcd) NODE_ETCD_URL=${2:?--etcd URL}; shift ;;
                 *) die "unknown option $1" ;;
                 esac
                 shift
         done
         [[ $n =~ ^[a-z][a-z0-9-]{0,12}$ ]] || die "invalid node name '$n' (a-z0-9-, at most 13)"
-        [[ $role == master || $role == minion ]] || die "role must be master or minion"
+        [[ $role == master || $role == minion || ($role == discovery && $install == cloud-init) ]] ||
+                die "role must be master or minion (or discovery, with --cloud-init)"
         [[ $ip =~ ^192\.168\.3\.([0-9]+)$ ]] && (( BASH_REMATCH[1] >= 3 && BASH_REMATCH[1] <= 254 )) ||
                 die "IP must be 192.168.3.3 .. 192.168.3.254"
         load_bed

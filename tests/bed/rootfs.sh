@@ -26,8 +26,10 @@ BASE_PACKAGES="systemd systemd-sysv dbus iproute2 libcurl4 libjson-c5 libnl-3-20
 libnl-route-3-200 libssl3 ca-certificates iputils-ping procps ${CKB_EXTRA_PACKAGES:-}"
 DOCKER_PACKAGES="docker.io iptables"
 # locales: cloud-init's locale module needs update-locale and, as on a cloud
-# image, a generated en_US.UTF-8 (its default).
-CLOUDINIT_PACKAGES="cloud-init locales"
+# image, a generated en_US.UTF-8 (its default). etcd-server: what the
+# discovery node's user-data installs (the nodes cannot reach a mirror), left
+# disabled for that user-data to configure and start.
+CLOUDINIT_PACKAGES="cloud-init locales etcd-server"
 BUSYBOX_LINKS="sh ash ping ip ifconfig sleep cat ls echo hostname true false ps wget nc httpd
 ip route"
 
@@ -59,7 +61,7 @@ key_of() { printf '%s\n' "$@" | sha256sum | cut -c1-16; }
 
 BASE_KEY=$(key_of "$FORMAT" "$SUITE" "$(words "$BASE_PACKAGES")")
 DOCKER_KEY=$(key_of "$BASE_KEY" "$(words "$DOCKER_PACKAGES")")
-CLOUDINIT_KEY=$(key_of "$DOCKER_KEY" "$(words "$CLOUDINIT_PACKAGES")" bed-cfg-2)
+CLOUDINIT_KEY=$(key_of "$DOCKER_KEY" "$(words "$CLOUDINIT_PACKAGES")" bed-cfg-3)
 BUSYBOX_KEY=$(key_of "$FORMAT.1" "$SUITE" busybox-static "$(words "$BUSYBOX_LINKS")")
 BASE_DIR=$CACHE_DIR/rootfs-$BASE_KEY
 DOCKER_DIR=$CACHE_DIR/docker-$DOCKER_KEY
@@ -156,6 +158,7 @@ build_cloudinit() {
                 apt-get install -y -q --no-install-recommends $CLOUDINIT_PACKAGES
                 sed -i 's/^# *\(en_US.UTF-8 UTF-8\)/\1/' /etc/locale.gen
                 locale-gen
+                systemctl disable etcd.service
                 printf '%s\n' 'datasource_list: [ NoCloud, None ]' 'network: {config: disabled}' \
                         >/etc/cloud/cloud.cfg.d/90-corekube-bed.cfg
                 apt-get clean

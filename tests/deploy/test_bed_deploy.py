@@ -6,9 +6,12 @@ are the bed's STAND-INS, not Kubernetes).
   pkg        the .deb installed with dpkg -i, no configuration: the service
              is enabled but does not start until a configuration exists;
              purging removes what the package installed and nothing else.
+  disc       the Heat stack's discovery server: cloud-init-discovery.yaml
+             configures and starts etcd on its eth2 address.
   master,    provisioned by cloud-init from cloud-config/cloud-init-*.yaml
-  minion-1   (NoCloud seed): it writes the config, installs the package from
-             the bed's apt repository, the agent starts and the node is ready.
+  minion-1   (NoCloud seed) with disc as their etcd: cloud-init writes the
+             config, installs the package from the bed's apt repository, the
+             agent starts and the node is ready.
 
 Needs root. One bed named after our PID, removed on every exit path."""
 import json
@@ -24,6 +27,7 @@ from conftest import SRCDIR
 
 BED_SH = os.path.join(SRCDIR, "tests", "bed", "bed.sh")
 ETCD = "http://127.0.0.1:2379"
+DISCOVERY = "http://192.168.3.5:2379"
 CI_NODES = {"master": ("master", "192.168.3.11"), "minion-1": ("minion", "192.168.3.12")}
 READY_TIMEOUT = 180
 
@@ -58,9 +62,13 @@ class Bed:
     def out(self, node, script):
         return self.sh(node, script).stdout.strip()
 
-    def record(self, node):
+    def etcdctl(self, endpoint, *args):
+        return self.run("fabric", "env", "ETCDCTL_API=3", "etcdctl", f"--endpoints={endpoint}", *args,
+                        check=False)
+
+    def record(self, node, etcd=ETCD):
         mid = self.out(node, "cat /etc/machine-id")
-        r = self.run("fabric", "env", "ETCDCTL_API=3", "etcdctl", f"--endpoints={ETCD}", "get",
+        r = self.run("fabric", "env", "ETCDCTL_API=3", "etcdctl", f"--endpoints={etcd}", "get",
                      "--print-value-only", f"/corekube/machines/{mid}", check=False)
         return json.loads(r.stdout) if r.stdout.strip() else {}
 
@@ -70,9 +78,10 @@ def bed():
     b = Bed()
     try:
         b.run("up")
+        b.run("node-add", "disc", "discovery", "192.168.3.5", "--cloud-init")
         b.run("node-add", "pkg", "minion", "192.168.3.20", "--agent", "--no-conf")
         for name, (role, ip) in CI_NODES.items():
-            b.run("node-add", name, role, ip, "--cloud-init")
+            b.run("node-add", name, role, ip, "--cloud-init", "--etcd", DISCOVERY)
         yield b
     finally:
         r = b.run("down", check=False)
@@ -94,10 +103,11 @@ def test_no_start_without_config(bed):
 
 
 def test_starts_once_configured(bed):
-    bed.sh("pkg", "printf '[node]\\nrole = minion\\n[etcd]\\nendpoints = http://192.168.3.2:2379\\n'"
+    # A minion waits for a master: the cloud-init master's, on the discovery etcd.
+    bed.sh("pkg", f"printf '[node]\\nrole = minion\\n[etcd]\\nendpoints = {DISCOVERY}\\n'"
                   " >/etc/corekube/agent.conf; systemctl start corekube-agent.service")
     assert bed.out("pkg", "systemctl is-active corekube-agent.service") == "active"
-    wait_until(lambda: bed.record("pkg").get("state") == "ready", READY_TIMEOUT, "pkg to be ready")
+    wait_until(lambda: bed.record("pkg", DISCOVERY).get("state") == "ready", READY_TIMEOUT, "pkg to be ready")
 
 
 def snapshot(bed, node):
@@ -136,11 +146,18 @@ def test_purge_removes_only_its_own(bed):
     assert after == before, f"added: {sorted(after - before)}, removed: {sorted(before - after)}"
 
 
-@pytest.mark.parametrize("node", list(CI_NODES))
+@pytest.mark.parametrize("node", list(CI_NODES) + ["disc"])
 def test_cloud_init_done(bed, node):
     status = bed.out(node, "cloud-init status --long")
     assert "status: done" in status and "DataSourceNoCloud" in status, status
-    assert bed.out(node, "dpkg-query -W -f '${Status}' corekube-agent") == "install ok installed"
+    if node != "disc":
+        assert bed.out(node, "dpkg-query -W -f '${Status}' corekube-agent") == "install ok installed"
+
+
+def test_discovery_serves_etcd_on_the_private_network(bed):
+    assert bed.out("disc", "systemctl is-active etcd.service") == "active"
+    members = bed.etcdctl(DISCOVERY, "member", "list").stdout
+    assert f", {DISCOVERY}," in members, members
 
 
 @pytest.mark.parametrize("node", list(CI_NODES))
@@ -153,13 +170,16 @@ def test_cloud_init_wrote_the_shipped_config(bed, node):
     assert len(seed.splitlines()) == len(shipped.rstrip("\n").splitlines())
     assert "%" not in "".join(l for l in seed.splitlines() if "sha256" in l or "endpoints" in l)
     conf = bed.out(node, "cat /etc/corekube/agent.conf")
-    assert f"role = {role}" in conf and "endpoints = http://192.168.3.2:2379" in conf
+    assert f"role = {role}" in conf and f"endpoints = {DISCOVERY}" in conf
     assert bed.sh(node, "corekube-agent check-config >/dev/null", check=False).returncode == 0
 
 
 def test_cloud_init_nodes_ready(bed):
     for node in CI_NODES:
-        wait_until(lambda: bed.record(node).get("state") == "ready", READY_TIMEOUT, f"{node} to be ready")
+        wait_until(lambda: bed.record(node, DISCOVERY).get("state") == "ready", READY_TIMEOUT,
+                   f"{node} to be ready")
         assert bed.out(node, "systemctl is-active corekube-agent.service") == "active"
-    units = bed.record("minion-1")["units"]
+    # Their records are in the discovery node's etcd, not the fabric's.
+    assert bed.record("master") == {}
+    units = bed.record("minion-1", DISCOVERY)["units"]
     assert units == {"kubelet.service": "active", "kube-proxy.service": "active"}

@@ -46,4 +46,6 @@ mkdir "$tmp/out"
 mv "$tmp"/*.deb "$tmp"/*.changes "$tmp"/*.buildinfo "$tmp/build.log" "$tmp/out/"
 rm -rf "$dir"
 mv -T "$tmp/out" "$dir"
+# Keep the five newest builds.
+ls -1dt "$OUT"/*/ | tail -n +6 | xargs -r rm -rf --
 ls "$dir"/corekube-agent_*.deb | head -n 1

@@ -29,7 +29,8 @@ step_deb() {
          { echo "Origin: corekube-bed"; echo "Label: corekube-bed"; echo "Date: $(date -Ru)"
            echo "SHA256:"; printf ' %s %s Packages\n' "$(sha256sum <Packages | cut -d' ' -f1)" "$(stat -c %s Packages)"
          } >Release)
-        echo "CKB_DEB=$deb" >"$STATE/deb.env"
+        # The bed's own copy: the cache may be pruned while the bed runs.
+        echo "CKB_DEB=$apt/$(basename "$deb")" >"$STATE/deb.env"
 }
 
 # install_deb NAME ROOT AGENT: dpkg -i inside the (not yet booted) node root.

@@ -12,6 +12,9 @@ PACKAGES=(
         libcmocka-dev python3-pytest etcd-server etcd-client iproute2 iputils-ping openssl
         # the systemd-nspawn test bed
         systemd-container debootstrap busybox-static
+        # deployment: the .deb and its checks, the RPM spec, cloud-config
+        # schemas, the Heat checker, man pages
+        debhelper dpkg-dev lintian rpm cloud-init python3-yaml groff man-db
 )
 
 missing=()

@@ -7,13 +7,16 @@
 #   one netns ckb-BED-NODE per node, eth2 = veth on br0, and a systemd-nspawn
 #     container (machine ckb-BED-NODE) booting real systemd, Docker installed,
 #     on an overlay of the cached rootfs layers (rootfs.sh), the project
-#     installed as `meson install` would, /etc/corekube/agent.conf written.
+#     installed as its Debian package (dpkg -i; bed-install.sh),
+#     /etc/corekube/agent.conf written -- or, with --cloud-init, provisioned
+#     by cloud-init from the shipped user-data.
 #
 # Usage: bed.sh [-b BED] COMMAND ...
 #   up                          fabric, etcd, artifact server; builds what is missing
 #   node-add NAME ROLE IP [--agent] [--no-standins] [--addr-by-agent] [--conf FILE]
-#            [--standin-fail MODE]
-#                               create and boot a node (ROLE master|minion, IP on br0)
+#            [--standin-fail MODE] [--no-conf] [--install deb|meson] [--cloud-init [--etcd URL]]
+#                               create and boot a node (ROLE master|minion, IP on br0;
+#                               ROLE discovery: etcd, with --cloud-init)
 #   node-stop NAME | node-start NAME | node-rm NAME
 #   exec NAME CMD...            run CMD inside the node (all its namespaces)
 #   fabric CMD...               run CMD in the fabric netns (etcdctl, python3 ...)
@@ -54,6 +57,8 @@ ROLE_MASTER_ARTIFACTS="kube-apiserver kube-controller-manager kube-scheduler kub
 ROLE_MINION_ARTIFACTS="kubelet kube-proxy"
 ALL_ARTIFACTS="$ROLE_MASTER_ARTIFACTS $ROLE_MINION_ARTIFACTS"
 NODE_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+# shellcheck source=tests/bed/bed-install.sh
+. "$HERE/bed-install.sh"
 
 msg() { echo "bed[$BED]: $*" >&2; }
 die() { msg "error: $*"; exit 1; }
@@ -265,6 +270,7 @@ EOF
         run_step rootfs step_rootfs
         cat "$STATE/rootfs.env" >>"$STATE/bed.env"
         run_step build step_build
+        run_step package step_deb
         run_step fabric step_fabric
         run_step etcd step_etcd
         run_step artifacts step_artifacts
@@ -323,13 +329,20 @@ step_node_net() {
 }
 
 step_node_root() {
-        local n=$1 role=$2 ip=$3 standins=$4 agent=$5 addr_by_agent=$6 conf=$7 fail=$8 d root a
+        local n=$1 role=$2 ip=$3 standins=$4 agent=$5 addr_by_agent=$6 conf=$7 install=$8 fail=$9 d root a
+        local lower=$CKB_ROOTFS_DOCKER:$CKB_ROOTFS_BASE
         d=$DATA/nodes/$n
         root=$d/root
         mkdir -p "$d/upper" "$d/work" "$root" "$d/docker"
-        mount -t overlay overlay \
-                -o "lowerdir=$CKB_ROOTFS_DOCKER:$CKB_ROOTFS_BASE,upperdir=$d/upper,workdir=$d/work" "$root"
-        meson install -C "$BUILD" --destdir "$root" --no-rebuild --quiet
+        if [[ $install == cloud-init ]]; then
+                lower=$("$HERE/rootfs.sh" cloud-init | sed -n 's/^CKB_ROOTFS_CLOUDINIT=//p'):$lower
+        fi
+        mount -t overlay overlay -o "lowerdir=$lower,upperdir=$d/upper,workdir=$d/work" "$root"
+        case $install in
+        deb) install_deb "$n" "$root" "$agent" ;;
+        meson) meson install -C "$BUILD" --destdir "$root" --no-rebuild --quiet ;;
+        cloud-init) write_cloud_seed "$n" "$role" "$root" ;;
+        esac
         install -d -m 0755 "$root/opt/bin" "$root/etc/kube-standin" "$root/usr/share/corekube-bed"
         if [[ $standins == yes ]]; then
                 for a in $( [[ $role == master ]] && echo "$ROLE_MASTER_ARTIFACTS" || echo "$ROLE_MINION_ARTIFACTS"); do
@@ -339,14 +352,16 @@ step_node_root() {
         install -m 0644 "$CKB_BUSYBOX_TAR" "$root/usr/share/corekube-bed/busybox.tar"
         # The stand-in's fail switch, on from the first boot.
         if [[ -n $fail ]]; then touch "$root/etc/kube-standin/fail-$fail"; fi
-        if [[ -n $conf ]]; then
+        if [[ $conf == none || $install == cloud-init ]]; then
+                :       # no configuration (cloud-init writes its own)
+        elif [[ -n $conf ]]; then
                 install -m 0644 "$conf" "$root/etc/corekube/agent.conf"
         else
                 write_config "$n" "$role" "$ip" "$addr_by_agent"
         fi
         tr -d '-' </proc/sys/kernel/random/uuid >"$root/etc/machine-id"
         echo "$n" >"$root/etc/hostname"
-        if [[ $agent == yes ]]; then
+        if [[ $agent == yes && $install != cloud-init ]]; then
                 mkdir -p "$root/etc/systemd/system/multi-user.target.wants"
                 ln -sf /usr/lib/systemd/system/corekube-agent.service \
                         "$root/etc/systemd/system/multi-user.target.wants/corekube-agent.service"
@@ -390,8 +405,8 @@ step_node_boot() {
 }
 
 cmd_node_add() {
-        local n=${1:-} role=${2:-} ip=${3:-} standins=yes agent=no addr_by_agent=no conf="" fail=""
-        [[ $# -ge 3 ]] || die "usage: node-add NAME ROLE IP [--agent] [--no-standins] [--addr-by-agent] [--conf FILE] [--standin-fail MODE]"
+        local n=${1:-} role=${2:-} ip=${3:-} standins=yes agent=no addr_by_agent=no conf="" install=deb fail=""
+        [[ $# -ge 3 ]] || die "usage: node-add NAME ROLE IP [--agent] [--no-standins] [--addr-by-agent] [--conf FILE] [--no-conf] [--install deb|meson] [--cloud-init] [--standin-fail MODE]"
         shift 3
         while [[ $# -gt 0 ]]; do
                 case $1 in
@@ -402,12 +417,18 @@ cmd_node_add() {
                 --standin-fail)
                         fail=${2:?--standin-fail MODE}; shift
                         [[ $fail =~ ^[a-z][a-z-]*$ ]] || die "invalid stand-in mode '$fail'" ;;
+                --no-conf) conf=none ;;
+                --install) install=${2:?--install deb|meson}; shift
+                        [[ $install == deb || $install == meson ]] || die "--install deb|meson" ;;
+                --cloud-init) install=cloud-init; standins=no ;;
+                --etcd) NODE_ETCD_URL=${2:?--etcd URL}; shift ;;
                 *) die "unknown option $1" ;;
                 esac
                 shift
         done
         [[ $n =~ ^[a-z][a-z0-9-]{0,12}$ ]] || die "invalid node name '$n' (a-z0-9-, at most 13)"
-        [[ $role == master || $role == minion ]] || die "role must be master or minion"
+        [[ $role == master || $role == minion || ($role == discovery && $install == cloud-init) ]] ||
+                die "role must be master or minion (or discovery, with --cloud-init)"
         [[ $ip =~ ^192\.168\.3\.([0-9]+)$ ]] && (( BASH_REMATCH[1] >= 3 && BASH_REMATCH[1] <= 254 )) ||
                 die "IP must be 192.168.3.3 .. 192.168.3.254"
         load_bed
@@ -417,7 +438,7 @@ cmd_node_add() {
         mkdir -p "$d"
         printf 'ROLE=%s\nIP=%s\n' "$role" "$ip" >"$d/node.env"
         run_step "$n-net" step_node_net "$n" "$ip" "$addr_by_agent"
-        run_step "$n-root" step_node_root "$n" "$role" "$ip" "$standins" "$agent" "$addr_by_agent" "$conf" "$fail"
+        run_step "$n-root" step_node_root "$n" "$role" "$ip" "$standins" "$agent" "$addr_by_agent" "$conf" "$install" "$fail"
         run_step "$n-boot" step_node_boot "$n"
         msg "node $n ($role, $ip) up in $((SECONDS - start)) s"
 }

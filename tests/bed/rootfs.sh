@@ -7,6 +7,8 @@
 # rootfs behind that a later run would trust.
 #
 #   rootfs.sh [build]   build what is missing, print CKB_* assignments on stdout
+#   rootfs.sh cloud-init  also the cloud-init layer (over docker), printed as
+#                       CKB_ROOTFS_CLOUDINIT, for nodes provisioned by cloud-init
 #   rootfs.sh prune     remove cached layers other than the current ones
 #   rootfs.sh clean     remove the whole cache
 #
@@ -23,6 +25,11 @@ FORMAT=1
 BASE_PACKAGES="systemd systemd-sysv dbus iproute2 libcurl4 libjson-c5 libnl-3-200
 libnl-route-3-200 libssl3 ca-certificates iputils-ping procps ${CKB_EXTRA_PACKAGES:-}"
 DOCKER_PACKAGES="docker.io iptables"
+# locales: cloud-init's locale module needs update-locale and, as on a cloud
+# image, a generated en_US.UTF-8 (its default). etcd-server: what the
+# discovery node's user-data installs (the nodes cannot reach a mirror), left
+# disabled for that user-data to configure and start.
+CLOUDINIT_PACKAGES="cloud-init locales etcd-server"
 BUSYBOX_LINKS="sh ash ping ip ifconfig sleep cat ls echo hostname true false ps wget nc httpd
 ip route"
 
@@ -54,10 +61,12 @@ key_of() { printf '%s\n' "$@" | sha256sum | cut -c1-16; }
 
 BASE_KEY=$(key_of "$FORMAT" "$SUITE" "$(words "$BASE_PACKAGES")")
 DOCKER_KEY=$(key_of "$BASE_KEY" "$(words "$DOCKER_PACKAGES")")
+CLOUDINIT_KEY=$(key_of "$DOCKER_KEY" "$(words "$CLOUDINIT_PACKAGES")" bed-cfg-3)
 BUSYBOX_KEY=$(key_of "$FORMAT.1" "$SUITE" busybox-static "$(words "$BUSYBOX_LINKS")")
 BASE_DIR=$CACHE_DIR/rootfs-$BASE_KEY
 DOCKER_DIR=$CACHE_DIR/docker-$DOCKER_KEY
 BUSYBOX_TAR=$CACHE_DIR/busybox-$BUSYBOX_KEY.tar
+CLOUDINIT_DIR=$CACHE_DIR/cloudinit-$CLOUDINIT_KEY
 
 TMP=""
 MNT=""
@@ -129,6 +138,38 @@ build_docker() {
         msg "docker layer built in $((SECONDS - start)) s"
 }
 
+# cloud-init as a Debian cloud image has it, over the docker layer, so nodes
+# mount lowerdir=CLOUDINIT:DOCKER:BASE. The bed's own settings: only the
+# NoCloud seed directory is looked at, and the network (made by the bed) is
+# left alone.
+build_cloudinit() {
+        local start
+        [[ -d $CLOUDINIT_DIR ]] && return
+        msg "building cloud-init layer $CLOUDINIT_DIR"
+        start=$SECONDS
+        TMP=$(mktemp -d "$CACHE_DIR/.tmp-cloudinit-XXXXXX")
+        mkdir "$TMP/upper" "$TMP/work" "$TMP/merged"
+        MNT=$TMP/merged
+        mount -t overlay overlay \
+                -o "lowerdir=$DOCKER_DIR:$BASE_DIR,upperdir=$TMP/upper,workdir=$TMP/work" "$MNT"
+        systemd-nspawn -q -D "$MNT" --register=no --keep-unit --link-journal=no \
+                --resolv-conf=copy-host -E DEBIAN_FRONTEND=noninteractive -- sh -ec "
+                apt-get update -q
+                apt-get install -y -q --no-install-recommends $CLOUDINIT_PACKAGES
+                sed -i 's/^# *\(en_US.UTF-8 UTF-8\)/\1/' /etc/locale.gen
+                locale-gen
+                systemctl disable etcd.service
+                printf '%s\n' 'datasource_list: [ NoCloud, None ]' 'network: {config: disabled}' \
+                        >/etc/cloud/cloud.cfg.d/90-corekube-bed.cfg
+                apt-get clean
+                rm -rf /var/lib/apt/lists/*" >"$TMP/install.log" 2>&1 ||
+                { tail -n 30 "$TMP/install.log" >&2; die "installing cloud-init failed"; }
+        umount "$MNT"; MNT=""
+        mv -T "$TMP/upper" "$CLOUDINIT_DIR"
+        rm -rf "$TMP"; TMP=""
+        msg "cloud-init layer built in $((SECONDS - start)) s"
+}
+
 build_busybox() {
         local bb l
         [[ -f $BUSYBOX_TAR ]] && return
@@ -152,7 +193,7 @@ build_busybox() {
 }
 
 case ${1:-build} in
-build)
+build|cloud-init)
         mkdir -p "$CACHE_DIR"
         # One builder at a time; a second caller waits and then finds the cache.
         exec 9>"$CACHE_DIR/.lock"
@@ -163,14 +204,18 @@ build)
         echo "CKB_ROOTFS_BASE=$BASE_DIR"
         echo "CKB_ROOTFS_DOCKER=$DOCKER_DIR"
         echo "CKB_BUSYBOX_TAR=$BUSYBOX_TAR"
+        if [[ ${1:-build} == cloud-init ]]; then
+                build_cloudinit
+                echo "CKB_ROOTFS_CLOUDINIT=$CLOUDINIT_DIR"
+        fi
         ;;
 prune)
         [[ -d $CACHE_DIR ]] || exit 0
         exec 9>"$CACHE_DIR/.lock"
         flock 9
-        for d in "$CACHE_DIR"/rootfs-* "$CACHE_DIR"/docker-* "$CACHE_DIR"/busybox-*.tar; do
+        for d in "$CACHE_DIR"/rootfs-* "$CACHE_DIR"/docker-* "$CACHE_DIR"/cloudinit-* "$CACHE_DIR"/busybox-*.tar; do
                 [[ -e $d ]] || continue
-                case $d in "$BASE_DIR"|"$DOCKER_DIR"|"$BUSYBOX_TAR") continue ;; esac
+                case $d in "$BASE_DIR"|"$DOCKER_DIR"|"$CLOUDINIT_DIR"|"$BUSYBOX_TAR") continue ;; esac
                 msg "removing $d"
                 rm -rf --one-file-system "$d"
         done
@@ -183,6 +228,6 @@ clean)
         rm -rf --one-file-system "$CACHE_DIR"
         ;;
 *)
-        die "usage: rootfs.sh [build|prune|clean]"
+        die "usage: rootfs.sh [build|cloud-init|prune|clean]"
         ;;
 esac

@@ -416,6 +416,7 @@ class Lab:
                 return new
 
         def start(self, a):
+                a.t_start = time.monotonic()
                 script = ("mount -t tmpfs none /run && mount --bind \"$0\" /etc/machine-id && "
                           "exec \"$1\" run -c \"$2\"")
                 a.proc = subprocess.Popen(
@@ -459,18 +460,26 @@ class Lab:
                                 raise RuntimeError("agent %s exited with %s:\n%s" % (a.name, a.proc.returncode, tail))
 
         def wait_ready(self, agents, timeout):
+                """Polls etcd until every agent's record says ready; returns
+                machine-id -> time.monotonic() when first seen ready."""
                 ids = {a.machine_id for a in agents}
+                seen = {}
 
                 def ready():
                         self.check_alive(agents)
-                        r = self.records()
-                        return all(r.get(i, {}).get("state") == "ready" for i in ids)
+                        t = time.monotonic()
+                        for i, rec in self.records().items():
+                                if i in ids and i not in seen and rec.get("state") == "ready":
+                                        seen[i] = t
+                        return len(seen) == len(ids)
                 poll_until("%d agents ready" % len(agents), ready, timeout, 0.05)
+                return seen
 
-        def rss_kib(self, a):
+        def rss_kib(self, a, field="VmRSS"):
+                """VmRSS, RssAnon or RssFile of the agent, KiB."""
                 with open("/proc/%d/status" % a.proc.pid) as f:
                         for line in f:
-                                if line.startswith("VmRSS:"):
+                                if line.startswith(field + ":"):
                                         return int(line.split()[1])
                 return 0
 
@@ -497,7 +506,10 @@ class Lab:
                 _libc.setns(self.home, CLONE_NEWNET)
                 for ns in reversed(self.namespaces):
                         run("ip", "netns", "del", ns, check=False)
-                shutil.rmtree(self.tmp, ignore_errors=True)
+                if os.environ.get("CKBENCH_KEEP"):
+                        print("# kept", self.tmp)
+                else:
+                        shutil.rmtree(self.tmp, ignore_errors=True)
 
         def __enter__(self):
                 return self

@@ -43,6 +43,7 @@ def one_size(build, n, quiet, timeout):
                 res = {"n": n, "ok": False}
                 try:
                         etcd0 = proc_ticks(lab.etcd_proc.pid)
+                        m0, me0 = cklab.machine_ticks(), os.times()
                         wall0 = time.monotonic()
                         for a in agents:
                                 lab.start(a)
@@ -63,6 +64,10 @@ def one_size(build, n, quiet, timeout):
                                            if kind == "add")
                         res["peers"] = last - wall0
                         res["etcd_cpu"] = (proc_ticks(lab.etcd_proc.pid) - etcd0) / hz
+                        m1, me1 = cklab.machine_ticks(), os.times()
+                        res["machine_busy"] = (m1[0] - m0[0]) / hz
+                        res["machine_total"] = (m1[1] - m0[1]) / hz
+                        res["harness_cpu"] = me1.user + me1.system - me0.user - me0.system
                         res["agents_cpu"] = sum(lab.cpu_ticks(a) for a in agents) / hz
                         res["rss"] = cklab.median([lab.rss_kib(a, "RssAnon") for a in agents]) / 1024
                         leases = lab.leases()
@@ -85,7 +90,7 @@ def main():
         ap.add_argument("--quiet", action="store_true")
         o = ap.parse_args()
         cklab.install_signal_exit()
-        rows, ok = [], True
+        rows, cpu, ok = [], [], True
         for n in o.sizes:
                 r = one_size(o.build, n, o.quiet, o.timeout)
                 ok = ok and r["ok"]
@@ -96,11 +101,18 @@ def main():
                 rows.append([n, "%.2f" % r["spawn"], "%.2f" % r["ready"], "%.2f" % r["peers"],
                              "%.2f / %.2f" % r["own"], "yes" if r["distinct"] else "NO", "%.1f" % r["etcd_cpu"], "%.1f" % r["agents_cpu"],
                              "%.2f" % r["rss"]])
+                other = r["machine_busy"] - r["etcd_cpu"] - r["agents_cpu"] - r["harness_cpu"]
+                cpu.append([n, "%.1f of %.1f" % (r["machine_busy"], r["machine_total"]), "%.1f" % r["etcd_cpu"],
+                            "%.1f" % r["agents_cpu"], "%.1f" % r["harness_cpu"], "%.1f" % other])
         print("Scale: N agents started at once against one etcd (%d cores); seconds from the start"
               % os.cpu_count())
         print(cklab.table(["N", "spawned", "all ready", "all N-1 peers in every kernel",
                            "own start to ready: median / max", "subnets distinct",
                            "etcd CPU s", "agents CPU s", "agent anon RSS MiB (median)"], rows))
+        if cpu:
+                print("CPU seconds from the start to the last peer route (the machine: busy of available)")
+                print(cklab.table(["N", "machine", "etcd", "agents", "harness (spawn, monitor, polls)",
+                                   "other (ip/unshare/sh, kernel)"], cpu))
         return 0 if ok else 1
 
 

@@ -521,7 +521,18 @@ class Lab:
 def agent_env():
         """Our environment without what would make the agent talk to a systemd."""
         drop = ("NOTIFY_SOCKET", "JOURNAL_STREAM", "WATCHDOG_PID", "WATCHDOG_USEC", "LISTEN_FDS", "LISTEN_PID")
-        return {k: v for k, v in os.environ.items() if k not in drop and not k.startswith("COREKUBE_")}
+        env = {k: v for k, v in os.environ.items() if k not in drop and not k.startswith("COREKUBE_")}
+        if os.environ.get("CKBENCH_AGENT_LOG_LEVEL"):
+                env["COREKUBE_LOG_LEVEL"] = os.environ["CKBENCH_AGENT_LOG_LEVEL"]
+        return env
+
+
+def machine_ticks():
+        """(busy, total) jiffies of the whole machine, from /proc/stat."""
+        with open("/proc/stat") as f:
+                v = [int(x) for x in f.readline().split()[1:]]
+        idle = v[3] + v[4]
+        return sum(v) - idle, sum(v)
 
 
 def fake_lease(i):

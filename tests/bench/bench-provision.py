@@ -1,0 +1,177 @@
+#!/usr/bin/python3
+"""Benchmark 1: provisioning time vs cluster size (issue 8).
+
+The cluster in a box (tests/bed/bed.sh, bed "bench"): nspawn nodes with real
+systemd and Docker, a master and N-1 minions, artifacts downloaded by the
+agents from the bed's local HTTP server. For each N and each run: every node
+is reset (agent, Docker and role units stopped, /run files, downloaded
+artifacts, flannel.1 and docker0 removed, etcd emptied), then
+`systemctl start corekube-agent` is sent to all nodes at once; measured is
+the time from then until every node's machine record says "ready" (etcd,
+polled every 20 ms). Prints the median of RUNS per N, and for the master of
+the last run the agent's own milestones from its journal.
+
+  tests/bench/bench-provision.py [--runs R] [--keep] [N ...]    (default: 3 runs, N = 1 4 8)
+
+The bed is removed at the end unless --keep. Root; the first run builds the
+rootfs cache (rootfs.sh) and the bed's build dir.
+"""
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import cklab  # noqa: E402
+
+BED = os.environ.get("CKB_BENCH_BED", "bench")
+BEDSH = [os.path.join(HERE, "..", "bed", "bed.sh"), "-b", BED]
+ROLE_UNITS = "kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy"
+
+RESET = ("systemctl stop corekube-agent docker.service docker.socket %s 2>/dev/null; "
+         "systemctl reset-failed 2>/dev/null; "
+         "rm -rf /run/flannel /run/corekube /var/lib/kube-standin; rm -f /opt/bin/*; "
+         "ip link del flannel.1 2>/dev/null; ip link del docker0 2>/dev/null; true") % ROLE_UNITS
+
+
+def bed(*args, check=True):
+        r = subprocess.run(BEDSH + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        if check and r.returncode != 0:
+                raise RuntimeError("bed.sh %s failed:\n%s%s" % (" ".join(args), r.stdout, r.stderr[-3000:]))
+        return r.stdout
+
+
+def node_names(n):
+        return ["master"] + ["minion-%d" % i for i in range(1, n)]
+
+
+class Nodes:
+        def __init__(self):
+                self.have = []
+                self.pid1 = {}
+                self.machine_id = {}
+
+        def ensure(self, n):
+                for i, name in enumerate(node_names(n)):
+                        if name in self.have:
+                                continue
+                        t = time.monotonic()
+                        bed("node-add", name, "master" if i == 0 else "minion", "192.168.3.%d" % (11 + i),
+                            "--no-standins")
+                        self.have.append(name)
+                        print("# node %s booted in %.1f s" % (name, time.monotonic() - t), flush=True)
+                for name in node_names(n):
+                        self.pid1[name] = int(bed("pid", name).strip())
+                        self.machine_id[name] = bed("exec", name, "cat", "/etc/machine-id").strip()
+
+        def nsenter(self, name, *cmd):
+                return subprocess.Popen(["nsenter", "-t", str(self.pid1[name]), "-a", "--"] + list(cmd),
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def reset(nodes, names, etcd):
+        procs = [nodes.nsenter(n, "sh", "-c", RESET) for n in names]
+        for p in procs:
+                p.communicate()
+        etcd.delete("/corekube/", prefix=True)
+        etcd.delete("/coreos.com/network/", prefix=True)
+
+
+def one_run(nodes, names, etcd, timeout=120):
+        reset(nodes, names, etcd)
+        ids = {nodes.machine_id[n]: n for n in names}
+        t0 = time.monotonic()
+        procs = [nodes.nsenter(n, "systemctl", "start", "--no-block", "corekube-agent") for n in names]
+        ready = {}
+        failed = set()
+        deadline = t0 + timeout
+        while len(ready) < len(ids):
+                now = time.monotonic()
+                for k, v in etcd.get_prefix("/corekube/machines/").items():
+                        mid = k.rsplit("/", 1)[1]
+                        if mid in ids and mid not in ready and '"state":"ready"' in v.replace(" ", ""):
+                                ready[mid] = now - t0
+                        elif mid in ids and '"state":"failed"' in v.replace(" ", ""):
+                                failed.add(mid)         # a step failed; the agent retries it
+                if now > deadline:
+                        raise RuntimeError("not every node ready after %d s: %s" % (timeout, sorted(ready.values())))
+                time.sleep(0.02)        # polling granularity of the measurement
+        for p in procs:
+                p.communicate()
+        return max(ready.values()), {ids[m]: t for m, t in ready.items()}, len(failed)
+
+
+def milestones(nodes, name):
+        """The agent's journal of its last start, as (seconds since 'starting', message)."""
+        out = subprocess.run(["nsenter", "-t", str(nodes.pid1[name]), "-a", "--", "journalctl", "-u",
+                              "corekube-agent", "-o", "short-unix", "--no-pager", "-q"],
+                             stdout=subprocess.PIPE, text=True).stdout.splitlines()
+        start = max((i for i, l in enumerate(out) if "starting as" in l), default=0)
+        rows, t0 = [], None
+        for line in out[start:]:
+                m = re.match(r"([0-9.]+) \S+ [^:]+: (.*)", line)
+                if not m:
+                        continue
+                t = float(m.group(1))
+                t0 = t if t0 is None else t0
+                rows.append(("%.3f" % (t - t0), m.group(2)[:110]))
+        return rows
+
+
+def main():
+        ap = argparse.ArgumentParser()
+        ap.add_argument("sizes", nargs="*", type=int, default=[1, 4, 8])
+        ap.add_argument("--runs", type=int, default=3)
+        ap.add_argument("--keep", action="store_true")
+        o = ap.parse_args()
+        cklab.install_signal_exit()
+        if os.geteuid() != 0:
+                print("bench-provision: must run as root", file=sys.stderr)
+                return 1
+        rows = []
+        try:
+                bed("down", check=False)
+                t = time.monotonic()
+                bed("up")
+                print("# bed up in %.1f s" % (time.monotonic() - t), flush=True)
+                nodes = Nodes()
+                etcd = cklab.Etcd("127.0.0.1", 2379)
+                # The etcd client's socket is made in the fabric namespace, once.
+                with cklab.in_netns("ckb-%s-fab" % BED):
+                        etcd.get_prefix("/corekube/")
+                last = None
+                for n in sorted(o.sizes):
+                        nodes.ensure(n)
+                        names = node_names(n)
+                        times, failures = [], 0
+                        for r in range(o.runs):
+                                with cklab.in_netns("ckb-%s-fab" % BED):
+                                        total, per, nfailed = one_run(nodes, names, etcd)
+                                times.append(total)
+                                failures += nfailed
+                                print("# N=%d run %d: %.2f s (first node %.2f s, %d went through 'failed')"
+                                      % (n, r + 1, total, min(per.values()), nfailed), flush=True)
+                        rows.append((n, times, failures))
+                        last = names
+                base = cklab.median(rows[0][1]) if rows else 0
+                print("Provisioning: agents started at once on N nodes (systemd-nspawn, real Docker, artifacts "
+                      "from a local server); seconds until every node is ready, %d runs" % o.runs)
+                print(cklab.table(["N", "median s", "min s", "max s", "vs N=%d" % rows[0][0],
+                                   "nodes through 'failed' (all runs)"],
+                                  [[n, "%.2f" % cklab.median(t), "%.2f" % min(t), "%.2f" % max(t),
+                                    "%.2f x" % (cklab.median(t) / base), f] for n, t, f in rows]))
+                if last:
+                        print("Milestones of the master in the last run (journal, seconds since the agent's start)")
+                        print(cklab.table(["s", "message"], milestones(nodes, "master")))
+        finally:
+                if not o.keep:
+                        bed("down", check=False)
+        return 0
+
+
+if __name__ == "__main__":
+        sys.exit(main())

@@ -75,6 +75,7 @@ def clear_etcd(etcd):
 def one_run(nodes, names, etcd, timeout=120):
         clear_etcd(etcd)
         ids = {nodes.machine_id[n]: n for n in names}
+        m0 = cklab.machine_ticks()
         t0 = time.monotonic()
         procs = [nodes.nsenter(n, "systemctl", "start", "--no-block", "corekube-agent") for n in names]
         ready = {}
@@ -91,9 +92,11 @@ def one_run(nodes, names, etcd, timeout=120):
                 if now > deadline:
                         raise RuntimeError("not every node ready after %d s: %s" % (timeout, sorted(ready.values())))
                 time.sleep(0.02)        # polling granularity of the measurement
+        m1 = cklab.machine_ticks()
         for p in procs:
                 p.communicate()
-        return max(ready.values()), {ids[m]: t for m, t in ready.items()}, len(failed)
+        busy = (m1[0] - m0[0]) / max(1, m1[1] - m0[1]) * 100
+        return max(ready.values()), {ids[m]: t for m, t in ready.items()}, len(failed), busy
 
 
 def milestones(nodes, name):
@@ -137,27 +140,28 @@ def main():
                 last = None
                 for n in sorted(o.sizes):
                         names = node_names(n)
-                        times, failures = [], 0
+                        times, busy, failures = [], [], 0
                         for r in range(o.runs):
                                 t = time.monotonic()
                                 nodes.fresh(n)
                                 print("# N=%d run %d: %d fresh nodes booted in %.1f s"
                                       % (n, r + 1, n, time.monotonic() - t), flush=True)
                                 with cklab.in_netns("ckb-%s-fab" % BED):
-                                        total, per, nfailed = one_run(nodes, names, etcd)
+                                        total, per, nfailed, b = one_run(nodes, names, etcd)
                                 times.append(total)
+                                busy.append(b)
                                 failures += nfailed
                                 print("# N=%d run %d: %.2f s (first node %.2f s, %d went through 'failed')"
                                       % (n, r + 1, total, min(per.values()), nfailed), flush=True)
-                        rows.append((n, times, failures))
+                        rows.append((n, times, failures, cklab.median(busy)))
                         last = names
                 base = cklab.median(rows[0][1]) if rows else 0
                 print("Provisioning: agents started at once on N nodes (systemd-nspawn, real Docker, artifacts "
                       "from a local server); seconds until every node is ready, %d runs" % o.runs)
                 print(cklab.table(["N", "median s", "min s", "max s", "vs N=%d" % rows[0][0],
-                                   "nodes through 'failed' (all runs)"],
+                                   "nodes through 'failed' (all runs)", "machine CPU busy % (median)"],
                                   [[n, "%.2f" % cklab.median(t), "%.2f" % min(t), "%.2f" % max(t),
-                                    "%.2f x" % (cklab.median(t) / base), f] for n, t, f in rows]))
+                                    "%.2f x" % (cklab.median(t) / base), f, "%.0f" % b] for n, t, f, b in rows]))
                 if last:
                         print("Milestones of the master in the last run (journal, seconds since the agent's start)")
                         print(cklab.table(["s", "message"], milestones(nodes, "master")))

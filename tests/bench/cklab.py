@@ -87,12 +87,17 @@ def median(values):
         return float("nan") if n == 0 else (v[n // 2] if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2)
 
 
+def _numeric(c):
+        return bool(c) and (c[0].isdigit() or c[0] in "-.") and not c.startswith("--")
+
+
 def table(headers, rows):
         cells = [[str(h) for h in headers]] + [[str(c) for c in r] for r in rows]
         w = [max(len(r[i]) for r in cells) for i in range(len(headers))]
         out = []
         for j, r in enumerate(cells):
-                out.append("| " + " | ".join(c.rjust(w[i]) if j and i else c.ljust(w[i]) for i, c in enumerate(r)) + " |")
+                out.append("| " + " | ".join(c.rjust(w[i]) if j and i and _numeric(c) else c.ljust(w[i])
+                                             for i, c in enumerate(r)) + " |")
                 if j == 0:
                         out.append("|" + "|".join("-" * (x + 2) for x in w) + "|")
         return "\n".join(out)

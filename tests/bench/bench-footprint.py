@@ -71,6 +71,7 @@ def main():
                         lab.check_alive()
                         rss = lab.rss_kib(a)
                         anon, file = lab.rss_kib(a, "RssAnon"), lab.rss_kib(a, "RssFile")
+                        pss, dirty = lab.smaps_kib(a, "Pss"), lab.smaps_kib(a, "Private_Dirty")
                 finally:
                         proxy.close()
 
@@ -84,6 +85,8 @@ def main():
                         ["RSS after the idle window (MiB)", "%.2f" % (rss / 1024), "< 8"],
                         ["  of which anonymous (heap, stacks)", "%.2f" % (anon / 1024), ""],
                         ["  of which file-backed (shared libraries)", "%.2f" % (file / 1024), ""],
+                        ["PSS (shared pages divided among their users)", "%.2f" % (pss / 1024), ""],
+                        ["private dirty (memory only this agent holds)", "%.2f" % (dirty / 1024), ""],
                         ["CPU while idle (%% of one core, %d ticks)" % (c1 - c0), "%.3f" % cpu, "< 0.5"],
                         ["etcd requests per minute while idle", "%.1f" % per_min, "<= 10"],
                         ["start to all peers programmed (s)", "%.2f" % t_programmed, ""],

@@ -7,8 +7,9 @@ agents from the bed's local HTTP server. For each N and each run: N fresh
 nodes are booted (agent not enabled) and etcd is emptied, then
 `systemctl start corekube-agent` is sent to all nodes at once; measured is
 the time from then until every node's machine record says "ready" (etcd,
-polled every 20 ms). Prints the median of RUNS per N, and for the master of
-the last run the agent's own milestones from its journal.
+polled every 20 ms). Prints the median of RUNS per N, the machine's CPU use,
+and, from the agents' journals in the last run of each N, when the master and
+the last minion passed each milestone.
 
   tests/bench/bench-provision.py [--runs R] [--keep] [N ...]    (default: 3 runs, N = 1 4 8)
 
@@ -99,21 +100,30 @@ def one_run(nodes, names, etcd, timeout=120):
         return max(ready.values()), {ids[m]: t for m, t in ready.items()}, len(failed), busy
 
 
+MILESTONES = [("registered", "Registered as"), ("lease", "Acquired subnet lease"),
+              ("overlay", "Overlay flannel"), ("docker", "Restarted docker"),
+              ("artifacts", "Installed artifact"), ("units", "Started kube"),
+              ("apiserver reg.", "Registered with the apiserver"), ("ready", "is ready")]
+
+
 def milestones(nodes, name):
-        """The agent's journal of its last start, as (seconds since 'starting', message)."""
+        """Seconds from the agent's start to the last line of each milestone
+        in its journal ('-' if absent)."""
         out = subprocess.run(["nsenter", "-t", str(nodes.pid1[name]), "-a", "--", "journalctl", "-u",
                               "corekube-agent", "-o", "short-unix", "--no-pager", "-q"],
                              stdout=subprocess.PIPE, text=True).stdout.splitlines()
-        start = max((i for i, l in enumerate(out) if "starting as" in l), default=0)
-        rows, t0 = [], None
-        for line in out[start:]:
-                m = re.match(r"([0-9.]+) \S+ [^:]+: (.*)", line)
+        t0, last = None, {}
+        for line in out:
+                m = re.match(r"([0-9.]+) \S+ corekube-agent\[\d+\]: (.*)", line)
                 if not m:
                         continue
                 t = float(m.group(1))
-                t0 = t if t0 is None else t0
-                rows.append(("%.3f" % (t - t0), m.group(2)[:110]))
-        return rows
+                if "starting as" in m.group(2):
+                        t0, last = t, {}
+                for key, text in MILESTONES:
+                        if text in m.group(2):
+                                last[key] = t
+        return ["%.2f" % (last[k] - t0) if t0 is not None and k in last else "-" for k, _ in MILESTONES]
 
 
 def main():
@@ -137,7 +147,7 @@ def main():
                 # The etcd client's socket is made in the fabric namespace, once.
                 with cklab.in_netns("ckb-%s-fab" % BED):
                         etcd.get_prefix("/corekube/")
-                last = None
+                steps = []
                 for n in sorted(o.sizes):
                         names = node_names(n)
                         times, busy, failures = [], [], 0
@@ -154,7 +164,9 @@ def main():
                                 print("# N=%d run %d: %.2f s (first node %.2f s, %d went through 'failed')"
                                       % (n, r + 1, total, min(per.values()), nfailed), flush=True)
                         rows.append((n, times, failures, cklab.median(busy)))
-                        last = names
+                        steps.append([n, "master"] + milestones(nodes, "master"))
+                        if n > 1:
+                                steps.append([n, names[-1]] + milestones(nodes, names[-1]))
                 base = cklab.median(rows[0][1]) if rows else 0
                 print("Provisioning: agents started at once on N nodes (systemd-nspawn, real Docker, artifacts "
                       "from a local server); seconds until every node is ready, %d runs" % o.runs)
@@ -162,9 +174,9 @@ def main():
                                    "nodes through 'failed' (all runs)", "machine CPU busy % (median)"],
                                   [[n, "%.2f" % cklab.median(t), "%.2f" % min(t), "%.2f" % max(t),
                                     "%.2f x" % (cklab.median(t) / base), f, "%.0f" % b] for n, t, f, b in rows]))
-                if last:
-                        print("Milestones of the master in the last run (journal, seconds since the agent's start)")
-                        print(cklab.table(["s", "message"], milestones(nodes, "master")))
+                print("Milestones in the last run of each N (journal; seconds from the agent's start to the "
+                      "last line of each)")
+                print(cklab.table(["N", "node"] + [k for k, _ in MILESTONES], steps))
         finally:
                 if not o.keep:
                         bed("down", check=False)

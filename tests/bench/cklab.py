@@ -488,6 +488,14 @@ class Lab:
                                         return int(line.split()[1])
                 return 0
 
+        def smaps_kib(self, a, field):
+                """A field of /proc/PID/smaps_rollup (Pss, Private_Dirty ...), KiB."""
+                with open("/proc/%d/smaps_rollup" % a.proc.pid) as f:
+                        for line in f:
+                                if line.startswith(field + ":"):
+                                        return int(line.split()[1])
+                return 0
+
         def cpu_ticks(self, a):
                 with open("/proc/%d/stat" % a.proc.pid) as f:
                         fields = f.read().rsplit(")", 1)[1].split()

@@ -29,8 +29,9 @@ demo: build
 demo-down:
 	tests/bed/demo.sh down
 
+# Every benchmark (issue 8), printing the tables of docs/performance.md.
 bench: build
-	tests/bench/run-overlay-bench.sh $(BUILD)
+	tests/bench/run-all.sh $(BUILD)
 
 clean:
 	rm -rf $(BUILD)

@@ -514,7 +514,9 @@ int daemon_run(const ck_config *c) {
         uint64_t wd = 0;
         int r;
 
-        backoff_init(&d.backoff, USEC_PER_SEC, 60 * USEC_PER_SEC);
+        /* Short first retries: a minion that reaches its registration before
+         * the master's apiserver listens gets in a quarter second later. */
+        backoff_init(&d.backoff, 250 * USEC_PER_MSEC, 60 * USEC_PER_SEC);
         r = read_machine_id(d.machine_id);
         if (r < 0)
                 return log_error_errno(r, "Failed to read /etc/machine-id: %m"), 1;

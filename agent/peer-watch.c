@@ -46,6 +46,7 @@ struct PeerWatch {
         SubnetRecord *delivered;
         size_t n_delivered;
         bool delivered_once;
+        uint64_t last_batch_usec;   /* when the callback last ran (CLOCK_MONOTONIC) */
         unsigned lists, batches;
 };
 
@@ -163,6 +164,7 @@ static int on_settle(sd_event_source *s, uint64_t usec, void *userdata) {
         w->delivered = TAKE_PTR(peers);
         w->n_delivered = n;
         w->delivered_once = true;
+        w->last_batch_usec = usec;
         w->batches++;
         log_debug("Peer watch: %zu peers", n);
         if (w->cb)
@@ -178,14 +180,24 @@ static bool same_peers(const SubnetRecord *a, const SubnetRecord *b, size_t n) {
         return true;
 }
 
+/* A change after a quiet spell is delivered at once (on the next loop
+ * iteration, so that all events of one watch response go together); changes
+ * within settle_usec of the last delivery are collected and delivered at its
+ * end. Isolated changes reach the kernel in milliseconds, while a burst (many
+ * nodes starting) costs at most one reprogramming per settle_usec. */
 static void changed(PeerWatch *w) {
-        uint64_t now;
+        uint64_t now, at;
 
         if (w->settle)
                 return;     /* the burst is already being collected */
-        if (sd_event_now(w->event, CLOCK_MONOTONIC, &now) < 0 ||
-            sd_event_add_time(w->event, &w->settle, CLOCK_MONOTONIC, now + w->settle_usec, USEC_PER_MSEC,
-                              on_settle, w) < 0)
+        if (sd_event_now(w->event, CLOCK_MONOTONIC, &now) < 0) {
+                log_error("Peer watch: cannot read the clock");
+                return;
+        }
+        at = now;
+        if (w->delivered_once && now < w->last_batch_usec + w->settle_usec)
+                at = w->last_batch_usec + w->settle_usec;
+        if (sd_event_add_time(w->event, &w->settle, CLOCK_MONOTONIC, at, 1, on_settle, w) < 0)
                 log_error("Peer watch: cannot schedule the batch");
 }
 

@@ -259,9 +259,13 @@ static int mark_dirty(Registry *r) {
 
 /* ---- public ---- */
 
+/* Returns 1 if the value changed, 0 if it is the same: callers set their
+ * fields on every status update, and only a change is worth an etcd write. */
 static int set_str(char **p, const char *v) {
         char *n = NULL;
 
+        if ((!v && !*p) || (v && *p && streq(v, *p)))
+                return 0;
         if (v) {
                 n = strdup(v);
                 if (!n)
@@ -269,7 +273,7 @@ static int set_str(char **p, const char *v) {
         }
         free(*p);
         *p = n;
-        return 0;
+        return 1;
 }
 
 int registry_new(Registry **ret, EtcdClient *client, sd_event *event, const RegistryOptions *o,
@@ -341,25 +345,28 @@ int registry_start(Registry *r) {
 }
 
 int registry_set_state(Registry *r, const char *state, const char *error) {
-        if (set_str(&r->state, state) < 0 || set_str(&r->error, error) < 0)
+        int a = set_str(&r->state, state), b = set_str(&r->error, error);
+
+        if (a < 0 || b < 0)
                 return -ENOMEM;
-        return mark_dirty(r);
+        return a || b ? mark_dirty(r) : 0;
 }
 
 int registry_set_subnet(Registry *r, const char *subnet) {
-        if (set_str(&r->subnet, subnet) < 0)
-                return -ENOMEM;
-        return mark_dirty(r);
+        int k = set_str(&r->subnet, subnet);
+
+        return k <= 0 ? k : mark_dirty(r);
 }
 
 int registry_set_ip(Registry *r, const char *ip) {
-        if (set_str(&r->ip, ip) < 0)
-                return -ENOMEM;
-        return mark_dirty(r);
+        int k = set_str(&r->ip, ip);
+
+        return k <= 0 ? k : mark_dirty(r);
 }
 
 int registry_set_unit(Registry *r, const char *unit, const char *active_state) {
         size_t i;
+        int k;
 
         for (i = 0; i < r->n_units; i++)
                 if (streq(r->units[i].name, unit))
@@ -384,9 +391,8 @@ int registry_set_unit(Registry *r, const char *unit, const char *active_state) {
                         return -ENOMEM;
                 r->n_units++;
         }
-        if (set_str(&r->units[i].state, active_state) < 0)
-                return -ENOMEM;
-        return mark_dirty(r);
+        k = set_str(&r->units[i].state, active_state);
+        return k <= 0 ? k : mark_dirty(r);
 }
 
 int registry_leave(Registry *r, etcd_callback_t cb, void *userdata) {

@@ -492,6 +492,9 @@ umount_under() {
 node_rm() {
         local n=$1
         node_stop "$n"
+        # Deleting the veth ourselves is synchronous; the kernel's clean-up of a
+        # deleted netns is not, and a node-add of the same name would meet it.
+        ip -n "$FAB" link del "v-$n" 2>/dev/null || true
         remove_netns "$(node_ns "$n")"
         umount_under "$DATA/nodes/$n"
         rm -rf --one-file-system "$DATA/nodes/$n"

@@ -1,0 +1,187 @@
+#!/usr/bin/python3
+"""Benchmark 1: provisioning time vs cluster size (issue 8).
+
+The cluster in a box (tests/bed/bed.sh, bed "bench"): nspawn nodes with real
+systemd and Docker, a master and N-1 minions, artifacts downloaded by the
+agents from the bed's local HTTP server. For each N and each run: N fresh
+nodes are booted (agent not enabled) and etcd is emptied, then
+`systemctl start corekube-agent` is sent to all nodes at once; measured is
+the time from then until every node's machine record says "ready" (etcd,
+polled every 20 ms). Prints the median of RUNS per N, the machine's CPU use,
+and, from the agents' journals in the last run of each N, when the master and
+the last minion passed each milestone.
+
+  tests/bench/bench-provision.py [--runs R] [--keep] [N ...]    (default: 3 runs, N = 1 4 8)
+
+The bed is removed at the end unless --keep. Root; the first run builds the
+rootfs cache (rootfs.sh) and the bed's build dir.
+"""
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import cklab  # noqa: E402
+
+BED = os.environ.get("CKB_BENCH_BED", "bench")
+BEDSH = [os.path.join(HERE, "..", "bed", "bed.sh"), "-b", BED]
+
+def bed(*args, check=True):
+        r = subprocess.run(BEDSH + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        if check and r.returncode != 0:
+                raise RuntimeError("bed.sh %s failed:\n%s%s" % (" ".join(args), r.stdout, r.stderr[-3000:]))
+        return r.stdout
+
+
+def node_names(n):
+        return ["master"] + ["minion-%d" % i for i in range(1, n)]
+
+
+class Nodes:
+        """Fresh nodes for every run: a unit stopped and started again at once in
+        these containers can fail to get its cgroup (status 219/CGROUP), which
+        a real first start never meets."""
+
+        def __init__(self):
+                self.have = []
+                self.pid1 = {}
+                self.machine_id = {}
+
+        def fresh(self, n):
+                for name in self.have:
+                        bed("node-rm", name)
+                self.have = []
+                for i, name in enumerate(node_names(n)):
+                        bed("node-add", name, "master" if i == 0 else "minion", "192.168.3.%d" % (11 + i),
+                            "--no-standins")
+                        self.have.append(name)
+                        self.pid1[name] = int(bed("pid", name).strip())
+                        self.machine_id[name] = bed("exec", name, "cat", "/etc/machine-id").strip()
+
+        def nsenter(self, name, *cmd):
+                return subprocess.Popen(["nsenter", "-t", str(self.pid1[name]), "-a", "--"] + list(cmd),
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def clear_etcd(etcd):
+        etcd.delete("/corekube/", prefix=True)
+        etcd.delete("/coreos.com/network/", prefix=True)
+
+
+def one_run(nodes, names, etcd, timeout=120):
+        clear_etcd(etcd)
+        ids = {nodes.machine_id[n]: n for n in names}
+        m0 = cklab.machine_ticks()
+        t0 = time.monotonic()
+        procs = [nodes.nsenter(n, "systemctl", "start", "--no-block", "corekube-agent") for n in names]
+        ready = {}
+        failed = set()
+        deadline = t0 + timeout
+        while len(ready) < len(ids):
+                now = time.monotonic()
+                for k, v in etcd.get_prefix("/corekube/machines/").items():
+                        mid = k.rsplit("/", 1)[1]
+                        if mid in ids and mid not in ready and '"state":"ready"' in v.replace(" ", ""):
+                                ready[mid] = now - t0
+                        elif mid in ids and '"state":"failed"' in v.replace(" ", ""):
+                                failed.add(mid)         # a step failed; the agent retries it
+                if now > deadline:
+                        raise RuntimeError("not every node ready after %d s: %s" % (timeout, sorted(ready.values())))
+                time.sleep(0.02)        # polling granularity of the measurement
+        m1 = cklab.machine_ticks()
+        for p in procs:
+                p.communicate()
+        busy = (m1[0] - m0[0]) / max(1, m1[1] - m0[1]) * 100
+        return max(ready.values()), {ids[m]: t for m, t in ready.items()}, len(failed), busy
+
+
+MILESTONES = [("registered", "Registered as"), ("lease", "Acquired subnet lease"),
+              ("overlay", "Overlay flannel"), ("docker", "Restarted docker"),
+              ("artifacts", "Installed artifact"), ("units", "Started kube"),
+              ("apiserver reg.", "Registered with the apiserver"), ("ready", "is ready")]
+
+
+def milestones(nodes, name):
+        """Seconds from the agent's start to the last line of each milestone
+        in its journal ('-' if absent)."""
+        out = subprocess.run(["nsenter", "-t", str(nodes.pid1[name]), "-a", "--", "journalctl", "-u",
+                              "corekube-agent", "-o", "short-unix", "--no-pager", "-q"],
+                             stdout=subprocess.PIPE, text=True).stdout.splitlines()
+        t0, last = None, {}
+        for line in out:
+                m = re.match(r"([0-9.]+) \S+ corekube-agent\[\d+\]: (.*)", line)
+                if not m:
+                        continue
+                t = float(m.group(1))
+                if "starting as" in m.group(2):
+                        t0, last = t, {}
+                for key, text in MILESTONES:
+                        if text in m.group(2):
+                                last[key] = t
+        return ["%.2f" % (last[k] - t0) if t0 is not None and k in last else "-" for k, _ in MILESTONES]
+
+
+def main():
+        ap = argparse.ArgumentParser()
+        ap.add_argument("sizes", nargs="*", type=int, default=[1, 4, 8])
+        ap.add_argument("--runs", type=int, default=3)
+        ap.add_argument("--keep", action="store_true")
+        o = ap.parse_args()
+        cklab.install_signal_exit()
+        if os.geteuid() != 0:
+                print("bench-provision: must run as root", file=sys.stderr)
+                return 1
+        rows = []
+        try:
+                bed("down", check=False)
+                t = time.monotonic()
+                bed("up")
+                print("# bed up in %.1f s" % (time.monotonic() - t), flush=True)
+                nodes = Nodes()
+                etcd = cklab.Etcd("127.0.0.1", 2379)
+                # The etcd client's socket is made in the fabric namespace, once.
+                with cklab.in_netns("ckb-%s-fab" % BED):
+                        etcd.get_prefix("/corekube/")
+                steps = []
+                for n in sorted(o.sizes):
+                        names = node_names(n)
+                        times, busy, failures = [], [], 0
+                        for r in range(o.runs):
+                                t = time.monotonic()
+                                nodes.fresh(n)
+                                print("# N=%d run %d: %d fresh nodes booted in %.1f s"
+                                      % (n, r + 1, n, time.monotonic() - t), flush=True)
+                                with cklab.in_netns("ckb-%s-fab" % BED):
+                                        total, per, nfailed, b = one_run(nodes, names, etcd)
+                                times.append(total)
+                                busy.append(b)
+                                failures += nfailed
+                                print("# N=%d run %d: %.2f s (first node %.2f s, %d went through 'failed')"
+                                      % (n, r + 1, total, min(per.values()), nfailed), flush=True)
+                        rows.append((n, times, failures, cklab.median(busy)))
+                        steps.append([n, "master"] + milestones(nodes, "master"))
+                        if n > 1:
+                                steps.append([n, names[-1]] + milestones(nodes, names[-1]))
+                base = cklab.median(rows[0][1]) if rows else 0
+                print("Provisioning: agents started at once on N nodes (systemd-nspawn, real Docker, artifacts "
+                      "from a local server); seconds until every node is ready, %d runs" % o.runs)
+                print(cklab.table(["N", "median s", "min s", "max s", "vs N=%d" % rows[0][0],
+                                   "nodes through 'failed' (all runs)", "machine CPU busy % (median)"],
+                                  [[n, "%.2f" % cklab.median(t), "%.2f" % min(t), "%.2f" % max(t),
+                                    "%.2f x" % (cklab.median(t) / base), f, "%.0f" % b] for n, t, f, b in rows]))
+                print("Milestones in the last run of each N (journal; seconds from the agent's start to the "
+                      "last line of each)")
+                print(cklab.table(["N", "node"] + [k for k, _ in MILESTONES], steps))
+        finally:
+                if not o.keep:
+                        bed("down", check=False)
+        return 0
+
+
+if __name__ == "__main__":
+        sys.exit(main())

@@ -16,7 +16,7 @@ $(BUILD)/build.ninja:
 build: deps $(BUILD)/build.ninja
 	meson compile -C $(BUILD)
 
-# Every test suite: unit, cli, netsetup, etcd and the systemd-nspawn beds.
+# Every test suite: unit, cli, netsetup, etcd, the systemd-nspawn bed and e2e.
 check: build
 	meson test -C $(BUILD) --print-errorlogs --num-processes 1; \
 	rc=$$?; tools/test-summary.py $(BUILD)/meson-logs/testlog.json; exit $$rc

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "envfile.h"
 #include "log.h"
 #include "macro.h"
 
@@ -127,21 +128,6 @@ static void on_done(CURL *easy, CURLcode code, void *userdata) {
         finish(f, 0, NULL, true);
 }
 
-static int mkdir_p(const char *dir) {
-        _cleanup_free_ char *p = strdup(dir);
-
-        if (!p)
-                return -ENOMEM;
-        for (char *s = p + 1; *s; s++)
-                if (*s == '/') {
-                        *s = '\0';
-                        if (mkdir(p, 0755) < 0 && errno != EEXIST)
-                                return -errno;
-                        *s = '/';
-                }
-        return mkdir(p, 0755) < 0 && errno != EEXIST ? -errno : 0;
-}
-
 static int fetch_start(artifact_fetch *f) {
         const ck_artifact *a = f->a;
         _cleanup_free_ char *dir = NULL;
@@ -151,7 +137,7 @@ static int fetch_start(artifact_fetch *f) {
         if (!dir)
                 return -ENOMEM;
         f->base = strrchr(a->path, '/') + 1;
-        r = mkdir_p(*dir ? dir : "/");
+        r = *dir ? mkdir_parents(dir) : 0;
         if (r < 0)
                 return log_error_errno(r, "artifact %s: cannot create %s: %m", a->name, dir);
         f->dirfd = open(*dir ? dir : "/", O_DIRECTORY | O_CLOEXEC);

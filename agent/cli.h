@@ -18,6 +18,8 @@ typedef struct cli_args {
 
 int cmd_check_config(const cli_args *a);
 int cmd_run(const cli_args *a);
+int cmd_status(const cli_args *a);
+int cmd_leave(const cli_args *a);
 
 /* Loads the configuration, reporting problems on stderr (and in the
  * journal when running under it). Returns 0, or EXIT_CONFIG / EXIT_RUNTIME. */

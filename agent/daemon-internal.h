@@ -66,6 +66,7 @@ typedef struct node_agent {
         unit_ctl *units;
         char *docker_state;
         role_units *role;
+        bool units_failing;             /* a role unit failed after the bring-up */
 
         size_t artifact_next;
         artifact_fetch *fetch;
@@ -79,6 +80,8 @@ typedef struct node_agent {
 } node_agent;
 
 void daemon_advance(node_agent *d);
+/* The current step succeeded: clear the error and retry, go on. */
+void daemon_step_done(node_agent *d);
 void daemon_step_failed(node_agent *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void daemon_update_status(node_agent *d);
 

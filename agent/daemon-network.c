@@ -3,7 +3,6 @@
  * config, our subnet lease, flannel.<vni>, the peers, and the env files. */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +14,7 @@
 #include "macro.h"
 #include "message-ids.h"
 #include "node-files.h"
+#include "vtep-mac.h"
 
 int daemon_link_setup(node_agent *d) {
         const ck_node_config *n = &d->cfg->node;
@@ -37,20 +37,6 @@ int daemon_link_setup(node_agent *d) {
         log_info("Interface %s is up: %s/%u, MTU %u.", n->interface,
                  inet_ntop(AF_INET, &d->link.addr, a, sizeof a), d->link.prefixlen, d->link.mtu);
         return 0;
-}
-
-/* A VTEP MAC of our own, derived from the machine ID: known before the
- * device exists (it goes into the lease) and the same after flannel.1 is
- * recreated, so peers never need to relearn it. Locally administered. */
-static void vtep_mac(const char *machine_id, uint32_t vni, uint8_t mac[6]) {
-        uint8_t h[32];
-        unsigned len = sizeof h;
-        char buf[64];
-
-        snprintf(buf, sizeof buf, "corekube-vtep:%s:%u", machine_id, vni);
-        EVP_Digest(buf, strlen(buf), h, &len, EVP_sha256(), NULL);
-        memcpy(mac, h, 6);
-        mac[0] = (uint8_t) ((mac[0] & 0xfe) | 0x02);
 }
 
 static void reconcile(node_agent *d) {
@@ -131,8 +117,11 @@ static int write_files(node_agent *d) {
                 return r;
         }
         if (r > 0) {
+                char sub[32], f[64];
+
                 d->files_changed = true;
-                log_event(LOG_INFO, MID_NETWORK_FILES, NULL, "Wrote %s and %s.", d->cfg->network.subnet_file,
+                snprintf(f, sizeof f, "COREKUBE_SUBNET=%s", format_cidr(&d->subnet, sub, sizeof sub));
+                log_event(LOG_INFO, MID_NETWORK_FILES, FIELDS(f), "Wrote %s and %s.", d->cfg->network.subnet_file,
                           d->cfg->network.docker_opts_file);
         }
         return 0;
@@ -163,6 +152,7 @@ static void on_lease(SubnetLease *l, int error, const char *message, const Subne
                         .own_subnet = ev->subnet,
                         .own_ip = ntohl(d->link.addr.s_addr),
                 };
+                memcpy(o.own_mac, d->overlay_cfg.mac, 6);
                 int r = peer_watch_new(&d->peer_watch, d->etcd, d->event, &o, on_peers, d);
                 if (r >= 0)
                         r = peer_watch_start(d->peer_watch);
@@ -181,16 +171,14 @@ static void on_lease(SubnetLease *l, int error, const char *message, const Subne
         }
         if (ev->changed && ev->previous_subnet != 0 && d->step > STEP_DOCKER) {
                 /* A new subnet after the lease was lost: Docker must move. */
+                d->retry = sd_event_source_disable_unref(d->retry);
                 d->step = STEP_DOCKER;
                 d->step_busy = false;
                 daemon_advance(d);
                 return;
         }
-        if (d->step == STEP_NETWORK) {
-                d->step_busy = false;
-                d->step++;
-                daemon_advance(d);
-        }
+        if (d->step == STEP_NETWORK)
+                daemon_step_done(d);
 }
 
 static void on_netcfg(int error, const char *message, const NetworkConfig *config, bool created, void *userdata) {
@@ -206,6 +194,7 @@ static void on_netcfg(int error, const char *message, const NetworkConfig *confi
                                    message ?: strerror(-error));
                 return;
         }
+        /* network-config.c logs MID_NETWORK_CONFIG_CREATED when it made it. */
         d->netcfg = *config;
 
         d->overlay_cfg = (ns_overlay_config) {
@@ -217,7 +206,7 @@ static void on_netcfg(int error, const char *message, const NetworkConfig *confi
                 .underlay_ifindex = d->link.ifindex,
                 .local = d->link.addr,
         };
-        vtep_mac(d->machine_id, config->vni, d->overlay_cfg.mac);
+        vtep_mac_from_machine_id(d->machine_id, config->vni, d->overlay_cfg.mac);
 
         (void) subnet_lease_read_subnet_file(d->cfg->network.subnet_file, &pref, &pref_len);
         o = (SubnetLeaseOptions) {
@@ -262,8 +251,8 @@ int daemon_network_start(node_agent *d) {
                 if (r < 0)
                         return log_error_errno(r, "Failed to watch netlink: %m");
         }
-        if (d->lease)
-                return 0;       /* already under way; the lease calls back */
+        if (d->lease || d->netcfg_req)
+                return 0;       /* already under way; it calls back */
         r = network_config_new(format_cidr(&d->cfg->network.network, net, sizeof net), d->cfg->network.subnet_len,
                                d->cfg->network.vni, (uint16_t) d->cfg->network.port, &wanted, &err);
         if (r < 0) {

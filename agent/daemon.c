@@ -9,10 +9,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 
 #include "build-config.h"
 #include "daemon-internal.h"
+#include "etcd-config.h"
 #include "machines.h"
 #include "log.h"
 #include "macro.h"
@@ -43,17 +45,18 @@ void daemon_update_status(node_agent *d) {
         char sub[32] = "none";
         size_t n_units = d->role ? role_units_count(d->role) : strv_length(config_role(d->cfg)->units);
         size_t active = d->role ? role_units_active(d->role) : 0;
+        const char *error = d->error ?: (d->role ? role_units_error(d->role) : NULL);
 
         if (d->have_subnet)
                 format_cidr(&d->subnet, sub, sizeof sub);
-        if (d->error)
+        if (error)
                 sd_notifyf(false, "STATUS=%s: failed (%s): %s", role_to_string(d->cfg->node.role),
-                           step_state(d->step), d->error);
+                           step_state(d->step), error);
         else
                 sd_notifyf(false, "STATUS=%s: %s, %zu peers, subnet %s, units %zu/%zu active",
                            role_to_string(d->cfg->node.role), step_state(d->step), d->n_peers, sub, active, n_units);
         if (d->registry)
-                (void) registry_set_state(d->registry, d->error ? "failed" : step_state(d->step), d->error);
+                (void) registry_set_state(d->registry, error ? "failed" : step_state(d->step), error);
 }
 
 static int on_retry(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -89,9 +92,12 @@ void daemon_step_failed(node_agent *d, const char *fmt, ...) {
         }
 }
 
-static void step_done(node_agent *d) {
+void daemon_step_done(node_agent *d) {
         free(d->error);
         d->error = NULL;
+        /* A retry armed by an earlier failure of this step must not fire
+         * into the next one, which may have work in flight. */
+        d->retry = sd_event_source_disable_unref(d->retry);
         backoff_reset(&d->backoff);
         d->step_busy = false;
         d->step++;
@@ -106,7 +112,7 @@ static void on_registry(Registry *r, RegistryEvent ev, int error, const char *me
         case REGISTRY_REGISTERED:
                 /* registry.c logs the milestone itself. */
                 if (d->step == STEP_REGISTER)
-                        step_done(d);
+                        daemon_step_done(d);
                 break;
         case REGISTRY_LOST:
                 log_event(LOG_WARNING, MID_REGISTRATION_LOST, NULL, "Machine record lost; registering again.");
@@ -153,35 +159,64 @@ static void on_docker_job(const char *unit, const char *result, const char *deta
         snprintf(f, sizeof f, "COREKUBE_UNIT=%s", unit);
         log_event(LOG_INFO, MID_DOCKER_RESTARTED, FIELDS(f), "Restarted %s with the flannel options.", unit);
         d->files_changed = false;
-        step_done(d);
+        daemon_step_done(d);
 }
 
-static void on_docker_state(const char *unit, const char *state, void *userdata) {
+static void on_docker_state(const char *unit, const unit_state *st, void *userdata) {
         node_agent *d = userdata;
 
         free(d->docker_state);
-        d->docker_state = strdup(state);
+        d->docker_state = strdup(st->active_state);
         if (d->step == STEP_DOCKER && !d->step_busy)
                 daemon_advance(d);
+}
+
+static void docker_restart(node_agent *d) {
+        d->step_busy = true;
+        if (unit_ctl_job(d->units, "RestartUnit", d->cfg->docker.unit, on_docker_job, d) < 0)
+                daemon_step_failed(d, "%s: cannot queue the restart", d->cfg->docker.unit);
+}
+
+/* Docker reads docker_opts.env when it starts: it runs with the current
+ * file if it started after the file's last change. */
+static void on_docker_started(const char *unit, int error, uint64_t started_usec, void *userdata) {
+        node_agent *d = userdata;
+        const char *file = d->cfg->network.docker_opts_file;
+        struct stat st;
+
+        if (d->step != STEP_DOCKER)
+                return;
+        if (error >= 0 && started_usec > 0 && stat(file, &st) >= 0 &&
+            (uint64_t) st.st_mtim.tv_sec * USEC_PER_SEC + (uint64_t) st.st_mtim.tv_nsec / 1000 < started_usec) {
+                log_info("%s is active and started after %s was last written; not restarting it.", unit, file);
+                daemon_step_done(d);
+                return;
+        }
+        if (error < 0)
+                log_warning_errno(error, "Cannot tell when %s started (%m); restarting it.", unit);
+        else
+                log_info("%s runs since before %s was last written; restarting it.", unit, file);
+        docker_restart(d);
 }
 
 static void docker_step(node_agent *d) {
         const char *unit = d->cfg->docker.unit;
 
         if (!d->cfg->docker.restart) {
-                step_done(d);
+                daemon_step_done(d);
                 return;
         }
         if (!d->docker_state)
                 return;         /* on_docker_state() comes back here */
-        if (!d->files_changed && streq(d->docker_state, "active")) {
-                log_info("%s is active and its environment is unchanged; not restarting it.", unit);
-                step_done(d);
-                return;
-        }
         d->step_busy = true;
-        if (unit_ctl_job(d->units, "RestartUnit", unit, on_docker_job, d) < 0)
-                daemon_step_failed(d, "%s: cannot queue the restart", unit);
+        if (!d->files_changed && streq(d->docker_state, "active")) {
+                /* Unchanged now, but a previous run may have written them and
+                 * died before the restart: on_docker_started() compares. */
+                if (unit_ctl_get_u64(d->units, unit, "org.freedesktop.systemd1.Service", "ExecMainStartTimestamp",
+                                     on_docker_started, d) >= 0)
+                        return;
+        }
+        docker_restart(d);
 }
 
 /* ---- artifacts ---- */
@@ -220,7 +255,7 @@ static void artifacts_next(node_agent *d) {
                 log_info("Artifact %s is already in place with its sha256.", a->name);
                 d->artifact_next++;
         }
-        step_done(d);
+        daemon_step_done(d);
 }
 
 /* ---- cluster.env ---- */
@@ -292,7 +327,7 @@ static void on_masters(EtcdClient *c, int error, const char *message, const Etcd
                 daemon_step_failed(d, "cannot write /run/corekube/cluster.env");
                 return;
         }
-        step_done(d);
+        daemon_step_done(d);
 }
 
 static void masters_check(node_agent *d) {
@@ -318,7 +353,7 @@ static void cluster_step(node_agent *d) {
                         daemon_step_failed(d, "cannot write /run/corekube/cluster.env");
                         return;
                 }
-                step_done(d);
+                daemon_step_done(d);
                 return;
         }
         masters_check(d);
@@ -331,31 +366,38 @@ static void on_role_units(role_units *ru, void *userdata) {
 
         for (size_t i = 0; i < role_units_count(ru); i++)
                 (void) registry_set_unit(d->registry, role_units_name(ru, i), role_units_state(ru, i));
-        if (role_units_error(ru)) {
-                free(d->error);
-                d->error = strdup(role_units_error(ru));
-        } else if (d->step == STEP_UNITS) {
-                free(d->error);
-                d->error = NULL;
+        /* A unit's failure is role_units_error(), shown by
+         * daemon_update_status() for as long as it lasts, also after ready. */
+        if (d->step == STEP_READY && d->units_failing != !!role_units_error(ru)) {
+                d->units_failing = role_units_error(ru);
+                if (d->units_failing)
+                        log_warning("Node %s is failed: %s.", d->cfg->node.name, role_units_error(ru));
+                else
+                        log_notice("Node %s is ready again.", d->cfg->node.name);
         }
         daemon_update_status(d);
         if (d->step == STEP_UNITS && role_units_all_started(ru))
-                step_done(d);
+                daemon_step_done(d);
 }
 
 static void units_step(node_agent *d) {
         int r;
 
         d->step_busy = true;
-        if (!d->role) {
-                r = role_units_new(d->event, d->units, config_role(d->cfg)->units, on_role_units, d, &d->role);
-                if (r >= 0)
-                        r = role_units_start(d->role);
-                if (r < 0)
-                        daemon_step_failed(d, "cannot start the role units: %s", strerror(-r));
-                else if (role_units_all_started(d->role))
-                        step_done(d);
+        if (d->role) {
+                /* Again after a subnet change: the units run already; role-units
+                 * finishes the step if some are still being started. */
+                if (role_units_all_started(d->role))
+                        daemon_step_done(d);
+                return;
         }
+        r = role_units_new(d->event, d->units, config_role(d->cfg)->units, on_role_units, d, &d->role);
+        if (r >= 0)
+                r = role_units_start(d->role);
+        if (r < 0)
+                daemon_step_failed(d, "cannot start the role units: %s", strerror(-r));
+        else if (role_units_all_started(d->role))
+                daemon_step_done(d);
 }
 
 /* ---- minion registration with the apiserver ---- */
@@ -369,7 +411,7 @@ static void on_announce(int error, long status, const char *message, void *userd
                 return;
         }
         log_info("Registered with the apiserver (HTTP %ld).", status);
-        step_done(d);
+        daemon_step_done(d);
 }
 
 static void announce_step(node_agent *d) {
@@ -378,7 +420,7 @@ static void announce_step(node_agent *d) {
         char ip[INET_ADDRSTRLEN];
 
         if (d->cfg->node.role != ROLE_MINION || !rc->register_url) {
-                step_done(d);
+                daemon_step_done(d);
                 return;
         }
         inet_ntop(AF_INET, &d->link.addr, ip, sizeof ip);
@@ -429,11 +471,22 @@ void daemon_advance(node_agent *d) {
                 case STEP_ANNOUNCE:
                         announce_step(d);
                         return;
-                case STEP_READY:
+                case STEP_READY: {
+                        const char *err = d->role ? role_units_error(d->role) : NULL;
+                        char sub[32], f1[96], f2[64];
+
                         d->step_busy = true;
-                        log_event(LOG_NOTICE, MID_READY, NULL, "Node %s is ready.", d->cfg->node.name);
+                        d->units_failing = err;
+                        snprintf(f1, sizeof f1, "COREKUBE_NODE=%s", d->cfg->node.name);
+                        snprintf(f2, sizeof f2, "COREKUBE_SUBNET=%s", format_cidr(&d->subnet, sub, sizeof sub));
+                        if (err)
+                                log_event(LOG_WARNING, MID_READY, FIELDS(f1, f2),
+                                          "Node %s finished its bring-up, but is failed: %s.", d->cfg->node.name, err);
+                        else
+                                log_event(LOG_NOTICE, MID_READY, FIELDS(f1, f2), "Node %s is ready.", d->cfg->node.name);
                         daemon_update_status(d);
                         return;
+                }
                 }
         }
 }
@@ -452,27 +505,12 @@ static int on_watchdog(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
-static int read_machine_id(char ret[33]) {
-        _cleanup_fclose_ FILE *f = fopen("/etc/machine-id", "re");
-        char buf[64] = "";
-
-        if (!f || !fgets(buf, sizeof buf, f))
-                return -errno ?: -EIO;
-        buf[strcspn(buf, "\n")] = '\0';
-        if (strlen(buf) != 32 || strspn(buf, "0123456789abcdef") != 32)
-                return -EINVAL;
-        memcpy(ret, buf, 33);
-        return 0;
-}
-
 static bool needs_dbus(const ck_config *c) {
         return c->docker.restart || strv_length(config_role(c)->units) > 0;
 }
 
 int daemon_run(const ck_config *c) {
         node_agent d = { .cfg = c };
-        _cleanup_free_ char *password = NULL;
-        EtcdClientOptions eo = {};
         uint64_t wd = 0;
         int r;
 
@@ -494,26 +532,11 @@ int daemon_run(const ck_config *c) {
         if (sd_watchdog_enabled(false, &wd) > 0)
                 (void) sd_event_add_time_relative(d.event, &d.watchdog, CLOCK_MONOTONIC, wd / 2, 0, on_watchdog, &d);
 
-        if (c->etcd.password_file) {
-                _cleanup_fclose_ FILE *f = fopen(c->etcd.password_file, "re");
-                char buf[512] = "";
-                if (!f || !fgets(buf, sizeof buf, f)) {
-                        log_error("Failed to read [etcd] password-file %s: %m", c->etcd.password_file);
-                        r = 78;
-                        goto finish;
-                }
-                buf[strcspn(buf, "\n")] = '\0';
-                password = strdup(buf);
+        r = etcd_client_from_config(c, d.event, 0, &d.etcd);
+        if (r == -EKEYREJECTED) {
+                r = 78;
+                goto finish;
         }
-        eo = (EtcdClientOptions) {
-                .endpoints = c->etcd.endpoints,
-                .ca_file = c->etcd.ca_file,
-                .cert_file = c->etcd.cert_file,
-                .key_file = c->etcd.key_file,
-                .username = c->etcd.username,
-                .password = password,
-        };
-        r = etcd_client_new(&d.etcd, d.event, &eo);
         if (r >= 0)
                 r = curl_loop_new(d.event, &d.curl);
         if (r < 0) {

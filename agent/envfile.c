@@ -97,7 +97,7 @@ static int same_content(int dirfd, const char *name, const char *content, size_t
         return n == (ssize_t) len && memcmp(buf, content, len) == 0;
 }
 
-static int mkdir_parents(const char *dir) {
+int mkdir_parents(const char *dir) {
         _cleanup_free_ char *p = strdup(dir);
 
         if (!p)

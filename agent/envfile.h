@@ -27,6 +27,9 @@ void envfile_done(envfile *e);
  * errno. */
 int write_file_atomic(const char *path, const char *content, size_t len, mode_t mode);
 
+/* mkdir -p with mode 0755. */
+int mkdir_parents(const char *dir);
+
 /* Reads the value of KEY from an env file written by us. Returns 0, -ENOENT
  * (no file or no key) or another negative errno. */
 int envfile_read_value(const char *path, const char *key, char **ret);

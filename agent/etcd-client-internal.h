@@ -51,8 +51,57 @@ struct EtcdRequest {
         bool auth_retried;
         bool canceled;
         bool in_callback;
-        char *last_error;
+        char *last_error;           /* why the last attempt failed */
+        int last_errno;
 };
+
+#define RESPONSE_MAX (64U * 1024U * 1024U)
+#define WATCH_OBJECT_MAX (16U * 1024U * 1024U)
+
+struct EtcdClient {
+        sd_event *event;
+        CURLM *multi;
+        sd_event_source *timer;
+        sd_event_source *dispatch;      /* hands out watch responses outside curl */
+
+        char **endpoints;
+        unsigned n_endpoints;
+        bool *v3beta;                   /* per endpoint: only /v3beta answers */
+        bool *failing;                  /* per endpoint: last attempt failed (log once) */
+        unsigned current;
+
+        char *ca_file, *cert_file, *key_file;
+        char *username, *password;
+        uint64_t request_timeout_usec, connect_timeout_usec;
+        uint64_t backoff_min_usec, backoff_max_usec;
+        unsigned max_rounds;
+
+        char *token;
+        EtcdRequest *auth_request;
+
+        EtcdRequest *requests;
+        uint64_t attempts;
+};
+
+typedef enum Outcome {
+        OUTCOME_OK,
+        OUTCOME_RETRY,          /* not applied: try the next endpoint */
+        OUTCOME_UNSURE,         /* sent, no answer: may have applied */
+        OUTCOME_FAIL,           /* retrying would not help */
+        OUTCOME_REAUTH,         /* the token expired */
+        OUTCOME_V3BETA,         /* /v3 unknown here: use /v3beta */
+} Outcome;
+
+/* etcd-request.c */
+void etcd_request_done(EtcdRequest *r, CURLcode cc);
+/* Hands out one queued watch response; false if that ended the watch. */
+bool etcd_request_deliver_watch(EtcdRequest *r);
+void etcd_request_free(EtcdRequest *r);
+
+/* etcd-errors.c: what a failed attempt means, and a message naming the
+ * endpoint and the cause. */
+Outcome etcd_classify_curl(EtcdRequest *r, CURLcode cc, int *ret_error, char **ret_message);
+Outcome etcd_classify_http(EtcdRequest *r, long code, int *ret_error, char **ret_message);
 
 int etcd_request_new(EtcdClient *c, const char *path, json_object *body, EtcdRequest **ret);
 /* Queues the request; on failure frees it. */

@@ -52,7 +52,8 @@ typedef void (*etcd_watch_callback_t)(EtcdClient *c, int error, const char *mess
                                       const EtcdWatchResponse *response, void *userdata);
 
 int etcd_client_new(EtcdClient **ret, sd_event *event, const EtcdClientOptions *options);
-/* Cancels whatever is in flight without calling back. */
+/* Cancels whatever is in flight without calling back. Not from within one of
+ * the client's callbacks. */
 EtcdClient *etcd_client_free(EtcdClient *c);
 static inline void etcd_client_freep(EtcdClient **c) {
         if (*c)
@@ -121,3 +122,5 @@ int etcd_txn_range(EtcdTxn *t, bool success, const char *key, bool prefix);
 /* result->succeeded tells the branch; result->kvs holds the first range
  * operation's keys of that branch. The txn is not consumed. */
 int etcd_txn_commit(EtcdClient *c, const EtcdTxn *t, etcd_callback_t cb, void *userdata, EtcdRequest **ret);
+/* The request body, for tests and debugging. */
+int etcd_txn_to_json(const EtcdTxn *t, char **ret);

@@ -305,15 +305,34 @@ int etcd_txn_range(EtcdTxn *t, bool success, const char *key, bool prefix) {
         return add_op(t, success, "request_range", range_body(key, prefix, 0));
 }
 
-int etcd_txn_commit(EtcdClient *c, const EtcdTxn *t, etcd_callback_t cb, void *userdata, EtcdRequest **ret) {
-        _cleanup_(json_object_putp) json_object *o = json_object_new_object();
-        EtcdRequest *r;
-        int k;
+static json_object *txn_body(const EtcdTxn *t) {
+        json_object *o = json_object_new_object();
 
         if (!o ||
             json_object_object_add(o, "compare", json_object_get(t->compare)) < 0 ||
             json_object_object_add(o, "success", json_object_get(t->success)) < 0 ||
-            json_object_object_add(o, "failure", json_object_get(t->failure)) < 0)
+            json_object_object_add(o, "failure", json_object_get(t->failure)) < 0) {
+                json_object_put(o);
+                return NULL;
+        }
+        return o;
+}
+
+int etcd_txn_to_json(const EtcdTxn *t, char **ret) {
+        _cleanup_(json_object_putp) json_object *o = txn_body(t);
+
+        if (!o)
+                return -ENOMEM;
+        *ret = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+        return *ret ? 0 : -ENOMEM;
+}
+
+int etcd_txn_commit(EtcdClient *c, const EtcdTxn *t, etcd_callback_t cb, void *userdata, EtcdRequest **ret) {
+        _cleanup_(json_object_putp) json_object *o = txn_body(t);
+        EtcdRequest *r;
+        int k;
+
+        if (!o)
                 return -ENOMEM;
 
         k = etcd_request_new(c, "/kv/txn", o, &r);

@@ -27,6 +27,8 @@ static int cmd_version(const cli_args *a) {
 static const verb verbs[] = {
         { "run", "[-c FILE]", "run the node agent (the systemd service)", cmd_run },
         { "check-config", "[-c FILE]", "validate the configuration and print the effective values", cmd_check_config },
+        { "status", "[--json] [--wait[=T]]", "the cluster table from etcd; --wait: until this node is ready", cmd_status },
+        { "leave", "[-c FILE]", "leave the cluster: release the subnet, remove flannel.1", cmd_leave },
         { "version", "", "print the version", cmd_version },
 };
 
@@ -45,8 +47,13 @@ static void help(void) {
                "                                 drop-ins from FILE.d/*.conf)\n"
                "      --log-level=LEVEL          debug, info, notice, warning, error\n"
                "                                 (also COREKUBE_LOG_LEVEL)\n"
+               "      --json                     status: print JSON\n"
+               "      --wait[=TIMEOUT]           status: wait until this node is ready (exit 0), or\n"
+               "                                 TIMEOUT (e.g. 90s, 5m) passes or it fails (exit 1)\n"
                "  -h, --help                     show this help\n"
                "      --version                  print the version\n\n"
+               "Stop the agent before 'leave' (systemctl stop corekube-agent): a running agent\n"
+               "takes its subnet and record again at once.\n\n"
                "Exit codes: 0 ok, 1 runtime failure, 64 usage error, 69 service unavailable,\n"
                "78 configuration error.\n", CONFIG_DEFAULT_PATH);
 }
@@ -70,6 +77,8 @@ int main(int argc, char *argv[]) {
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
                 { "log-level", required_argument, NULL, ARG_LOG_LEVEL },
+                { "json", no_argument, NULL, ARG_JSON },
+                { "wait", optional_argument, NULL, ARG_WAIT },
                 {}
         };
         cli_args a = {};
@@ -107,6 +116,13 @@ int main(int argc, char *argv[]) {
                                 log_set_max_level(l);
                                 break;
                         }
+                        case ARG_JSON:
+                                a.json = true;
+                                break;
+                        case ARG_WAIT:
+                                a.wait = true;
+                                a.wait_timeout = optarg;
+                                break;
                         case '?':
                                 if (optopt)
                                         return usage_error("unknown or incomplete option '-%c'", optopt);
@@ -131,5 +147,7 @@ int main(int argc, char *argv[]) {
         }
         if (optind < argc)
                 return usage_error("unexpected argument \"%s\" for %s", argv[optind], v->name);
+        if ((a.json || a.wait) && v->run != cmd_status)
+                return usage_error("--json and --wait only apply to status");
         return v->run(&a);
 }

@@ -83,25 +83,28 @@ int network_config_new(const char *network, unsigned subnet_len, uint32_t vni, u
         return 0;
 }
 
-static int get_member(json_object *o, const char *name, json_type type, json_object **ret, char **ret_error) {
+/* label: how the error names the member, e.g. "Backend.VNI". */
+static int get_member(json_object *o, const char *name, const char *label, json_type type, json_object **ret,
+                      char **ret_error) {
         if (!json_object_object_get_ex(o, name, ret))
                 return 0;
         if (!json_object_is_type(*ret, type))
-                return failf(ret_error, "%s: has the wrong JSON type", name);
+                return failf(ret_error, "%s: has the wrong JSON type", label);
         return 1;
 }
 
-static int get_uint(json_object *o, const char *name, uint32_t max, uint32_t *ret, char **ret_error) {
+static int get_uint(json_object *o, const char *name, const char *label, uint32_t max, uint32_t *ret,
+                    char **ret_error) {
         json_object *v;
         int64_t n;
         int r;
 
-        r = get_member(o, name, json_type_int, &v, ret_error);
+        r = get_member(o, name, label, json_type_int, &v, ret_error);
         if (r <= 0)
                 return r;
         n = json_object_get_int64(v);
         if (n < 0 || n > max)
-                return failf(ret_error, "%s: %" PRId64 " is out of range", name, n);
+                return failf(ret_error, "%s: %" PRId64 " is out of range", label, n);
         *ret = (uint32_t) n;
         return 1;
 }
@@ -118,7 +121,7 @@ int network_config_from_json(const char *json, NetworkConfig *ret, char **ret_er
         if (!o || !json_object_is_type(o, json_type_object))
                 return failf(ret_error, "not a JSON object");
 
-        r = get_member(o, "Network", json_type_string, &v, ret_error);
+        r = get_member(o, "Network", "Network", json_type_string, &v, ret_error);
         if (r < 0)
                 return r;
         if (r == 0)
@@ -126,43 +129,43 @@ int network_config_from_json(const char *json, NetworkConfig *ret, char **ret_er
         if (ip4_parse_cidr(json_object_get_string(v), false, &c.network, &c.prefixlen) < 0)
                 return failf(ret_error, "Network: \"%s\" is not an IPv4 network in CIDR form", json_object_get_string(v));
 
-        r = get_uint(o, "SubnetLen", 32, &c.subnet_len, ret_error);
+        r = get_uint(o, "SubnetLen", "SubnetLen", 32, &c.subnet_len, ret_error);
         if (r < 0)
                 return r;
         if (r == 0)
                 /* flannel's default */
                 c.subnet_len = c.prefixlen < 24 ? 24 : c.prefixlen + 1;
 
-        r = get_member(o, "SubnetMin", json_type_string, &v, ret_error);
+        r = get_member(o, "SubnetMin", "SubnetMin", json_type_string, &v, ret_error);
         if (r < 0)
                 return r;
         have_min = r > 0;
         if (have_min && ip4_parse(json_object_get_string(v), &c.subnet_min) < 0)
                 return failf(ret_error, "SubnetMin: \"%s\" is not an IPv4 address", json_object_get_string(v));
-        r = get_member(o, "SubnetMax", json_type_string, &v, ret_error);
+        r = get_member(o, "SubnetMax", "SubnetMax", json_type_string, &v, ret_error);
         if (r < 0)
                 return r;
         have_max = r > 0;
         if (have_max && ip4_parse(json_object_get_string(v), &c.subnet_max) < 0)
                 return failf(ret_error, "SubnetMax: \"%s\" is not an IPv4 address", json_object_get_string(v));
 
-        r = get_member(o, "Backend", json_type_object, &backend, ret_error);
+        r = get_member(o, "Backend", "Backend", json_type_object, &backend, ret_error);
         if (r < 0)
                 return r;
         if (r == 0)
                 return failf(ret_error, "Backend: missing (flannel would use udp; this agent needs vxlan)");
-        r = get_member(backend, "Type", json_type_string, &v, ret_error);
+        r = get_member(backend, "Type", "Backend.Type", json_type_string, &v, ret_error);
         if (r < 0)
-                return failf(ret_error, "Backend.Type: has the wrong JSON type");
+                return r;
         if (r == 0 || !streq(json_object_get_string(v), "vxlan"))
                 return failf(ret_error, "Backend.Type: \"%s\" is not supported, only vxlan",
                              r == 0 ? "" : json_object_get_string(v));
-        r = get_uint(backend, "VNI", 0xffffff, &c.vni, ret_error);
+        r = get_uint(backend, "VNI", "Backend.VNI", 0xffffff, &c.vni, ret_error);
         if (r < 0)
-                return failf(ret_error, "Backend.VNI: invalid");
-        r = get_uint(backend, "Port", 65535, &n, ret_error);
+                return r;
+        r = get_uint(backend, "Port", "Backend.Port", 65535, &n, ret_error);
         if (r < 0)
-                return failf(ret_error, "Backend.Port: invalid");
+                return r;
         if (r > 0)
                 c.port = n == 0 ? DEFAULT_PORT : (uint16_t) n;
 

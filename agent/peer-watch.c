@@ -15,6 +15,8 @@ typedef struct Entry {
         char *key;
         char *value;
         int64_t mod_revision;
+        int64_t create_revision;
+        int64_t conflict_warned;    /* mod_revision of the record last warned about as a conflict */
         int status;                 /* 0 peer, 1 our own, < 0 rejected */
         SubnetRecord rec;
 } Entry;
@@ -26,6 +28,7 @@ struct PeerWatch {
         char *dir;                  /* "<prefix>/subnets/" */
         NetworkConfig config;
         uint32_t own_subnet, own_ip;
+        uint8_t own_mac[6];
         uint64_t settle_usec;
         peer_watch_callback_t cb;
         void *userdata;
@@ -39,6 +42,7 @@ struct PeerWatch {
         sd_event_source *settle;
         sd_event_source *retry;
         Backoff backoff;
+        uint64_t watch_started;
         SubnetRecord *delivered;
         size_t n_delivered;
         bool delivered_once;
@@ -85,6 +89,54 @@ static void validate(PeerWatch *w, Entry *e, const Entry *before) {
 
 static bool same_peers(const SubnetRecord *a, const SubnetRecord *b, size_t n);
 
+/* Valid records can still contradict each other or us: a VTEP MAC that is
+ * ours, or one another record already uses for another public IP (the
+ * kernel's FDB maps a MAC to one destination). The record created first
+ * keeps the MAC; the later one is left out (warned about once), so that a
+ * forged record cannot take a node's traffic or block the whole peer set. */
+static const Entry *mac_conflict(const PeerWatch *w, const Entry *e) {
+        static const uint8_t zero[6] = {};
+
+        if (memcmp(w->own_mac, zero, 6) != 0 && memcmp(e->rec.vtep_mac, w->own_mac, 6) == 0)
+                return e;
+        for (size_t i = 0; i < w->n_entries; i++) {
+                const Entry *o = &w->entries[i];
+
+                if (o == e || o->status != 0 || o->rec.public_ip == e->rec.public_ip ||
+                    memcmp(o->rec.vtep_mac, e->rec.vtep_mac, 6) != 0)
+                        continue;
+                if (o->create_revision < e->create_revision ||
+                    (o->create_revision == e->create_revision && strcmp(o->key, e->key) < 0))
+                        return o;
+        }
+        return NULL;
+}
+
+static bool usable(PeerWatch *w, Entry *e) {
+        const Entry *o;
+        char f[512], mac[18];
+
+        if (e->status != 0)
+                return false;
+        o = mac_conflict(w, e);
+        if (!o)
+                return true;
+        if (e->conflict_warned != e->mod_revision) {
+                e->conflict_warned = e->mod_revision;
+                mac_format(e->rec.vtep_mac, mac);
+                snprintf(f, sizeof f, "COREKUBE_ETCD_KEY=%s", e->key);
+                if (o == e)
+                        log_event(LOG_WARNING, MID_PEER_REJECTED, FIELDS(f),
+                                  "Ignoring peer record %s (revision %" PRId64 "): VTEP MAC %s is ours",
+                                  e->key, e->mod_revision, mac);
+                else
+                        log_event(LOG_WARNING, MID_PEER_REJECTED, FIELDS(f),
+                                  "Ignoring peer record %s (revision %" PRId64 "): VTEP MAC %s belongs to %s",
+                                  e->key, e->mod_revision, mac, o->key);
+        }
+        return false;
+}
+
 static int cmp_rec(const void *a, const void *b) {
         const SubnetRecord *x = a, *y = b;
 
@@ -101,7 +153,7 @@ static int on_settle(sd_event_source *s, uint64_t usec, void *userdata) {
         if (!peers)
                 return log_error_errno(-ENOMEM, "Peer watch: out of memory");
         for (size_t i = 0; i < w->n_entries; i++)
-                if (w->entries[i].status == 0)
+                if (usable(w, &w->entries[i]))
                         peers[n++] = w->entries[i].rec;
         qsort(peers, n, sizeof *peers, cmp_rec);
 
@@ -145,6 +197,14 @@ static int on_retry(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
+static int on_resume(sd_event_source *s, uint64_t usec, void *userdata) {
+        PeerWatch *w = userdata;
+
+        w->retry = sd_event_source_disable_unref(w->retry);
+        watch_from(w, w->revision + 1);
+        return 0;
+}
+
 static void retry_list(PeerWatch *w, int error, const char *message) {
         uint64_t now, d = backoff_next(&w->backoff);
 
@@ -183,6 +243,7 @@ static void apply_event(PeerWatch *w, const EtcdEvent *ev) {
         e->key = strdup(ev->kv.key);
         e->value = strdup(ev->kv.value);
         e->mod_revision = ev->kv.mod_revision;
+        e->create_revision = ev->kv.create_revision;
         if (!e->key || !e->value) {
                 entry_done(e);
                 *e = w->entries[--w->n_entries];
@@ -195,10 +256,21 @@ static void on_watch(EtcdClient *c, int error, const char *message, const EtcdWa
         PeerWatch *w = userdata;
 
         if (error < 0) {
-                /* Resume where we were; if that is compacted by now, etcd says so. */
+                /* Resume where we were; if that is compacted by now, etcd says so.
+                 * After a pause, so that a stream that keeps breaking is no busy loop. */
+                uint64_t now = 0, d;
+
+                /* A watch that held for a while starts the pauses over. */
+                (void) sd_event_now(w->event, CLOCK_MONOTONIC, &now);
+                if (now > w->watch_started + w->backoff.max_usec)
+                        backoff_reset(&w->backoff);
+                d = backoff_next(&w->backoff);
                 w->watch = NULL;
-                log_debug("Peer watch: %s; resuming from revision %" PRId64, message, w->revision + 1);
-                watch_from(w, w->revision + 1);
+                log_debug("Peer watch: %s; resuming from revision %" PRId64 " in %.1fs",
+                          message, w->revision + 1, d / 1e6);
+                if (sd_event_now(w->event, CLOCK_MONOTONIC, &now) < 0 ||
+                    sd_event_add_time(w->event, &w->retry, CLOCK_MONOTONIC, now + d, USEC_PER_MSEC, on_resume, w) < 0)
+                        watch_from(w, w->revision + 1);
                 return;
         }
         if (r->canceled) {
@@ -212,7 +284,6 @@ static void on_watch(EtcdClient *c, int error, const char *message, const EtcdWa
                 list(w);
                 return;
         }
-        backoff_reset(&w->backoff);
         for (size_t i = 0; i < r->n_events; i++) {
                 apply_event(w, &r->events[i]);
                 if (r->events[i].kv.mod_revision > w->revision)
@@ -225,6 +296,7 @@ static void on_watch(EtcdClient *c, int error, const char *message, const EtcdWa
 static void watch_from(PeerWatch *w, int64_t revision) {
         int r;
 
+        (void) sd_event_now(w->event, CLOCK_MONOTONIC, &w->watch_started);
         r = etcd_watch(w->client, w->dir, true, revision, true, on_watch, w, &w->watch);
         if (r < 0)
                 retry_list(w, r, "cannot start the watch");
@@ -250,15 +322,20 @@ static void on_list(EtcdClient *c, int error, const char *message, const EtcdRes
         }
         for (size_t i = 0; i < res->n_kvs; i++) {
                 Entry *e = &entries[n];
+                const Entry *before;
 
                 e->key = strdup(res->kvs[i].key);
                 e->value = strdup(res->kvs[i].value);
                 e->mod_revision = res->kvs[i].mod_revision;
+                e->create_revision = res->kvs[i].create_revision;
                 if (!e->key || !e->value) {
                         entry_done(e);
                         continue;
                 }
-                validate(w, e, find(w->entries, w->n_entries, e->key));
+                before = find(w->entries, w->n_entries, e->key);
+                if (before)
+                        e->conflict_warned = before->conflict_warned;
+                validate(w, e, before);
                 n++;
         }
         entries_free(w->entries, w->n_entries);
@@ -306,7 +383,8 @@ int peer_watch_new(PeerWatch **ret, EtcdClient *client, sd_event *event, const P
                 .cb = cb,
                 .userdata = userdata,
         };
-        backoff_init(&w->backoff, 500 * USEC_PER_MSEC, 30 * USEC_PER_SEC);
+        memcpy(w->own_mac, o->own_mac, 6);
+        backoff_init(&w->backoff, 200 * USEC_PER_MSEC, 30 * USEC_PER_SEC);
         w->prefix = strdup(o->prefix);
         if (!w->prefix || asprintf(&w->dir, "%s/subnets/", o->prefix) < 0) {
                 w->dir = NULL;
@@ -348,8 +426,12 @@ int peer_watch_set_own(PeerWatch *w, uint32_t subnet, uint32_t ip) {
                 return 0;
         w->own_subnet = subnet;
         w->own_ip = ip;
-        for (size_t i = 0; i < w->n_entries; i++)
-                validate(w, &w->entries[i], NULL);
+        for (size_t i = 0; i < w->n_entries; i++) {
+                Entry before = w->entries[i];
+
+                /* The same revision rejected again is not warned about twice. */
+                validate(w, &w->entries[i], &before);
+        }
         changed(w);
         return 0;
 }

@@ -23,6 +23,7 @@ typedef struct PeerWatchOptions {
         NetworkConfig config;
         uint32_t own_subnet;         /* 0: none yet */
         uint32_t own_ip;
+        uint8_t own_mac[6];          /* our VTEP MAC; all zero: unknown */
         uint64_t settle_usec;        /* events this close together form one batch; 0: 100 ms */
 } PeerWatchOptions;
 

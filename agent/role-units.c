@@ -16,7 +16,8 @@ typedef struct role_unit {
         role_units *owner;
         char *name;
         char *field;                    /* "COREKUBE_UNIT=<name>" for the journal */
-        char *state;
+        char *state;                    /* ActiveState, "failed" while Restart= is pending */
+        char *failure;                  /* "<unit>: <what failed> (<result>)" until it is active again */
         bool started;
 } role_unit;
 
@@ -44,37 +45,50 @@ static int on_retry(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
+static void unit_started(role_units *ru, role_unit *u, const char *how) {
+        u->started = true;
+        free(ru->error);
+        ru->error = NULL;
+        backoff_reset(&ru->backoff);
+        ru->retry = sd_event_source_disable_unref(ru->retry);
+        log_event(LOG_INFO, MID_UNIT_STARTED, FIELDS(u->field), "Started %s%s.", u->name, how);
+        ru->next++;
+        ru->cb(ru, ru->userdata);
+        start_next(ru);
+}
+
+static void set_failure(role_unit *u, const char *what, const char *result) {
+        free(u->failure);
+        if (asprintf(&u->failure, "%s: %s (%s)", u->name, what, result) < 0)
+                u->failure = NULL;
+}
+
 static void on_job(const char *unit, const char *result, const char *detail, void *userdata) {
         role_unit *u = userdata;
         role_units *ru = u->owner;
+        uint64_t delay, now = 0;
+        char d[32], rf[96];
 
         ru->busy = false;
         if (streq(result, "done")) {
-                u->started = true;
-                free(ru->error);
-                ru->error = NULL;
-                backoff_reset(&ru->backoff);
-                log_event(LOG_INFO, MID_UNIT_STARTED, FIELDS(u->field), "Started %s.", unit);
-                ru->next++;
-                ru->cb(ru, ru->userdata);
-                start_next(ru);
+                unit_started(ru, u, "");
                 return;
         }
 
         free(ru->error);
         if (asprintf(&ru->error, "%s: start job %s (%s)", unit, result, detail ?: "unknown") < 0)
                 ru->error = NULL;
-        {
-                uint64_t delay = backoff_next(&ru->backoff), now = 0;
-                char d[32];
-                log_event(LOG_ERR, MID_UNIT_FAILED, FIELDS(u->field),
-                          "Failed to start %s: job %s, unit result %s; retrying in %s.", unit, result,
-                          detail ?: "unknown", format_duration(delay - delay % USEC_PER_MSEC, d, sizeof d));
-                ru->cb(ru, ru->userdata);
-                (void) sd_event_now(ru->event, CLOCK_MONOTONIC, &now);
-                if (sd_event_add_time(ru->event, &ru->retry, CLOCK_MONOTONIC, now + delay, 0, on_retry, ru) < 0)
-                        log_error("Failed to schedule the retry of %s.", unit);
-        }
+        /* Logged here; the watch then sees the unit failing and stays quiet. */
+        set_failure(u, "start job failed", detail ?: "unknown");
+        delay = backoff_next(&ru->backoff);
+        snprintf(rf, sizeof rf, "COREKUBE_RESULT=%s", detail ?: "unknown");
+        log_event(LOG_ERR, MID_UNIT_FAILED, FIELDS(u->field, rf),
+                  "Failed to start %s: job %s, unit result %s; retrying in %s.", unit, result,
+                  detail ?: "unknown", format_duration(delay - delay % USEC_PER_MSEC, d, sizeof d));
+        ru->cb(ru, ru->userdata);
+        (void) sd_event_now(ru->event, CLOCK_MONOTONIC, &now);
+        if (sd_event_add_time(ru->event, &ru->retry, CLOCK_MONOTONIC, now + delay, 0, on_retry, ru) < 0)
+                log_error("Failed to schedule the retry of %s.", unit);
 }
 
 static void start_next(role_units *ru) {
@@ -88,16 +102,43 @@ static void start_next(role_units *ru) {
                 on_job(ru->units[ru->next].name, "error", strerror(-r), &ru->units[ru->next]);
 }
 
-static void on_state(const char *unit, const char *state, void *userdata) {
+static void on_state(const char *unit, const unit_state *st, void *userdata) {
         role_unit *u = userdata;
+        role_units *ru = u->owner;
+        const char *result = st->result ?: "unknown";
+        /* Between a failed run and systemd's Restart= the unit is
+         * "activating (auto-restart)": failed as far as the record goes. */
+        bool failing = streq(st->active_state, "failed") ||
+                       (streq(st->active_state, "activating") && streq(st->sub_state, "auto-restart"));
+        const char *shown = failing ? "failed" : st->active_state;
+        bool changed = !u->state || !streq(u->state, shown);
+        char rf[96];
 
-        if (u->state && streq(u->state, state))
+        if (failing && !u->failure) {
+                set_failure(u, "failed", result);
+                snprintf(rf, sizeof rf, "COREKUBE_RESULT=%s", result);
+                log_event(LOG_WARNING, MID_UNIT_FAILED, FIELDS(u->field, rf), "%s failed (result %s).", unit, result);
+                changed = true;
+        } else if (streq(st->active_state, "active") && u->failure) {
+                free(u->failure);
+                u->failure = NULL;
+                log_info("%s is active again.", unit);
+                changed = true;
+        }
+        if (changed) {
+                free(u->state);
+                u->state = strdup(shown);
+        }
+
+        /* Waiting to retry a unit that systemd's Restart= brought up in the
+         * meantime: it is started. */
+        if (ru->retry && !ru->busy && ru->next < ru->n && &ru->units[ru->next] == u &&
+            streq(st->active_state, "active")) {
+                unit_started(ru, u, " (by its Restart=)");
                 return;
-        if (u->started && streq(state, "failed"))
-                log_event(LOG_WARNING, MID_UNIT_FAILED, FIELDS(u->field), "%s failed; systemd restarts it.", unit);
-        free(u->state);
-        u->state = strdup(state);
-        u->owner->cb(u->owner, u->owner->userdata);
+        }
+        if (changed)
+                ru->cb(ru, ru->userdata);
 }
 
 int role_units_new(sd_event *event, unit_ctl *ctl, char *const *units, role_units_cb cb, void *userdata,
@@ -142,6 +183,7 @@ role_units *role_units_free(role_units *ru) {
                 free(ru->units[i].name);
                 free(ru->units[i].field);
                 free(ru->units[i].state);
+                free(ru->units[i].failure);
         }
         free(ru->units);
         free(ru->error);
@@ -155,7 +197,12 @@ bool role_units_all_started(const role_units *ru) {
 }
 
 const char *role_units_error(const role_units *ru) {
-        return ru->error;
+        if (ru->error)
+                return ru->error;
+        for (size_t i = 0; i < ru->n; i++)
+                if (ru->units[i].failure)
+                        return ru->units[i].failure;
+        return NULL;
 }
 
 size_t role_units_count(const role_units *ru) {

@@ -23,9 +23,12 @@ role_units *role_units_free(role_units *ru);
 int role_units_start(role_units *ru);
 
 bool role_units_all_started(const role_units *ru);
-/* The last start failure, or NULL once the unit started. */
+/* Why the units are not all fine: the last start failure until that unit
+ * started, else the first unit that failed and is not active again; NULL
+ * when none. */
 const char *role_units_error(const role_units *ru);
 size_t role_units_count(const role_units *ru);
 size_t role_units_active(const role_units *ru);
 const char *role_units_name(const role_units *ru, size_t i);
-const char *role_units_state(const role_units *ru, size_t i);   /* ActiveState, "unknown" until known */
+/* ActiveState ("failed" also while a Restart= is pending), "unknown" until known. */
+const char *role_units_state(const role_units *ru, size_t i);

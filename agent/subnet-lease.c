@@ -49,6 +49,9 @@ struct SubnetLease {
         sd_event_source *renew_timer;
         sd_event_source *retry_timer;
         Backoff backoff;
+        Backoff watch_backoff;
+        bool overwritten;           /* the record was lost to someone writing over it */
+        uint64_t watch_started;
         unsigned lost_races;
 };
 
@@ -162,19 +165,33 @@ static void on_watch(EtcdClient *c, int error, const char *message, const EtcdWa
         SubnetLease *l = userdata;
 
         if (error < 0 || w->canceled) {
-                /* Whatever happened meanwhile, look at the key as it is now. */
+                /* Whatever happened meanwhile, look at the key as it is now;
+                 * after a pause, so that a stream that keeps breaking is no busy loop. */
+                uint64_t now = 0, d;
+
+                /* A watch that held for a while starts the pauses over. */
+                (void) sd_event_now(l->event, CLOCK_MONOTONIC, &now);
+                if (now > l->watch_started + l->watch_backoff.max_usec)
+                        backoff_reset(&l->watch_backoff);
+                d = backoff_next(&l->watch_backoff);
                 l->watch = NULL;
-                log_debug("Subnet lease: watch ended (%s), checking the record", message ? message : "canceled");
-                verify(l);
+                log_debug("Subnet lease: watch ended (%s), checking the record in %.1fs",
+                          message ? message : "canceled", d / 1e6);
+                if (arm(l, &l->retry_timer, d, on_retry_verify) < 0)
+                        verify(l);
                 return;
         }
+
         for (size_t i = 0; i < w->n_events; i++) {
                 const EtcdEvent *e = &w->events[i];
 
                 if (e->type == ETCD_EVENT_DELETE || !kv_is_ours(l, &e->kv)) {
                         etcd_request_cancel(l->watch);
                         l->watch = NULL;
-                        lost(l, e->type == ETCD_EVENT_DELETE ? "the record was deleted" : "the record was overwritten");
+                        /* Someone wrote over our record: do not take it back by its PublicIP
+                         * (two nodes with one IP would otherwise take turns forever). */
+                        l->overwritten = e->type != ETCD_EVENT_DELETE;
+                        lost(l, l->overwritten ? "the record was overwritten" : "the record was deleted");
                         return;
                 }
         }
@@ -183,6 +200,7 @@ static void on_watch(EtcdClient *c, int error, const char *message, const EtcdWa
 static void start_watch(SubnetLease *l, int64_t from_revision) {
         int r;
 
+        (void) sd_event_now(l->event, CLOCK_MONOTONIC, &l->watch_started);
         r = etcd_watch(l->client, l->key, false, from_revision, false, on_watch, l, &l->watch);
         if (r < 0)
                 fail(l, r, "cannot watch our record", true);
@@ -220,6 +238,7 @@ static void acquired(SubnetLease *l, int64_t revision) {
         char s[64], a[IP4_STRLEN];
 
         l->acquired = true;
+        l->overwritten = false;
         l->lost_races = 0;
         backoff_reset(&l->backoff);
         l->subnet = l->want;
@@ -376,6 +395,7 @@ static void on_listed(EtcdClient *c, int error, const char *message, const EtcdR
                 taken[n_taken++] = s;
                 /* 1. The record that already names us, e.g. after a restart. */
                 if (l->want == 0 && network_config_subnet_ok(&l->config, s, len) &&
+                    !(l->overwritten && l->key && streq(l->key, res->kvs[i].key)) &&
                     subnet_record_public_ip(res->kvs[i].value, &ip) >= 0 && ip == l->public_ip) {
                         l->want = s;
                         l->want_mod_revision = res->kvs[i].mod_revision;
@@ -466,6 +486,7 @@ int subnet_lease_new(SubnetLease **ret, EtcdClient *client, sd_event *event, con
                 l->ttl_usec = USEC_PER_SEC;
         memcpy(l->mac, o->vtep_mac, 6);
         backoff_init(&l->backoff, 500 * USEC_PER_MSEC, 30 * USEC_PER_SEC);
+        backoff_init(&l->watch_backoff, 200 * USEC_PER_MSEC, 30 * USEC_PER_SEC);
         l->prefix = strdup(o->prefix);
         if (!l->prefix || subnet_record_format(l->public_ip, l->mac, l->config.vni, &l->value) < 0) {
                 subnet_lease_free(l);

@@ -2,6 +2,7 @@
 #include "unit-control.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,7 +34,18 @@ typedef struct watch {
         void *userdata;
         sd_bus_slot *match;
         sd_bus_slot *get;
+        unsigned stage;                 /* the property being fetched */
+        char *values[3];                /* ActiveState, SubState, Result */
 } watch;
+
+/* Fetched one after the other on every change; the last one only for services. */
+static const struct {
+        const char *iface, *name;
+} watch_props[] = {
+        { "org.freedesktop.systemd1.Unit", "ActiveState" },
+        { "org.freedesktop.systemd1.Unit", "SubState" },
+        { "org.freedesktop.systemd1.Service", "Result" },
+};
 
 struct unit_ctl {
         sd_bus *bus;
@@ -154,6 +166,60 @@ int unit_ctl_job(unit_ctl *u, const char *method, const char *unit, unit_job_cb 
         return 0;
 }
 
+typedef struct get_u64 {
+        char *unit;
+        unit_u64_cb cb;
+        void *userdata;
+} get_u64;
+
+static void get_u64_free(void *userdata) {
+        get_u64 *g = userdata;
+
+        free(g->unit);
+        free(g);
+}
+
+static int on_u64(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        get_u64 *g = userdata;
+        uint64_t v = 0;
+        int r = 0;
+
+        if (sd_bus_message_is_method_error(m, NULL))
+                r = -sd_bus_message_get_errno(m) ?: -EIO;
+        else if (sd_bus_message_enter_container(m, 'v', "t") < 0 || sd_bus_message_read(m, "t", &v) < 0)
+                r = -EBADMSG;
+        g->cb(g->unit, r, v, g->userdata);
+        return 0;
+}
+
+int unit_ctl_get_u64(unit_ctl *u, const char *unit, const char *iface, const char *property, unit_u64_cb cb,
+                     void *userdata) {
+        _cleanup_free_ char *path = NULL;
+        sd_bus_slot *slot = NULL;
+        get_u64 *g = calloc(1, sizeof *g);
+        int r;
+
+        if (!g || !(g->unit = strdup(unit))) {
+                free(g);
+                return -ENOMEM;
+        }
+        g->cb = cb;
+        g->userdata = userdata;
+        r = sd_bus_path_encode(SD_PATH "/unit", unit, &path);
+        if (r >= 0)
+                r = sd_bus_call_method_async(u->bus, &slot, SD_DEST, path, "org.freedesktop.DBus.Properties", "Get",
+                                             on_u64, g, "ss", iface, property);
+        if (r < 0) {
+                get_u64_free(g);
+                return log_error_errno(r, "Failed to ask for %s's %s: %m", unit, property);
+        }
+        /* The bus owns the call; g goes with it, answered or not. */
+        (void) sd_bus_slot_set_destroy_callback(slot, get_u64_free);
+        (void) sd_bus_slot_set_floating(slot, 1);
+        sd_bus_slot_unref(slot);
+        return 0;
+}
+
 unsigned unit_ctl_pending(unit_ctl *u) {
         unsigned n = 0;
 
@@ -162,31 +228,58 @@ unsigned unit_ctl_pending(unit_ctl *u) {
         return n;
 }
 
-static int on_active_state(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+static bool is_service(const char *unit) {
+        const char *dot = strrchr(unit, '.');
+
+        return dot && streq(dot, ".service");
+}
+
+static void watch_fetch(watch *w);
+
+static int on_watch_property(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
         watch *w = userdata;
-        const char *state = NULL;
+        const char *value = NULL;
+        char *copy;
 
         w->get = sd_bus_slot_unref(w->get);
-        if (sd_bus_message_is_method_error(m, NULL))
+        if (sd_bus_message_is_method_error(m, NULL) ||
+            sd_bus_message_enter_container(m, 'v', "s") < 0 || sd_bus_message_read(m, "s", &value) < 0)
+                return 0;       /* the next PropertiesChanged tries again */
+        copy = strdup(value);
+        if (!copy)
                 return 0;
-        if (sd_bus_message_enter_container(m, 'v', "s") >= 0 && sd_bus_message_read(m, "s", &state) >= 0)
-                w->cb(w->unit, state, w->userdata);
+        free(w->values[w->stage]);
+        w->values[w->stage] = copy;
+        w->stage++;
+        if (w->stage < ELEMENTSOF(watch_props) && (w->stage < 2 || is_service(w->unit))) {
+                watch_fetch(w);
+                return 0;
+        }
+        w->cb(w->unit, &(unit_state) { w->values[0], w->values[1], w->values[2] }, w->userdata);
         return 0;
 }
 
-static void watch_refresh(watch *w) {
-        w->get = sd_bus_slot_unref(w->get);
+static void watch_fetch(watch *w) {
         (void) sd_bus_call_method_async(w->ctl->bus, &w->get, SD_DEST, w->path,
                                         "org.freedesktop.DBus.Properties", "Get",
-                                        on_active_state, w, "ss",
-                                        "org.freedesktop.systemd1.Unit", "ActiveState");
+                                        on_watch_property, w, "ss",
+                                        watch_props[w->stage].iface, watch_props[w->stage].name);
+}
+
+/* Starts over: a change that arrives while we fetch makes the values
+ * fetched so far stale. */
+static void watch_refresh(watch *w) {
+        w->get = sd_bus_slot_unref(w->get);
+        w->stage = 0;
+        watch_fetch(w);
 }
 
 static int on_properties_changed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
         watch *w = userdata;
         const char *iface;
 
-        if (sd_bus_message_read(m, "s", &iface) >= 0 && streq(iface, "org.freedesktop.systemd1.Unit"))
+        if (sd_bus_message_read(m, "s", &iface) >= 0 &&
+            (streq(iface, watch_props[0].iface) || streq(iface, watch_props[2].iface)))
                 watch_refresh(w);
         return 0;
 }
@@ -263,6 +356,8 @@ unit_ctl *unit_ctl_free(unit_ctl *u) {
                 u->watches = w->next;
                 sd_bus_slot_unref(w->match);
                 sd_bus_slot_unref(w->get);
+                for (size_t i = 0; i < ELEMENTSOF(w->values); i++)
+                        free(w->values[i]);
                 free(w->unit);
                 free(w->path);
                 free(w);

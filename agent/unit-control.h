@@ -5,6 +5,7 @@
  * loop: StartUnit/RestartUnit awaited through JobRemoved (the match is in
  * place before the call), and ActiveState watches for the role units. */
 
+#include <stdint.h>
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
@@ -14,7 +15,17 @@ typedef struct unit_ctl unit_ctl;
  * "dependency", "skipped", ...) or "error" when the call itself failed;
  * detail: the unit's Result property (e.g. "exit-code") or the bus error. */
 typedef void (*unit_job_cb)(const char *unit, const char *job_result, const char *detail, void *userdata);
-typedef void (*unit_state_cb)(const char *unit, const char *active_state, void *userdata);
+/* What a watch reports: ActiveState, SubState and, for services, Result
+ * ("success", "exit-code", "signal", ...; NULL for other unit types). A
+ * service between a failed run and its Restart= shows active_state
+ * "activating", sub_state "auto-restart" and the failed run's result. */
+typedef struct unit_state {
+        const char *active_state;
+        const char *sub_state;
+        const char *result;
+} unit_state;
+
+typedef void (*unit_state_cb)(const char *unit, const unit_state *state, void *userdata);
 
 /* bus: NULL connects to the system bus. */
 int unit_ctl_new(sd_event *event, sd_bus *bus, unit_ctl **ret);
@@ -22,7 +33,12 @@ unit_ctl *unit_ctl_free(unit_ctl *u);
 
 /* method: "StartUnit" or "RestartUnit"; mode "replace". */
 int unit_ctl_job(unit_ctl *u, const char *method, const char *unit, unit_job_cb cb, void *userdata);
-/* Calls cb with the current ActiveState now-ish and on every change. */
+/* Calls cb with the unit's current state now-ish and after every change. */
 int unit_ctl_watch(unit_ctl *u, const char *unit, unit_state_cb cb, void *userdata);
+/* One uint64 property of a unit (a timestamp, a counter), asynchronously:
+ * cb gets it, or a negative errno. */
+typedef void (*unit_u64_cb)(const char *unit, int error, uint64_t value, void *userdata);
+int unit_ctl_get_u64(unit_ctl *u, const char *unit, const char *iface, const char *property, unit_u64_cb cb,
+                     void *userdata);
 /* Number of jobs still waiting for JobRemoved. */
 unsigned unit_ctl_pending(unit_ctl *u);

@@ -12,6 +12,7 @@
 # Usage: bed.sh [-b BED] COMMAND ...
 #   up                          fabric, etcd, artifact server; builds what is missing
 #   node-add NAME ROLE IP [--agent] [--no-standins] [--addr-by-agent] [--conf FILE]
+#            [--standin-fail MODE]
 #                               create and boot a node (ROLE master|minion, IP on br0)
 #   node-stop NAME | node-start NAME | node-rm NAME
 #   exec NAME CMD...            run CMD inside the node (all its namespaces)
@@ -288,6 +289,7 @@ write_config() {
                 echo "[etcd]"
                 echo "endpoints = $ETCD_URL"
                 echo
+                # The role's artifacts are only those its list names.
                 echo "[role.$role]"
                 echo "artifacts = $list"
                 if [[ $role == minion ]]; then
@@ -321,7 +323,7 @@ step_node_net() {
 }
 
 step_node_root() {
-        local n=$1 role=$2 ip=$3 standins=$4 agent=$5 addr_by_agent=$6 conf=$7 d root a
+        local n=$1 role=$2 ip=$3 standins=$4 agent=$5 addr_by_agent=$6 conf=$7 fail=$8 d root a
         d=$DATA/nodes/$n
         root=$d/root
         mkdir -p "$d/upper" "$d/work" "$root" "$d/docker"
@@ -335,6 +337,8 @@ step_node_root() {
                 done
         fi
         install -m 0644 "$CKB_BUSYBOX_TAR" "$root/usr/share/corekube-bed/busybox.tar"
+        # The stand-in's fail switch, on from the first boot.
+        if [[ -n $fail ]]; then touch "$root/etc/kube-standin/fail-$fail"; fi
         if [[ -n $conf ]]; then
                 install -m 0644 "$conf" "$root/etc/corekube/agent.conf"
         else
@@ -386,8 +390,8 @@ step_node_boot() {
 }
 
 cmd_node_add() {
-        local n=${1:-} role=${2:-} ip=${3:-} standins=yes agent=no addr_by_agent=no conf=""
-        [[ $# -ge 3 ]] || die "usage: node-add NAME ROLE IP [--agent] [--no-standins] [--addr-by-agent] [--conf FILE]"
+        local n=${1:-} role=${2:-} ip=${3:-} standins=yes agent=no addr_by_agent=no conf="" fail=""
+        [[ $# -ge 3 ]] || die "usage: node-add NAME ROLE IP [--agent] [--no-standins] [--addr-by-agent] [--conf FILE] [--standin-fail MODE]"
         shift 3
         while [[ $# -gt 0 ]]; do
                 case $1 in
@@ -395,6 +399,9 @@ cmd_node_add() {
                 --no-standins) standins=no ;;
                 --addr-by-agent) addr_by_agent=yes ;;
                 --conf) conf=$(realpath "${2:?--conf FILE}"); shift ;;
+                --standin-fail)
+                        fail=${2:?--standin-fail MODE}; shift
+                        [[ $fail =~ ^[a-z][a-z-]*$ ]] || die "invalid stand-in mode '$fail'" ;;
                 *) die "unknown option $1" ;;
                 esac
                 shift
@@ -410,7 +417,7 @@ cmd_node_add() {
         mkdir -p "$d"
         printf 'ROLE=%s\nIP=%s\n' "$role" "$ip" >"$d/node.env"
         run_step "$n-net" step_node_net "$n" "$ip" "$addr_by_agent"
-        run_step "$n-root" step_node_root "$n" "$role" "$ip" "$standins" "$agent" "$addr_by_agent" "$conf"
+        run_step "$n-root" step_node_root "$n" "$role" "$ip" "$standins" "$agent" "$addr_by_agent" "$conf" "$fail"
         run_step "$n-boot" step_node_boot "$n"
         msg "node $n ($role, $ip) up in $((SECONDS - start)) s"
 }

@@ -79,11 +79,14 @@ class Etcd:
             self.wait_ready()
         return self
 
-    def wait_ready(self, timeout=20):
+    def wait_ready(self, timeout=60):
         def ok():
             if self.proc.poll() is not None:
                 raise AssertionError(f"etcd {self.name} exited: see {self.log_path}")
-            r = self.ctl("endpoint", "health", check=False, timeout=5)
+            try:
+                r = self.ctl("endpoint", "health", check=False, timeout=5)
+            except subprocess.TimeoutExpired:
+                return False    # a loaded machine: ask again until the deadline
             return r.returncode == 0
         wait_until(ok, timeout, f"etcd {self.name} healthy", interval=0.2)
 
@@ -253,7 +256,8 @@ class Proxy:
     """A TCP proxy on a free loopback port: counts connections, can refuse
     new ones and cut existing ones, and has two hostile modes that lose a
     request's answer ('drop_response': forward, never answer) or the request
-    itself ('drop_request': read, never forward)."""
+    itself ('drop_request': read, never forward), or just never answers
+    ('hang')."""
 
     def __init__(self, target_port):
         self.target = ("127.0.0.1", target_port)
@@ -324,6 +328,15 @@ class Proxy:
         return data[:len(head) + 4] + body
 
     def _serve(self, c, mode):
+        if mode == "hang":
+            # Take the request, never answer, keep the connection open.
+            try:
+                while c.recv(65536):
+                    pass
+            except OSError:
+                pass
+            c.close()
+            return
         if mode == "drop_request":
             try:
                 self._read_request(c)
@@ -356,6 +369,11 @@ class Proxy:
         """Refuse new connections and cut the open ones."""
         with self.lock:
             if self.listener:
+                # shutdown() wakes the thread blocked in accept(); close() alone would not.
+                try:
+                    self.listener.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
                 self.listener.close()
                 self.listener = None
             socks, self.socks = self.socks, []

@@ -179,8 +179,12 @@ static void on_lease(SubnetLease *l, int error, const char *message, const Subne
         add_int(o, "lease", e->lease_id);
         add_str(o, "key", e->key);
         emit(o);
-        if (peers)
-                (void) peer_watch_set_own(peers, e->subnet, 0);
+        if (peers) {
+                uint32_t ip = 0;
+
+                (void) ip4_parse(arg.ip, &ip);
+                (void) peer_watch_set_own(peers, e->subnet, ip);
+        }
         if (arg.once)
                 quit(0);
 }
@@ -316,6 +320,11 @@ static int on_stdin(sd_event_source *s, int fd, uint32_t revents, void *userdata
                 } else if (streq(cmd, "release") && lease) {
                         if (subnet_lease_release(lease, on_left, NULL) < 0)
                                 quit(1);
+                } else if (streq(cmd, "mac") && lease) {
+                        uint8_t m[6];
+
+                        if (mac_parse(a1, m) < 0 || subnet_lease_set_vtep_mac(lease, m) < 0)
+                                emit_error(-EINVAL, "cannot set the VTEP MAC");
                 } else if (streq(cmd, "relist") && peers)
                         (void) peer_watch_relist(peers);
                 else if (streq(cmd, "stats")) {
@@ -335,6 +344,10 @@ static int on_usr1(sd_event_source *s, const struct signalfd_siginfo *si, void *
 
         add_int(o, "attempts", (int64_t) etcd_client_get_attempts(client));
         add_str(o, "endpoint", etcd_client_get_endpoint(client));
+        if (peers) {
+                add_int(o, "lists", peer_watch_get_lists(peers));
+                add_int(o, "batches", peer_watch_get_batches(peers));
+        }
         emit(o);
         return 0;
 }
@@ -451,6 +464,30 @@ static int run(int argc, char *argv[]) {
 
                 if (!t || etcd_txn_compare(t, argv[0], ETCD_COMPARE_VERSION, ETCD_COMPARE_EQUAL, 0, NULL) < 0 ||
                     etcd_txn_put(t, true, argv[0], argv[1], 0) < 0 || etcd_txn_range(t, false, argv[0], false) < 0)
+                        return -ENOMEM;
+                return etcd_txn_commit(client, t, on_result, (void *) "txn", NULL);
+        }
+        if (streq(cmd, "txn-if") && argc == 5) {
+                /* txn-if KEY version|create|mod|value|lease =|!=|<|> NUMBER|VALUE NEW:
+                 * success puts NEW at KEY and deletes KEY/old; failure reads KEY. */
+                static const char *const targets[] = { "version", "create", "mod", "value", "lease" };
+                static const char *const ops[] = { "=", ">", "<", "!=" };
+                _cleanup_(etcd_txn_freep) EtcdTxn *t = etcd_txn_new();
+                _cleanup_free_ char *old = NULL;
+                int target = -1, op = -1;
+
+                for (int i = 0; i < 5; i++)
+                        if (streq(argv[1], targets[i]))
+                                target = i;
+                for (int i = 0; i < 4; i++)
+                        if (streq(argv[2], ops[i]))
+                                op = i;
+                if (!t || target < 0 || op < 0 || asprintf(&old, "%s/old", argv[0]) < 0)
+                        return -EINVAL;
+                if (etcd_txn_compare(t, argv[0], (EtcdCompareTarget) target, (EtcdCompareResult) op,
+                                     strtoll(argv[3], NULL, 10), argv[3]) < 0 ||
+                    etcd_txn_put(t, true, argv[0], argv[4], 0) < 0 || etcd_txn_delete(t, true, old, false) < 0 ||
+                    etcd_txn_range(t, false, argv[0], false) < 0)
                         return -ENOMEM;
                 return etcd_txn_commit(client, t, on_result, (void *) "txn", NULL);
         }

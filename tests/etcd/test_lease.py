@@ -168,3 +168,29 @@ def test_release(etcd, tool):
     t.wait_event("left")
     assert t.wait_exit() == 0
     assert etcd.get(acq["key"]) is None
+
+
+def test_overwritten_with_our_ip_not_taken_back(etcd, tool):
+    # Someone else claims our record with our own PublicIP (two nodes, one IP):
+    # we move on instead of taking it back, which would never end.
+    t = tool(etcd.url, "--ip", "192.168.3.12", "lease")
+    acq = t.wait_event("acquired")
+    n = len(t.events)
+    etcd.ctl("put", acq["key"], '{"PublicIP":"192.168.3.12","BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"02:00:00:00:00:77"}}')
+    again = t.wait_event("acquired", start=n)
+    assert again["subnet"] != acq["subnet"]
+    time.sleep(1)
+    assert t.count("acquired") == 2
+    assert "02:00:00:00:00:77" in etcd.get(acq["key"])["value"]
+
+
+def test_vtep_mac_update_keeps_lease(etcd, tool):
+    # flannel.1 recreated with a new MAC: the record follows, the lease stays.
+    t = tool(etcd.url, "--ip", "192.168.3.12", "--mac", "02:00:00:00:00:01", "lease")
+    acq = t.wait_event("acquired")
+    t.send("mac 02:00:00:00:00:02")
+    wait_until(lambda: "02:00:00:00:00:02" in etcd.get(acq["key"])["value"], 10, "new MAC in the record")
+    kv = etcd.get(acq["key"])
+    assert kv["lease"] == acq["lease"]
+    time.sleep(1)
+    assert t.count("acquired") == 1 and t.count("error") == 0

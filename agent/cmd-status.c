@@ -1,0 +1,516 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* `corekube-agent status`: the cluster as etcd sees it (every machine
+ * record, plus subnet leases nobody's record claims), and --wait: block
+ * until this node's record says ready, through a watch on that one key. */
+#include <errno.h>
+#include <inttypes.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli-etcd.h"
+#include "etcd-config.h"
+#include "cli.h"
+#include "ip4-util.h"
+#include "log.h"
+#include "machines.h"
+#include "macro.h"
+#include "network-config.h"
+#include "subnet-record.h"
+
+/* A subnet lease without a machine record: a real flanneld node, or an
+ * agent that died or was removed without `leave`. */
+typedef struct orphan_lease {
+        char subnet[IP4_STRLEN + 3];
+        char public_ip[IP4_STRLEN];
+        char vtep_mac[MAC_STRLEN];
+} orphan_lease;
+
+typedef struct status_cmd {
+        const ck_config *cfg;
+        const cli_args *args;
+        sd_event *event;
+        EtcdClient *etcd;
+        char machine_id[33];
+        bool have_machine_id;
+        char *own_key;
+        char *endpoints;
+
+        /* --wait */
+        usec_t timeout;
+        sd_event_source *timer;
+        EtcdRequest *wait_req;
+        EtcdRequest *watch;
+        char *own_state;                /* NULL: no record seen */
+        char *last_error;               /* etcd trouble while waiting */
+        bool said_waiting;
+        bool read_once;                 /* etcd answered at least once */
+
+        /* the table */
+        EtcdRequest *list_req;
+        machine *machines;
+        size_t n_machines;
+        orphan_lease *orphans;
+        size_t n_orphans;
+} status_cmd;
+
+static void finish(status_cmd *s, int code) {
+        (void) sd_event_exit(s->event, code);
+}
+
+/* ---- output ---- */
+
+static long long seen_ago(const char *updated, time_t now) {
+        struct tm tm = {};
+        const char *end;
+
+        if (!updated)
+                return -1;
+        end = strptime(updated, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        if (!end || *end)
+                return -1;
+        return (long long) (now - timegm(&tm));
+}
+
+static const char *format_seen(long long ago, char *buf, size_t len) {
+        if (ago < 0)
+                snprintf(buf, len, "-");
+        else if (ago < 120)
+                snprintf(buf, len, "%llds ago", ago);
+        else if (ago < 2 * 3600)
+                snprintf(buf, len, "%lldm ago", ago / 60);
+        else
+                snprintf(buf, len, "%lldh ago", ago / 3600);
+        return buf;
+}
+
+static bool is_self(const status_cmd *s, const machine *m) {
+        return s->have_machine_id && m->id && streq(m->id, s->machine_id);
+}
+
+enum { COL_NAME, COL_ROLE, COL_IP, COL_SUBNET, COL_STATE, COL_UNITS, COL_SEEN, _COL_MAX };
+
+static void print_row(const char *const cells[_COL_MAX], const size_t width[_COL_MAX]) {
+        for (size_t i = 0; i < _COL_MAX; i++) {
+                if (i == _COL_MAX - 1)
+                        printf("%s\n", cells[i]);
+                else
+                        printf("%-*s  ", (int) width[i], cells[i]);
+        }
+}
+
+/* Row i: the machines, then the leases without a record. */
+static void row_cells(const status_cmd *s, size_t i, time_t now, char units[static 32], char seen[static 32],
+                      const char *c[static _COL_MAX]) {
+        if (i < s->n_machines) {
+                const machine *m = &s->machines[i];
+
+                snprintf(units, 32, "%zu/%zu", m->n_active, m->n_units);
+                format_seen(seen_ago(m->updated, now), seen, 32);
+                c[COL_NAME] = m->name;
+                c[COL_ROLE] = m->role;
+                c[COL_IP] = strempty(m->ip) ? "-" : m->ip;
+                c[COL_SUBNET] = strempty(m->subnet) ? "-" : m->subnet;
+                c[COL_STATE] = strempty(m->state) ? "?" : m->state;
+        } else {
+                const orphan_lease *o = &s->orphans[i - s->n_machines];
+
+                snprintf(units, 32, "-");
+                snprintf(seen, 32, "-");
+                c[COL_NAME] = "-";
+                c[COL_ROLE] = "-";
+                c[COL_IP] = o->public_ip;
+                c[COL_SUBNET] = o->subnet;
+                c[COL_STATE] = "lease-only";
+        }
+        c[COL_UNITS] = units;
+        c[COL_SEEN] = seen;
+}
+
+static int print_table(const status_cmd *s) {
+        static const char *const head[_COL_MAX] = { "NAME", "ROLE", "IP", "SUBNET", "STATE", "UNITS", "SEEN" };
+        size_t n = s->n_machines + s->n_orphans, width[_COL_MAX];
+        _cleanup_free_ char (*units)[32] = calloc(n + 1, sizeof *units);
+        _cleanup_free_ char (*seen)[32] = calloc(n + 1, sizeof *seen);
+        _cleanup_free_ const char *(*cells)[_COL_MAX] = calloc(n + 1, sizeof *cells);
+        time_t now = time(NULL);
+
+        if (!units || !seen || !cells)
+                return log_error_errno(-ENOMEM, "Out of memory.");
+        if (n == 0) {
+                printf("No machine records under %s/machines/ and no subnet leases.\n", s->cfg->etcd.prefix);
+                return 0;
+        }
+        for (size_t k = 0; k < _COL_MAX; k++)
+                width[k] = strlen(head[k]);
+        for (size_t i = 0; i < n; i++) {
+                row_cells(s, i, now, units[i], seen[i], cells[i]);
+                for (size_t k = 0; k < _COL_MAX; k++)
+                        if (strlen(cells[i][k]) > width[k])
+                                width[k] = strlen(cells[i][k]);
+        }
+        print_row(head, width);
+        for (size_t i = 0; i < n; i++)
+                print_row(cells[i], width);
+        for (size_t i = 0; i < s->n_machines; i++)
+                if (s->machines[i].error)
+                        printf("%s: %s\n", s->machines[i].name, s->machines[i].error);
+        if (s->n_orphans > 0)
+                printf("lease-only: a subnet lease without a machine record (a flanneld node, or an agent\n"
+                       "that stopped without `corekube-agent leave`; its lease expires after 24 h).\n");
+        return 0;
+}
+
+static int json_add(json_object *o, const char *k, json_object *v) {
+        if (!v || json_object_object_add(o, k, v) < 0) {
+                json_object_put(v);
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+static json_object *machine_json(const status_cmd *s, const machine *m, time_t now) {
+        json_object *o = json_object_new_object(), *units = json_object_new_object();
+        _cleanup_free_ char *list = m->units ? strdup(m->units) : NULL;
+        long long ago = seen_ago(m->updated, now);
+        int k = 0;
+
+        if (!o || !units) {
+                json_object_put(o);
+                json_object_put(units);
+                return NULL;
+        }
+        /* machines.c flattened the units to "a.service=active, b.service=failed". */
+        for (char *p = list, *save = NULL, *w; (w = strtok_r(p, ",", &save)); p = NULL) {
+                char *eq = strchr(w, '=');
+                w += strspn(w, " ");
+                if (!eq)
+                        continue;
+                *eq = '\0';
+                k |= json_add(units, w, json_object_new_string(eq + 1));
+        }
+        k |= json_add(o, "id", json_object_new_string(m->id ?: ""));
+        k |= json_add(o, "name", json_object_new_string(m->name));
+        k |= json_add(o, "role", json_object_new_string(m->role));
+        k |= json_add(o, "ip", json_object_new_string(m->ip ?: ""));
+        k |= json_add(o, "subnet", json_object_new_string(m->subnet ?: ""));
+        k |= json_add(o, "state", json_object_new_string(m->state ?: ""));
+        if (m->error)
+                k |= json_add(o, "error", json_object_new_string(m->error));
+        k |= json_add(o, "units", units);
+        k |= json_add(o, "units_active", json_object_new_int64((int64_t) m->n_active));
+        k |= json_add(o, "units_total", json_object_new_int64((int64_t) m->n_units));
+        k |= json_add(o, "updated", json_object_new_string(m->updated ?: ""));
+        if (ago >= 0)
+                k |= json_add(o, "seen_seconds_ago", json_object_new_int64(ago));
+        k |= json_add(o, "self", json_object_new_boolean(is_self(s, m)));
+        if (k != 0) {
+                json_object_put(o);
+                return NULL;
+        }
+        return o;
+}
+
+static int print_json(const status_cmd *s) {
+        _cleanup_(json_object_putp) json_object *root = json_object_new_object();
+        json_object *machines = json_object_new_array(), *orphans = json_object_new_array();
+        time_t now = time(NULL);
+        int k = 0;
+
+        k |= json_add(root, "machines", machines);
+        k |= json_add(root, "leases_without_record", orphans);
+        if (!root || k != 0)
+                return log_error_errno(-ENOMEM, "Out of memory.");
+        for (size_t i = 0; i < s->n_machines; i++) {
+                json_object *m = machine_json(s, &s->machines[i], now);
+                if (!m || json_object_array_add(machines, m) < 0) {
+                        json_object_put(m);
+                        return log_error_errno(-ENOMEM, "Out of memory.");
+                }
+        }
+        for (size_t i = 0; i < s->n_orphans; i++) {
+                json_object *o = json_object_new_object();
+                k = o ? 0 : -ENOMEM;
+                if (o) {
+                        k |= json_add(o, "subnet", json_object_new_string(s->orphans[i].subnet));
+                        k |= json_add(o, "public_ip", json_object_new_string(s->orphans[i].public_ip));
+                        k |= json_add(o, "vtep_mac", json_object_new_string(s->orphans[i].vtep_mac));
+                }
+                if (k != 0 || json_object_array_add(orphans, o) < 0) {
+                        json_object_put(o);
+                        return log_error_errno(-ENOMEM, "Out of memory.");
+                }
+        }
+        printf("%s\n", json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
+                                                JSON_C_TO_STRING_NOSLASHESCAPE));
+        return 0;
+}
+
+/* ---- listing ---- */
+
+static void list_failed(status_cmd *s, int error, const char *message) {
+        if (cli_etcd_unreachable(error)) {
+                log_error("etcd is unreachable: %s", message ?: s->endpoints);
+                finish(s, EXIT_UNAVAILABLE);
+        } else {
+                log_error("etcd: %s", message ?: strerror(-error));
+                finish(s, EXIT_RUNTIME);
+        }
+}
+
+static bool subnet_claimed(const status_cmd *s, const char *subnet) {
+        for (size_t i = 0; i < s->n_machines; i++)
+                if (s->machines[i].subnet && streq(s->machines[i].subnet, subnet))
+                        return true;
+        return false;
+}
+
+static void on_subnets(EtcdClient *c, int error, const char *message, const EtcdResult *res, void *userdata) {
+        status_cmd *s = userdata;
+
+        s->list_req = NULL;
+        if (error < 0) {
+                list_failed(s, error, message);
+                return;
+        }
+        s->orphans = calloc(res->n_kvs + 1, sizeof *s->orphans);
+        if (!s->orphans) {
+                finish(s, EXIT_RUNTIME);
+                return;
+        }
+        for (size_t i = 0; i < res->n_kvs; i++) {
+                orphan_lease *o = &s->orphans[s->n_orphans];
+                _cleanup_(json_object_putp) json_object *j = NULL;
+                json_object *bd, *mac;
+                char a[IP4_STRLEN];
+                uint8_t m[6];
+                uint32_t subnet, ip;
+                unsigned len;
+
+                if (network_config_parse_subnet_key(res->kvs[i].key, s->cfg->network.prefix, &subnet, &len) < 0)
+                        continue;
+                snprintf(o->subnet, sizeof o->subnet, "%s/%u", ip4_format(subnet, a), len);
+                if (subnet_claimed(s, o->subnet))
+                        continue;
+                if (subnet_record_public_ip(res->kvs[i].value, &ip) >= 0)
+                        ip4_format(ip, o->public_ip);
+                else
+                        snprintf(o->public_ip, sizeof o->public_ip, "?");
+                snprintf(o->vtep_mac, sizeof o->vtep_mac, "?");
+                j = json_tokener_parse(res->kvs[i].value);
+                if (j && json_object_object_get_ex(j, "BackendData", &bd) &&
+                    json_object_object_get_ex(bd, "VtepMAC", &mac) && json_object_is_type(mac, json_type_string) &&
+                    mac_parse(json_object_get_string(mac), m) >= 0)
+                        mac_format(m, o->vtep_mac);
+                s->n_orphans++;
+        }
+        if ((s->args->json ? print_json(s) : print_table(s)) < 0) {
+                finish(s, EXIT_RUNTIME);
+                return;
+        }
+        finish(s, fflush(stdout) == 0 ? 0 : EXIT_RUNTIME);
+}
+
+static void on_machines(EtcdClient *c, int error, const char *message, const EtcdResult *res, void *userdata) {
+        status_cmd *s = userdata;
+        _cleanup_free_ char *prefix = NULL;
+
+        s->list_req = NULL;
+        if (error < 0) {
+                list_failed(s, error, message);
+                return;
+        }
+        if (machines_parse(res, &s->machines, &s->n_machines) < 0 ||
+            asprintf(&prefix, "%s/subnets/", s->cfg->network.prefix) < 0 ||
+            etcd_range(s->etcd, prefix, true, 0, on_subnets, s, &s->list_req) < 0) {
+                log_error("Out of memory.");
+                finish(s, EXIT_RUNTIME);
+        }
+}
+
+static void list_start(status_cmd *s) {
+        _cleanup_free_ char *prefix = NULL;
+
+        if (asprintf(&prefix, "%s/machines/", s->cfg->etcd.prefix) < 0 ||
+            etcd_range(s->etcd, prefix, true, 0, on_machines, s, &s->list_req) < 0) {
+                log_error("Out of memory.");
+                finish(s, EXIT_RUNTIME);
+        }
+}
+
+/* ---- --wait ---- */
+
+static void wait_start(status_cmd *s);
+
+/* Looks at our record (NULL: there is none). Returns true when the wait is over. */
+static bool wait_check(status_cmd *s, const char *value) {
+        _cleanup_(json_object_putp) json_object *o = value ? json_tokener_parse(value) : NULL;
+        json_object *v;
+        const char *state = NULL, *error = NULL, *name = s->cfg->node.name;
+
+        if (o && json_object_object_get_ex(o, "state", &v) && json_object_is_type(v, json_type_string))
+                state = json_object_get_string(v);
+        if (o && json_object_object_get_ex(o, "error", &v) && json_object_is_type(v, json_type_string))
+                error = json_object_get_string(v);
+        if (o && json_object_object_get_ex(o, "name", &v) && json_object_is_type(v, json_type_string))
+                name = json_object_get_string(v);
+        free(s->own_state);
+        s->own_state = state ? strdup(state) : NULL;
+
+        if (state && streq(state, "failed")) {
+                log_error("Node %s failed: %s", name, error ?: "(no error given)");
+                finish(s, EXIT_RUNTIME);
+                return true;
+        }
+        if (state && streq(state, "ready")) {
+                if (s->watch) {
+                        etcd_request_cancel(s->watch);
+                        s->watch = NULL;
+                }
+                list_start(s);
+                return true;
+        }
+        return false;
+}
+
+static void on_watch(EtcdClient *c, int error, const char *message, const EtcdWatchResponse *resp,
+                     void *userdata) {
+        status_cmd *s = userdata;
+
+        if (error < 0 || !resp || resp->canceled || resp->compact_revision > 0) {
+                /* The handle is gone (or about to be): read the key again and
+                 * watch anew, so no change in between is missed. */
+                if (resp && !resp->canceled && s->watch)
+                        etcd_request_cancel(s->watch);
+                s->watch = NULL;
+                free(s->last_error);
+                s->last_error = message ? strdup(message) : NULL;
+                wait_start(s);
+                return;
+        }
+        for (size_t i = 0; i < resp->n_events; i++)
+                if (wait_check(s, resp->events[i].type == ETCD_EVENT_PUT ? resp->events[i].kv.value : NULL))
+                        return;
+}
+
+static void on_own_record(EtcdClient *c, int error, const char *message, const EtcdResult *res, void *userdata) {
+        status_cmd *s = userdata;
+
+        s->wait_req = NULL;
+        if (error < 0) {
+                /* Only errors retrying cannot fix end here (no max_rounds). */
+                log_error("etcd: %s", message ?: strerror(-error));
+                finish(s, EXIT_RUNTIME);
+                return;
+        }
+        free(s->last_error);
+        s->last_error = NULL;
+        s->read_once = true;
+        if (wait_check(s, res->n_kvs > 0 ? res->kvs[0].value : NULL))
+                return;
+        if (!s->said_waiting) {
+                /* The watch starts right after what we read: nothing is missed. */
+                fprintf(stderr, "Waiting for node %s to be ready (state: %s)...\n", s->cfg->node.name,
+                        s->own_state ?: "no record yet");
+                fflush(stderr);
+                s->said_waiting = true;
+        }
+        if (etcd_watch(s->etcd, s->own_key, false, res->revision + 1, false, on_watch, s, &s->watch) < 0) {
+                log_error("Failed to watch %s.", s->own_key);
+                finish(s, EXIT_RUNTIME);
+        }
+}
+
+static void wait_start(status_cmd *s) {
+        if (etcd_range(s->etcd, s->own_key, false, 0, on_own_record, s, &s->wait_req) < 0) {
+                log_error("Out of memory.");
+                finish(s, EXIT_RUNTIME);
+        }
+}
+
+static int on_timeout(sd_event_source *src, uint64_t usec, void *userdata) {
+        status_cmd *s = userdata;
+        char t[32];
+
+        format_duration(s->timeout, t, sizeof t);
+        if (!s->read_once)
+                log_error("Timed out after %s waiting for node %s to be ready: no answer from etcd at %s.", t,
+                          s->cfg->node.name, s->endpoints);
+        else if (s->last_error && !s->own_state)
+                log_error("Timed out after %s waiting for node %s to be ready: etcd: %s", t,
+                          s->cfg->node.name, s->last_error);
+        else if (!s->own_state)
+                log_error("Timed out after %s waiting for node %s to be ready: it has no record (%s).", t,
+                          s->cfg->node.name, s->own_key);
+        else
+                log_error("Timed out after %s waiting for node %s to be ready: its state is %s.", t,
+                          s->cfg->node.name, s->own_state);
+        finish(s, EXIT_RUNTIME);
+        return 0;
+}
+
+/* ---- the command ---- */
+
+static int status_run(status_cmd *s) {
+        int r;
+
+        s->endpoints = cli_etcd_endpoints(s->cfg);
+        r = read_machine_id(s->machine_id);
+        s->have_machine_id = r >= 0;
+        if (s->args->wait && r < 0) {
+                log_error_errno(r, "Failed to read /etc/machine-id, which --wait needs: %m");
+                return EXIT_RUNTIME;
+        }
+        /* Without --wait one round over the endpoints, then exit 69. */
+        r = cli_etcd_open(s->cfg, s->args->wait ? 0 : 1, &s->event, &s->etcd);
+        if (r != 0)
+                return r;
+        if (!s->args->wait) {
+                list_start(s);
+        } else {
+                if (asprintf(&s->own_key, "%s/machines/%s", s->cfg->etcd.prefix, s->machine_id) < 0)
+                        return log_error_errno(-ENOMEM, "Out of memory."), EXIT_RUNTIME;
+                if (s->timeout > 0) {
+                        r = sd_event_add_time_relative(s->event, &s->timer, CLOCK_MONOTONIC, s->timeout, 0,
+                                                       on_timeout, s);
+                        if (r < 0)
+                                return log_error_errno(r, "Failed to arm the timeout: %m"), EXIT_RUNTIME;
+                }
+                wait_start(s);
+        }
+        r = sd_event_loop(s->event);
+        return r < 0 ? EXIT_RUNTIME : r;
+}
+
+int cmd_status(const cli_args *a) {
+        status_cmd s = { .args = a };
+        ck_config *c = NULL;
+        char err[CK_ERRLEN] = "";
+        int r;
+
+        if (a->wait && a->wait_timeout && parse_duration(a->wait_timeout, &s.timeout, err) < 0) {
+                fprintf(stderr, "corekube-agent: --wait: %s (try 'corekube-agent --help')\n", err);
+                return EXIT_USAGE;
+        }
+        r = cli_load_config(a, &c);
+        if (r != 0)
+                return r;
+        s.cfg = c;
+        r = status_run(&s);
+
+        /* Freeing the client cancels what is in flight without calling back. */
+        etcd_client_free(s.etcd);
+        sd_event_source_disable_unref(s.timer);
+        sd_event_unref(s.event);
+        machines_free(s.machines, s.n_machines);
+        free(s.machines);
+        free(s.orphans);
+        free(s.own_key);
+        free(s.own_state);
+        free(s.last_error);
+        free(s.endpoints);
+        config_free(c);
+        return r;
+}

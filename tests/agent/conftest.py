@@ -1,0 +1,437 @@
+# SPDX-License-Identifier: Apache-2.0
+"""A cluster of real corekube-agent processes without systemd, each node in
+its own network namespace, on a fabric namespace holding a bridge
+(192.168.3.0/24) and a real etcd on the bridge address.
+
+Each agent runs `ip netns exec NODE unshare -m` with a private /run (tmpfs)
+and its own /etc/machine-id bind-mounted, so several agents share this host.
+Everything is created under names holding the pid and removed on every exit
+path: agents and etcd are killed by PID, namespaces deleted (their veths go
+with them), the temporary directory removed. Nothing touches the host
+namespace's links, addresses or routes, and no traffic leaves the
+namespaces (etcdctl runs inside the fabric namespace).
+
+meson passes AGENT_BIN, the built corekube-agent."""
+
+import base64
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import uuid
+
+import pytest
+
+AGENT = os.environ.get("AGENT_BIN", "")
+ETCD = shutil.which("etcd") or "/usr/bin/etcd"
+ETCDCTL = shutil.which("etcdctl") or "/usr/bin/etcdctl"
+FABRIC_IP = "192.168.3.1"
+ETCD_PORT = 2379          # free: the fabric namespace is new
+NET_PREFIX = "/coreos.com/network"
+CK_PREFIX = "/corekube"
+
+_seq = [0]
+
+
+def wait_until(pred, timeout, what="condition", interval=0.1):
+    """Polls pred until it returns a true value; fails at the deadline with
+    the last value it saw."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        try:
+            last = pred()
+        except AssertionError as e:       # a probe may fail while things settle
+            last = e
+        if last and not isinstance(last, AssertionError):
+            return last
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+        time.sleep(interval)
+
+
+def run(*cmd, check=True, timeout=30, input=None):
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, input=input)
+    if check and r.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({r.returncode}): {r.stderr.strip()}")
+    return r
+
+
+class Netns:
+    def __init__(self, name):
+        self.name = name
+        run("ip", "netns", "add", name)
+        run("ip", "-n", name, "link", "set", "lo", "up")
+
+    def ip(self, *args, check=True):
+        return run("ip", "-n", self.name, *args, check=check)
+
+    def ipj(self, *args):
+        out = run("ip", "-j", "-n", self.name, *args).stdout
+        return json.loads(out) if out.strip() else []
+
+    def bridgej(self, *args):
+        out = run("bridge", "-j", "-n", self.name, *args).stdout
+        return json.loads(out) if out.strip() else []
+
+    def exec(self, *cmd, check=True, timeout=30):
+        return run("ip", "netns", "exec", self.name, *cmd, check=check, timeout=timeout)
+
+    def has_link(self, dev):
+        return self.ip("link", "show", "dev", dev, check=False).returncode == 0
+
+    def delete(self):
+        run("ip", "netns", "del", self.name, check=False)
+
+
+class Etcd:
+    """etcd inside the fabric namespace, on the bridge address and loopback."""
+
+    def __init__(self, fabric, workdir):
+        self.ns = fabric
+        self.data_dir = os.path.join(workdir, "etcd-data")
+        self.log_path = os.path.join(workdir, "etcd.log")
+        self.proc = None
+        self.url = f"http://{FABRIC_IP}:{ETCD_PORT}"
+
+    def start(self):
+        local = f"http://127.0.0.1:{ETCD_PORT}"
+        peer = f"http://127.0.0.1:{ETCD_PORT + 1}"
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                ["ip", "netns", "exec", self.ns.name, ETCD, "--name", "fabric", "--data-dir", self.data_dir,
+                 "--listen-client-urls", f"{self.url},{local}", "--advertise-client-urls", self.url,
+                 "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+                 "--initial-cluster", f"fabric={peer}", "--initial-cluster-state", "new",
+                 "--initial-cluster-token", f"ck-agent-{os.getpid()}"],
+                stdout=log, stderr=subprocess.STDOUT)
+
+        def healthy():
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"etcd exited; see {self.log_path}")
+            return self.ctl("endpoint", "health", check=False, timeout=5).returncode == 0
+        wait_until(healthy, 20, "etcd healthy", interval=0.2)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def ctl(self, *args, check=True, timeout=15):
+        return self.ns.exec("env", "ETCDCTL_API=3", ETCDCTL, "--endpoints", f"http://127.0.0.1:{ETCD_PORT}",
+                            *args, check=check, timeout=timeout)
+
+    def get_prefix(self, prefix):
+        """{key: {"value", "lease", "mod_revision"}} under prefix."""
+        out = json.loads(self.ctl("get", prefix, "--prefix", "-w", "json").stdout)
+        res = {}
+        for kv in out.get("kvs", []):
+            res[base64.b64decode(kv["key"]).decode()] = {
+                "value": base64.b64decode(kv.get("value", "")).decode(errors="replace"),
+                "lease": int(kv.get("lease", 0)),
+                "mod_revision": int(kv.get("mod_revision", 0)),
+            }
+        return res
+
+    def put(self, key, value):
+        self.ctl("put", key, "--", value)
+
+    def delete(self, key, prefix=False):
+        self.ctl("del", key, *(["--prefix"] if prefix else []))
+
+
+class Node:
+    def __init__(self, cluster, index, role):
+        self.cluster = cluster
+        self.index = index
+        self.name = f"n{index}"
+        self.role = role
+        self.ip = f"192.168.3.{10 + index}"
+        self.machine_id = uuid.uuid4().hex
+        self.dir = os.path.join(cluster.workdir, self.name)
+        os.makedirs(self.dir)
+        self.machine_id_file = os.path.join(self.dir, "machine-id")
+        with open(self.machine_id_file, "w") as f:
+            f.write(self.machine_id + "\n")
+        self.conf = os.path.join(self.dir, "agent.conf")
+        self.subnet_file = os.path.join(self.dir, "subnet.env")
+        with open(self.conf, "w") as f:
+            f.write(node_config(self.name, role, f"{self.ip}/24", cluster.etcd.url, self.dir))
+        self.log_path = os.path.join(self.dir, "agent.log")
+        self.proc = None
+        self.starts = 0
+        self.ns = Netns(f"{cluster.tag}{self.name}")
+        veth = f"v{index}"          # inside the fabric namespace: no clash possible
+        cluster.fabric.ip("link", "add", veth, "type", "veth", "peer", "name", "eth2", "netns", self.ns.name)
+        cluster.fabric.ip("link", "set", veth, "master", "br0", "up")
+
+    def argv(self, *agent_args, machine_id_file=None):
+        """The agent in this node's namespaces: private /run, our machine-id."""
+        script = ('mount -t tmpfs none /run && mkdir -p /run/corekube && '
+                  'mount --bind "$1" /etc/machine-id && shift && exec "$@"')
+        return ["ip", "netns", "exec", self.ns.name, "unshare", "-m", "--propagation", "private",
+                "sh", "-c", script, "sh", machine_id_file or self.machine_id_file, AGENT, *agent_args]
+
+    def start(self):
+        self.starts += 1
+        env = {k: v for k, v in os.environ.items() if k != "JOURNAL_STREAM"}
+        with open(self.log_path, "ab") as log:
+            log.write(f"==== start {self.starts} ====\n".encode())
+            log.flush()
+            self.proc = subprocess.Popen(self.argv("run", "-c", self.conf), stdout=log, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL, env=env)
+        return self
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.alive():
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        rc = self.proc.returncode if self.proc else None
+        self.proc = None
+        return rc
+
+    def cli(self, *args, conf=None, machine_id_file=None, timeout=60):
+        """A one-shot agent command (status, leave) in this node."""
+        return run(*self.argv(*args, "-c", conf or self.conf, machine_id_file=machine_id_file), check=False,
+                   timeout=timeout)
+
+    def log(self):
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def log_since_start(self):
+        """The log of the current (last) run only."""
+        return self.log().rsplit(f"==== start {self.starts} ====", 1)[-1]
+
+    def record(self):
+        v = self.cluster.etcd.get_prefix(f"{CK_PREFIX}/machines/{self.machine_id}")
+        return v.get(f"{CK_PREFIX}/machines/{self.machine_id}")
+
+    def state(self):
+        r = self.record()
+        return json.loads(r["value"]).get("state") if r else None
+
+    def subnet_record(self):
+        """(key, value dict, lease) of the subnet lease whose PublicIP is ours."""
+        for k, v in self.cluster.etcd.get_prefix(f"{NET_PREFIX}/subnets/").items():
+            try:
+                d = json.loads(v["value"])
+            except ValueError:
+                continue
+            if isinstance(d, dict) and d.get("PublicIP") == self.ip:
+                return k, d, v["lease"]
+        return None
+
+    def subnet(self):
+        r = self.subnet_record()
+        return r[0].rsplit("/", 1)[1].replace("-", "/") if r else None
+
+    def vtep_mac(self):
+        return self.ns.ipj("link", "show", "dev", "flannel.1")[0]["address"]
+
+    def kernel_state(self, dev="flannel.1"):
+        neigh = {(n["dst"], n.get("lladdr"), tuple(n.get("state", []))) for n in self.ns.ipj("neigh", "show", "dev", dev)
+                 if "lladdr" in n}
+        fdb = {(f["mac"], f["dst"]) for f in self.ns.bridgej("fdb", "show", "dev", dev) if "dst" in f}
+        routes = {(r["dst"], r.get("gateway")) for r in self.ns.ipj("route", "show", "dev", dev)
+                  if r["dst"].startswith("10.")}
+        return neigh, fdb, routes
+
+
+def node_config(name, role, address, endpoint, d):
+    return f"""\
+[node]
+role = {role}
+name = {name}
+interface = eth2
+address = {address}
+
+[etcd]
+endpoints = {endpoint}
+ttl = 10s
+
+[network]
+subnet-file = {d}/subnet.env
+docker-opts-file = {d}/docker_opts.env
+
+[docker]
+restart = no
+
+[role.master]
+units =
+artifacts =
+
+[role.minion]
+units =
+artifacts =
+"""
+
+
+def expected_state(peers):
+    """peers: [(subnet "a.b.c.d/len", public ip, mac)]"""
+    neigh = {(s.split("/")[0], mac, ("PERMANENT",)) for s, ip, mac in peers}
+    fdb = {(mac, ip) for s, ip, mac in peers}
+    routes = {(s, s.split("/")[0]) for s, ip, mac in peers}
+    return neigh, fdb, routes
+
+
+class Cluster:
+    def __init__(self, workdir):
+        _seq[0] += 1
+        self.tag = f"ck{os.getpid()}c{_seq[0]}"
+        self.workdir = workdir
+        self.nodes = []
+        self.fabric = Netns(f"{self.tag}f")
+        self.fabric.ip("link", "add", "br0", "type", "bridge")
+        self.fabric.ip("link", "set", "br0", "up")
+        self.fabric.ip("addr", "add", f"{FABRIC_IP}/24", "dev", "br0")
+        self.etcd = Etcd(self.fabric, workdir)
+
+    def add_node(self, role="minion"):
+        n = Node(self, len(self.nodes) + 1, role)
+        self.nodes.append(n)
+        return n
+
+    def live(self):
+        return [n for n in self.nodes if n.alive()]
+
+    def wait_ready(self, nodes=None, timeout=60):
+        nodes = nodes or self.live()
+
+        def ready():
+            for n in nodes:
+                if not n.alive():
+                    raise RuntimeError(f"agent {n.name} exited ({n.proc.returncode if n.proc else '?'})")
+                if n.state() != "ready":
+                    return False
+            return True
+        wait_until(ready, timeout, f"{[n.name for n in nodes]} ready", interval=0.2)
+
+    def peers_of(self, node, members):
+        return [(m.subnet(), m.ip, m.vtep_mac()) for m in members if m is not node]
+
+    def expected(self, members=None):
+        """{node name: the entries its flannel.1 should hold} (reads etcd)."""
+        members = members or self.live()
+        return {n.name: expected_state(self.peers_of(n, members)) for n in members}
+
+    def converged(self, members=None, expected=None):
+        """Every member's flannel.1 holds exactly the other members' entries."""
+        members = members or self.live()
+        expected = expected or self.expected(members)
+        for n in members:
+            if not n.ns.has_link("flannel.1"):
+                raise AssertionError(f"{n.name}: no flannel.1")
+            want = expected[n.name]
+            got = n.kernel_state()
+            if got != want:
+                raise AssertionError(f"{n.name}: kernel {got} != expected {want}")
+        return True
+
+    def wait_converged(self, members=None, timeout=30):
+        wait_until(lambda: self.converged(members), timeout, "peers converged", interval=0.1)
+
+    def logs(self):
+        parts = []
+        for n in self.nodes:
+            parts.append(f"----- {n.name} ({n.ns.name}) {n.log_path} -----\n{n.log()[-6000:]}")
+        try:
+            with open(self.etcd.log_path, errors="replace") as f:
+                parts.append(f"----- etcd -----\n{f.read()[-2000:]}")
+        except OSError:
+            pass
+        return "\n".join(parts)
+
+    def destroy(self):
+        for n in self.nodes:
+            try:
+                n.stop(signal.SIGKILL)
+            except Exception:
+                pass
+        self.etcd.stop()
+        for n in self.nodes:
+            n.ns.delete()
+        self.fabric.delete()
+
+
+_live_clusters = []
+
+
+def make_cluster(n_nodes, start=True):
+    """A generator: builds the fabric, etcd and n_nodes agents (the first a
+    master), yields the cluster, and removes everything afterwards."""
+    workdir = tempfile.mkdtemp(prefix=f"corekube-agent-{os.getpid()}-")
+    c = None
+    try:
+        c = Cluster(workdir)
+        _live_clusters.append(c)
+        c.etcd.start()
+        for i in range(n_nodes):
+            c.add_node("master" if i == 0 else "minion")
+        if start:
+            for n in c.nodes:
+                n.start()
+            try:
+                c.wait_ready()
+            except Exception as e:
+                raise AssertionError(f"{e}\n{c.logs()}") from e
+        yield c
+    finally:
+        if c:
+            _live_clusters.remove(c)
+            c.destroy()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def cluster3():
+    yield from make_cluster(3)
+
+
+@pytest.fixture
+def fresh_cluster():
+    """make(n, start) -> a cluster of its own, removed after the test."""
+    gens = []
+
+    def make(n, start=True):
+        g = make_cluster(n, start)
+        gens.append(g)
+        return next(g)
+    yield make
+    for g in gens:
+        g.close()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.failed:
+        # The agents' logs of every cluster alive at the failure.
+        for c in _live_clusters:
+            rep.sections.append((f"agent logs {c.tag}", c.logs()))
+
+
+def pytest_configure(config):
+    if not AGENT or not os.access(AGENT, os.X_OK):
+        raise pytest.UsageError("AGENT_BIN must point to the built corekube-agent")
+    if os.geteuid() != 0:
+        raise pytest.UsageError("the agent tests need root (network namespaces)")

@@ -211,26 +211,27 @@ def test_flannel_deleted_by_hand_is_restored(cluster):
     cluster.ping_all()
 
 
-HOSTILE = {
-    # key under the subnets prefix: (value, why it must not be programmed)
-    "10.99.7.0-24": '{"PublicIP":"192.168.3.99","BackendType":"vxlan",'
-                    '"BackendData":{"VNI":1,"VtepMAC":"02:00:00:00:99:01"}}',        # outside the network
-    "10.244.250.0-16": '{"PublicIP":"192.168.3.98","BackendType":"vxlan",'
-                       '"BackendData":{"VNI":1,"VtepMAC":"02:00:00:00:99:02"}}',     # wrong length
-    "10.244.251.0-24": '{"PublicIP":"999.1.2.3","BackendType":"vxlan",'
-                       '"BackendData":{"VNI":1,"VtepMAC":"02:00:00:00:99:03"}}',     # bad IP
-    "10.244.252.0-24": '{"PublicIP":"192.168.3.97","BackendType":"vxlan",'
-                       '"BackendData":{"VNI":1,"VtepMAC":"zz:00:00:00:99:04"}}',     # bad MAC
-    "10.244.253.0-24": '{"PublicIP": "192.168.3.96", "BackendType":',               # not JSON
-}
+def hostile_records(leases):
+    """Records no node may program (SPEC 8), under keys no node holds."""
+    used = set(leases.values())
+    free = (n for n in NETWORK.subnets(new_prefix=24) if n.network_address.packed[2] >= 200 and n not in used)
+    key = lambda net, length=24: f"{net.network_address}-{length}"
+
+    def lease(ip, mac):
+        return ('{"PublicIP":"%s","BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"%s"}}' % (ip, mac))
+    return {
+        "10.99.7.0-24": lease("192.168.3.99", "02:00:00:00:99:01"),             # outside the network
+        key(next(free), 16): lease("192.168.3.98", "02:00:00:00:99:02"),        # wrong length
+        key(next(free)): lease("999.1.2.3", "02:00:00:00:99:03"),               # bad IP
+        key(next(free)): lease("192.168.3.97", "zz:00:00:00:99:04"),            # bad MAC
+        key(next(free)): '{"PublicIP": "192.168.3.96", "BackendType":',          # not JSON
+        # overlapping master's own subnet: a /25 inside its /24
+        key(leases["master"], 25): lease("192.168.3.95", "02:00:00:00:99:05"),
+    }
 
 
 def test_hostile_subnet_records_are_never_programmed(cluster):
-    leases = cluster.node_leases()
-    # Overlapping a node's own subnet (a /25 inside master's /24).
-    overlap = f"{leases['master'].network_address}-25"
-    records = dict(HOSTILE, **{overlap: '{"PublicIP":"192.168.3.95","BackendType":"vxlan",'
-                                         '"BackendData":{"VNI":1,"VtepMAC":"02:00:00:00:99:05"}}'})
+    records = hostile_records(cluster.node_leases())
     before = {n: cluster.agent_show(n) for n in cluster.nodes}
     mark = cluster.mark()
     try:
@@ -247,6 +248,7 @@ def test_hostile_subnet_records_are_never_programmed(cluster):
             cluster.overlay_exact(n)
             assert cluster.agent_show(n) == before[n], f"{n}: the agent restarted or stopped"
         cluster.ready()
+        cluster.container_ip("minion-1")
         cluster.ping("minion-1", cluster.container_ip("minion-2"))
     finally:
         for key in records:

@@ -271,7 +271,7 @@ def test_agent_sigkilled_during_bringup_converges(cluster):
         cluster.sh(node, "systemctl reset-failed corekube-agent.service; "
                          "systemctl start --no-block corekube-agent.service")
         wait_until(lambda: cluster.agent_show(node)["MainPID"] != "0", 20, "the agent to start")
-        delay = rng.uniform(0, 1.5)
+        delay = rng.uniform(0, 1.0)
         time.sleep(delay)               # the fault's random point, not a synchronisation
         state = cluster.records().get(node, {}).get("state", "-")
         cluster.sh(node, "systemctl kill -s SIGKILL --kill-whom=main corekube-agent.service || true")

@@ -65,6 +65,7 @@ typedef struct node_agent {
 
         unit_ctl *units;
         char *docker_state;
+        bool docker_limit_reset;        /* reset its start rate limit once already */
         role_units *role;
         bool units_failing;             /* a role unit failed after the bring-up */
 

@@ -148,14 +148,29 @@ static int register_start(node_agent *d) {
 
 /* ---- docker ---- */
 
+static void docker_restart(node_agent *d);
+
 static void on_docker_job(const char *unit, const char *result, const char *detail, void *userdata) {
         node_agent *d = userdata;
         char f[128];
 
+        if (streq(result, "failed") && detail && streq(detail, "start-limit-hit") && !d->docker_limit_reset) {
+                /* The restarts that hit the limit were ours (earlier runs
+                 * of the agent, each with a new environment for it): the
+                 * limit guards against a crashing Docker, which a restart
+                 * after the reset still reports. */
+                log_notice("%s hit its start rate limit; resetting it and restarting once more.", unit);
+                d->docker_limit_reset = true;
+                if (unit_ctl_reset_failed(d->units, unit) >= 0) {
+                        docker_restart(d);
+                        return;
+                }
+        }
         if (!streq(result, "done")) {
                 daemon_step_failed(d, "%s: restart job %s (%s)", unit, result, detail ?: "unknown");
                 return;
         }
+        d->docker_limit_reset = false;
         snprintf(f, sizeof f, "COREKUBE_UNIT=%s", unit);
         log_event(LOG_INFO, MID_DOCKER_RESTARTED, FIELDS(f), "Restarted %s with the flannel options.", unit);
         d->files_changed = false;

@@ -192,6 +192,18 @@ static int on_u64(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
         return 0;
 }
 
+int unit_ctl_reset_failed(unit_ctl *u, const char *unit) {
+        int r;
+
+        /* No reply wanted: systemd handles our calls in order, so a job
+         * queued right after this sees the unit already reset. */
+        r = sd_bus_call_method_async(u->bus, NULL, SD_DEST, SD_PATH, SD_MGR, "ResetFailedUnit", NULL, NULL, "s",
+                                     unit);
+        if (r < 0)
+                return log_error_errno(r, "Failed to reset %s: %m", unit);
+        return 0;
+}
+
 int unit_ctl_get_u64(unit_ctl *u, const char *unit, const char *iface, const char *property, unit_u64_cb cb,
                      void *userdata) {
         _cleanup_free_ char *path = NULL;

@@ -40,5 +40,7 @@ int unit_ctl_watch(unit_ctl *u, const char *unit, unit_state_cb cb, void *userda
 typedef void (*unit_u64_cb)(const char *unit, int error, uint64_t value, void *userdata);
 int unit_ctl_get_u64(unit_ctl *u, const char *unit, const char *iface, const char *property, unit_u64_cb cb,
                      void *userdata);
+/* ResetFailedUnit: clears the failed state and the start rate limit. */
+int unit_ctl_reset_failed(unit_ctl *u, const char *unit);
 /* Number of jobs still waiting for JobRemoved. */
 unsigned unit_ctl_pending(unit_ctl *u);

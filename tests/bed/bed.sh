@@ -443,6 +443,15 @@ cmd_node_add() {
         msg "node $n ($role, $ip) up in $((SECONDS - start)) s"
 }
 
+# SIGRTMIN+4 to a container's PID 1 is systemd's "start poweroff.target"
+# (what machinectl poweroff sends). Not `nsenter -a systemctl poweroff`: a
+# systemctl inside the container's PID namespace can be caught by
+# systemd-shutdown's SIGSTOP broadcast, and nsenter, seeing its child
+# stopped, stops itself for good.
+request_poweroff() {
+        kill -s RTMIN+4 "$1" 2>/dev/null || true
+}
+
 # Power off from inside; nspawn exits when the container is down.
 node_stop() {
         local n=$1 d nspid pid1
@@ -450,7 +459,7 @@ node_stop() {
         nspid=$(read_pid "$d/nspawn.pid")
         if pid_alive "$nspid" systemd-nspawn; then
                 if pid1=$(node_pid1 "$n"); then
-                        nsenter -t "$pid1" -a systemctl poweroff --no-block 2>/dev/null || true
+                        request_poweroff "$pid1"
                 fi
                 poll_until 30 "node $n to power off" proc_gone "$nspid" || true
         fi
@@ -514,7 +523,7 @@ step_down() {
         # Power every node off at once; node_rm then mostly finds them gone.
         for n in $(node_names); do
                 if pid1=$(node_pid1 "$n"); then
-                        nsenter -t "$pid1" -a systemctl poweroff --no-block 2>/dev/null || true
+                        request_poweroff "$pid1"
                 fi
         done
         for n in $(node_names); do

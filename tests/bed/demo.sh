@@ -9,13 +9,27 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-BED=demo
+BED=${CKB_DEMO_BED:-demo}          # another name runs a second demo beside it
 BEDSH=("$HERE/bed.sh" -b "$BED")
 STATE=/run/corekube-bed/$BED
 READY_TIMEOUT=${CKB_DEMO_TIMEOUT:-300}
 T0=$SECONDS
 
-say() { printf '\n\033[1m[%4ds] %s\033[0m\n' "$((SECONDS - T0))" "$*"; }
+STEP_T0=
+STEP_NAME=
+# say TEXT: a new step; the one before gets its duration.
+say() {
+        step_done
+        STEP_T0=$SECONDS
+        STEP_NAME=${1%% *}
+        printf '\n\033[1m[%4ds] %s\033[0m\n' "$((SECONDS - T0))" "$*"
+}
+step_done() {
+        if [[ -n $STEP_T0 ]]; then
+                printf '  step %s done in %d s\n' "$STEP_NAME" "$((SECONDS - STEP_T0))"
+        fi
+        STEP_T0=
+}
 fail() {
         printf '\n\033[1;31mdemo: step "%s" failed.\033[0m %s\n' "$1" "${2:-}" >&2
         printf 'Logs: %s/log/ (per step), %s/nodes/NAME/console.log (node consoles).\n' "$STATE" "$STATE" >&2
@@ -29,29 +43,17 @@ node_names() {
         for ((i = 1; i < n; i++)); do echo "minion-$i"; done
 }
 
-# The machine record's state for a node, read from etcd in the fabric.
-record_state() {
-        local id
-        id=$("${BEDSH[@]}" exec "$1" cat /etc/machine-id 2>/dev/null) || return 1
-        "${BEDSH[@]}" fabric env ETCDCTL_API=3 etcdctl --endpoints=http://127.0.0.1:2379 \
-                get --print-value-only "/corekube/machines/$id" 2>/dev/null |
-                sed -n 's/.*"state":"\([a-z]*\)".*/\1/p'
-}
-
+# Each node's own view: `corekube-agent status --wait` inside it blocks until
+# its record says ready (it watches etcd) or the timeout passes.
 wait_ready() {
-        local name deadline=$((SECONDS + READY_TIMEOUT)) st
+        local name start
         for name in "$@"; do
-                while :; do
-                        st=$(record_state "$name" || true)
-                        [[ $st == ready ]] && { echo "  $name: ready"; break; }
-                        if ((SECONDS > deadline)); then
-                                "${BEDSH[@]}" exec "$name" systemctl status --no-pager corekube-agent >&2 || true
-                                fail "wait for $name" "its state is '${st:-no record}' after ${READY_TIMEOUT}s"
-                        fi
-                        # The agent's own journal is the event source; a short
-                        # poll of etcd keeps this script independent of it.
-                        sleep 1
-                done
+                start=$SECONDS
+                if ! "${BEDSH[@]}" exec "$name" corekube-agent status --wait="${READY_TIMEOUT}s" >/dev/null; then
+                        "${BEDSH[@]}" exec "$name" systemctl status --no-pager corekube-agent >&2 || true
+                        fail "wait for $name" "it was not ready after ${READY_TIMEOUT}s; its journal: tests/bed/bed.sh -b $BED exec $name journalctl -u corekube-agent"
+                fi
+                echo "  $name: ready (+$((SECONDS - start)) s)"
         done
 }
 
@@ -64,7 +66,8 @@ start_container() {
         "${BEDSH[@]}" exec "$node" sh -c 'docker image inspect busybox >/dev/null 2>&1 ||
                 docker import /usr/share/corekube-bed/busybox.tar busybox >/dev/null' || return 1
         "${BEDSH[@]}" exec "$node" docker rm -f demo >/dev/null 2>&1 || true
-        "${BEDSH[@]}" exec "$node" docker run -d --name demo busybox sleep 86400 >/dev/null
+        "${BEDSH[@]}" exec "$node" docker run -d --name demo busybox \
+                sh -c 'trap "exit 0" TERM; sleep 86400 & wait' >/dev/null
 }
 
 cmd_up() {
@@ -94,7 +97,7 @@ cmd_up() {
         wait_ready "${names[@]}"
 
         say "5/6 corekube-agent status"
-        "${BEDSH[@]}" exec master corekube-agent status || true
+        "${BEDSH[@]}" exec master corekube-agent status || fail "status" "corekube-agent status failed on master"
 
         say "6/6 Proof of the overlay: a container on ${names[1]} pings a container on ${names[-1]} through flannel.1"
         local a=${names[1]} b=${names[-1]} ipb
@@ -104,15 +107,16 @@ cmd_up() {
         ipb=$(container_ip "$b" demo) || fail "container address on $b"
         echo "  container on $b: $ipb"
         "${BEDSH[@]}" exec "$a" docker exec demo ping -c 3 -W 2 "$ipb" || fail "ping" "$a -> $b ($ipb)"
+        step_done
 
         cat <<MSG
 
 The cluster is up: etcd at 192.168.3.2:2379, ${#names[@]} nodes, in ${SECONDS}s.
 Look inside a node:
-  tests/bed/bed.sh -b demo exec master systemctl status corekube-agent
-  tests/bed/bed.sh -b demo exec minion-1 journalctl -u corekube-agent
-  tests/bed/bed.sh -b demo exec minion-1 ip -d route show dev flannel.1
-  tests/bed/bed.sh -b demo exec master corekube-agent status
+  tests/bed/bed.sh -b $BED exec master systemctl status corekube-agent
+  tests/bed/bed.sh -b $BED exec minion-1 journalctl -u corekube-agent
+  tests/bed/bed.sh -b $BED exec minion-1 ip -d route show dev flannel.1
+  tests/bed/bed.sh -b $BED exec master corekube-agent status
 Tear it all down (namespaces, containers, processes, mounts, links):
   make demo-down
 MSG

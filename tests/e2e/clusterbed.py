@@ -1,0 +1,267 @@
+# SPDX-License-Identifier: Apache-2.0
+"""A cluster on the nspawn test bed (tests/bed/bed.sh) for the end-to-end
+suite: nodes, etcd as seen from the fabric, each node's flannel.1 as the
+kernel holds it, Docker containers, and polls with deadlines."""
+
+import base64
+import ipaddress
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+BED_SH = os.path.normpath(os.path.join(HERE, "..", "bed", "bed.sh"))
+ETCD = "http://127.0.0.1:2379"          # etcd's loopback inside the fabric netns
+MACHINES = "/corekube/machines/"
+SUBNETS = "/coreos.com/network/subnets/"
+IMAGE = "ckb-busybox"
+CONTAINER = "e2e"
+MID_READY = "55bbe08da66a1b049c31d9b0d47824dd"
+
+
+def wait_until(cond, deadline, what, interval=0.2):
+    """Poll cond() until it returns something true; return that value."""
+    end = time.monotonic() + deadline
+    last = None
+    while True:
+        try:
+            v = cond()
+        except AssertionError as e:     # conditions may explain themselves
+            v, last = None, e
+        if v:
+            return v
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out after {deadline} s waiting for {what}"
+                                 + (f": {last}" if last else ""))
+        time.sleep(interval)
+
+
+def b64(s):
+    return base64.b64decode(s).decode(errors="replace")
+
+
+class Node:
+    def __init__(self, name, role, ip):
+        self.name, self.role, self.ip = name, role, ip
+
+
+class Cluster:
+    def __init__(self, prefix="ec"):
+        self.name = f"{prefix}{os.getpid()}"[:16]
+        self.tmp = tempfile.mkdtemp(prefix=f"ckb-{self.name}-", dir="/var/tmp")
+        self.env = dict(os.environ, CKB_STATE_DIR=os.path.join(self.tmp, "state"),
+                        CKB_DATA_DIR=os.path.join(self.tmp, "data"))
+        self.nodes = {}
+        self.timings = {}
+        self.removed = False
+
+    # ---- bed.sh ----
+
+    def run(self, *args, check=True, timeout=300):
+        r = subprocess.run([BED_SH, "-b", self.name, *args], env=self.env, capture_output=True,
+                           text=True, timeout=timeout)
+        if check and r.returncode != 0:
+            raise AssertionError(f"bed.sh {' '.join(args)} exited {r.returncode}:\n{r.stdout}\n{r.stderr}")
+        return r
+
+    def timed(self, label, *args, **kw):
+        start = time.monotonic()
+        r = self.run(*args, **kw)
+        self.timings[label] = time.monotonic() - start
+        return r
+
+    def up(self):
+        self.timed("up", "up")
+
+    def add_node(self, name, role, ip, *opts):
+        self.timed(f"boot {name}", "node-add", name, role, ip, "--agent", "--no-standins", *opts)
+        self.nodes[name] = Node(name, role, ip)
+
+    def down(self):
+        r = self.run("down", check=False)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        return r
+
+    def sh(self, node, script, check=True, timeout=120):
+        """A shell script inside a node (all its namespaces); its stdout."""
+        r = self.run("exec", node, "/bin/sh", "-ec", script, check=False, timeout=timeout)
+        if check and r.returncode != 0:
+            raise AssertionError(f"{node}: `{script}` exited {r.returncode}:\n{r.stdout}\n{r.stderr}")
+        return r.stdout.strip() if check else r
+
+    def fabric(self, *args, check=True):
+        return self.run("fabric", *args, check=check)
+
+    # ---- etcd ----
+
+    def etcdctl(self, *args, check=True):
+        return self.fabric("env", "ETCDCTL_API=3", "etcdctl", f"--endpoints={ETCD}",
+                           "--command-timeout=5s", *args, check=check)
+
+    def kvs(self, prefix):
+        """[(key, value, lease)] under prefix, in key order."""
+        out = self.etcdctl("get", "--prefix", prefix, "-w", "json").stdout
+        return [(b64(kv["key"]), b64(kv["value"]), kv.get("lease", 0))
+                for kv in json.loads(out).get("kvs", [])]
+
+    def put(self, key, value):
+        self.etcdctl("put", key, value)
+
+    def delete(self, key):
+        self.etcdctl("del", key)
+
+    def records(self):
+        """Machine records by name; a name twice is an error."""
+        recs = {}
+        for key, value, lease in self.kvs(MACHINES):
+            r = json.loads(value)
+            assert r["name"] not in recs, f"two machine records for {r['name']}"
+            assert key == MACHINES + r["id"], f"record {key} says id {r['id']}"
+            r["_lease"] = lease
+            recs[r["name"]] = r
+        return recs
+
+    def leases(self):
+        """Subnet leases: {network: record} (a record that does not parse: None)."""
+        out = {}
+        for key, value, _ in self.kvs(SUBNETS):
+            a, _, n = key[len(SUBNETS):].partition("-")
+            try:
+                net = ipaddress.ip_network(f"{a}/{n}")
+            except ValueError:
+                continue
+            try:
+                out[net] = json.loads(value)
+            except ValueError:
+                out[net] = None
+        return out
+
+    def node_leases(self):
+        """The leases of our nodes: {node name: network}; one lease per node."""
+        by_ip = {n.ip: name for name, n in self.nodes.items()}
+        out = {}
+        for net, rec in self.leases().items():
+            name = by_ip.get((rec or {}).get("PublicIP"))
+            if name is None:
+                continue
+            assert name not in out, f"{name} holds two subnet leases: {out[name]} and {net}"
+            out[name] = net
+        return out
+
+    def ready(self, names=None, since=None, restarted=None):
+        """Every named node's record says ready; with since (a mark()), the
+        agents of the restarted nodes (default: all) have also logged their
+        ready milestone after it: a record left by an agent that is gone
+        says ready too."""
+        recs = self.records()
+        for n in names or self.nodes:
+            st = recs.get(n, {}).get("state")
+            assert st == "ready", f"{n} is {st or 'without a record'}"
+            if since is not None and (restarted is None or n in restarted):
+                assert any(e.get("MESSAGE_ID") == MID_READY for e in self.journal(n, since=since)), \
+                    f"{n}'s agent has not said ready since the fault"
+        return recs
+
+    def wait_ready(self, names=None, deadline=120, since=None, restarted=None):
+        start = time.monotonic()
+        recs = wait_until(lambda: self.ready(names, since, restarted), deadline, "every node to be ready")
+        return recs, time.monotonic() - start
+
+    # ---- systemd inside a node ----
+
+    def agent_show(self, node, props="MainPID,NRestarts,ActiveState"):
+        out = self.sh(node, f"systemctl show -p {props} corekube-agent.service")
+        return dict(line.split("=", 1) for line in out.splitlines())
+
+    def journal(self, node, unit="corekube-agent.service", since=None):
+        """The unit's journal entries as dicts; since: a mark() of the node."""
+        entries = [json.loads(line) for line in
+                   self.sh(node, f"journalctl -q -u {unit} -o json --no-pager").splitlines() if line]
+        return [e for e in entries if since is None or int(e["__REALTIME_TIMESTAMP"]) > since]
+
+    @staticmethod
+    def mark():
+        """Now, in microseconds of the realtime clock the nodes share with
+        the host (for journal(since=) and ready(since=))."""
+        return int(time.time() * 1e6)
+
+    # ---- the kernel's view of flannel.1 ----
+
+    def overlay(self, node):
+        """flannel.1 in a node: (routes, neighbours, fdb) as sets, or None."""
+        r = self.sh(node, "ip -j -d link show flannel.1", check=False)
+        if r.returncode != 0:
+            return None
+        routes = {(e["dst"], e.get("gateway"), "onlink" in e.get("flags", []))
+                  for e in json.loads(self.sh(node, "ip -j -4 route show dev flannel.1") or "[]")}
+        neigh = {(e["dst"], e.get("lladdr"), tuple(e.get("state", [])))
+                 for e in json.loads(self.sh(node, "ip -j -4 neigh show dev flannel.1") or "[]")}
+        fdb = {(e["mac"], e.get("dst"), e.get("state"))
+               for e in json.loads(self.sh(node, "bridge -j fdb show dev flannel.1") or "[]")}
+        return routes, neigh, fdb
+
+    def expected_overlay(self, node, leases=None):
+        """What SPEC 6 says flannel.1 in node holds: one route, ARP and FDB
+        entry per peer lease of ours, nothing else."""
+        leases = leases if leases is not None else self.leases()
+        by_net = self.node_leases()
+        routes, neigh, fdb = set(), set(), set()
+        for name, net in by_net.items():
+            if name == node:
+                continue
+            rec = leases[net]
+            gw = str(net.network_address)
+            mac = rec["BackendData"]["VtepMAC"]
+            routes.add((str(net), gw, True))
+            neigh.add((gw, mac, ("PERMANENT",)))
+            fdb.add((mac, rec["PublicIP"], "permanent"))
+        return routes, neigh, fdb
+
+    def overlay_exact(self, node):
+        got, want = self.overlay(node), self.expected_overlay(node)
+        assert got is not None, f"{node}: no flannel.1"
+        for what, g, w in zip(("routes", "ARP", "FDB"), got, want):
+            assert g == w, f"{node}: {what} missing {sorted(w - g)}, extra {sorted(g - w)}"
+        return got
+
+    def wait_converged(self, deadline=120, since=None, restarted=None):
+        """Every node ready and every flannel.1 holding exactly its peers."""
+        recs, took = self.wait_ready(deadline=deadline, since=since, restarted=restarted)
+        wait_until(lambda: all(self.overlay_exact(n) for n in self.nodes), 30,
+                   "every flannel.1 to hold exactly its peers")
+        return recs, took
+
+    # ---- Docker ----
+
+    def container_ip(self, node):
+        """A busybox container named e2e running in node (made if missing); its IP."""
+        running = self.sh(node, f"docker inspect -f '{{{{.State.Running}}}}' {CONTAINER} 2>/dev/null || true")
+        if running != "true":
+            self.sh(node, f"docker image inspect {IMAGE} >/dev/null 2>&1 || "
+                          f"docker import /usr/share/corekube-bed/busybox.tar {IMAGE} >/dev/null; "
+                          f"docker rm -f {CONTAINER} >/dev/null 2>&1 || true; "
+                          f"docker run -d --name {CONTAINER} {IMAGE} sh -c "
+                          f"'trap \"exit 0\" TERM; sleep 86400 & wait' >/dev/null")
+        return self.sh(node, f"docker inspect -f '{{{{.NetworkSettings.IPAddress}}}}' {CONTAINER}")
+
+    def ping(self, src, dst_ip, deadline=15):
+        """Ping from src's container until an answer comes back."""
+        def once():
+            r = self.sh(src, f"docker exec {CONTAINER} ping -c 1 -W 1 {dst_ip}", check=False)
+            assert r.returncode == 0, (r.stdout + r.stderr).strip().splitlines()[-1:]
+            return True
+        wait_until(once, deadline, f"a ping from {src}'s container to {dst_ip}")
+
+    def ping_all(self, names=None):
+        names = list(names or self.nodes)
+        ips = {n: self.container_ip(n) for n in names}
+        for n, ip in ips.items():
+            assert ipaddress.ip_address(ip) in self.node_leases()[n], f"{n}'s container {ip}"
+        for a in names:
+            for b in names:
+                if a != b:
+                    self.ping(a, ips[b])
+        return ips

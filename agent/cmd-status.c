@@ -54,6 +54,7 @@ typedef struct status_cmd {
         size_t n_machines;
         orphan_lease *orphans;
         size_t n_orphans;
+        unsigned n_probes;              /* lease TTL look-ups in flight */
 } status_cmd;
 
 static void finish(status_cmd *s, int code) {
@@ -108,7 +109,7 @@ static void row_cells(const status_cmd *s, size_t i, time_t now, char units[stat
                 const machine *m = &s->machines[i];
 
                 snprintf(units, 32, "%zu/%zu", m->n_active, m->n_units);
-                format_seen(seen_ago(m->updated, now), seen, 32);
+                format_seen(m->seen_ago >= 0 ? m->seen_ago : seen_ago(m->updated, now), seen, 32);
                 c[COL_NAME] = m->name;
                 c[COL_ROLE] = m->role;
                 c[COL_IP] = strempty(m->ip) ? "-" : m->ip;
@@ -174,7 +175,7 @@ static int json_add(json_object *o, const char *k, json_object *v) {
 static json_object *machine_json(const status_cmd *s, const machine *m, time_t now) {
         json_object *o = json_object_new_object(), *units = json_object_new_object();
         _cleanup_free_ char *list = m->units ? strdup(m->units) : NULL;
-        long long ago = seen_ago(m->updated, now);
+        long long ago = m->seen_ago >= 0 ? m->seen_ago : seen_ago(m->updated, now);
         int k = 0;
 
         if (!o || !units) {
@@ -267,6 +268,13 @@ static bool subnet_claimed(const status_cmd *s, const char *subnet) {
         return false;
 }
 
+typedef struct machine_probe {
+        status_cmd *status;
+        size_t index;
+} machine_probe;
+
+static void seen_start(status_cmd *s);
+
 static void on_subnets(EtcdClient *c, int error, const char *message, const EtcdResult *res, void *userdata) {
         status_cmd *s = userdata;
 
@@ -306,11 +314,48 @@ static void on_subnets(EtcdClient *c, int error, const char *message, const Etcd
                         mac_format(m, o->vtep_mac);
                 s->n_orphans++;
         }
+        seen_start(s);
+}
+
+static void print_result(status_cmd *s) {
         if ((s->args->json ? print_json(s) : print_table(s)) < 0) {
                 finish(s, EXIT_RUNTIME);
                 return;
         }
         finish(s, fflush(stdout) == 0 ? 0 : EXIT_RUNTIME);
+}
+
+/* "Last seen" is the last keepalive of the record's lease: granted TTL
+ * minus what is left. The record's "updated" only moves when it changes. */
+static void on_lease_ttl(EtcdClient *c, int error, const char *message, const EtcdResult *res, void *userdata) {
+        machine_probe *p = userdata;
+        status_cmd *s = p->status;
+
+        if (error >= 0 && res && res->ttl >= 0 && res->granted_ttl >= res->ttl)
+                s->machines[p->index].seen_ago = res->granted_ttl - res->ttl;
+        free(p);
+        if (--s->n_probes == 0)
+                print_result(s);
+}
+
+static void seen_start(status_cmd *s) {
+        for (size_t i = 0; i < s->n_machines; i++) {
+                machine_probe *p;
+
+                if (s->machines[i].lease == 0)
+                        continue;
+                p = calloc(1, sizeof *p);
+                if (!p)
+                        break;
+                *p = (machine_probe) { .status = s, .index = i };
+                s->n_probes++;
+                if (etcd_lease_timetolive(s->etcd, s->machines[i].lease, on_lease_ttl, p, NULL) < 0) {
+                        s->n_probes--;
+                        free(p);
+                }
+        }
+        if (s->n_probes == 0)
+                print_result(s);
 }
 
 static void on_machines(EtcdClient *c, int error, const char *message, const EtcdResult *res, void *userdata) {
@@ -490,9 +535,20 @@ int cmd_status(const cli_args *a) {
         char err[CK_ERRLEN] = "";
         int r;
 
-        if (a->wait && a->wait_timeout && parse_duration(a->wait_timeout, &s.timeout, err) < 0) {
-                fprintf(stderr, "corekube-agent: --wait: %s (try 'corekube-agent --help')\n", err);
-                return EXIT_USAGE;
+        if (a->wait && a->wait_timeout) {
+                /* A bare number means seconds here, as for timeout(1). */
+                const char *w = a->wait_timeout;
+                _cleanup_free_ char *t = NULL;
+
+                if (*w && strspn(w, "0123456789") == strlen(w)) {
+                        if (asprintf(&t, "%ss", w) < 0)
+                                return EXIT_RUNTIME;
+                        w = t;
+                }
+                if (parse_duration(w, &s.timeout, err) < 0) {
+                        fprintf(stderr, "corekube-agent: --wait: %s (try 'corekube-agent --help')\n", err);
+                        return EXIT_USAGE;
+                }
         }
         r = cli_load_config(a, &c);
         if (r != 0)

@@ -72,8 +72,11 @@ int machines_parse(const EtcdResult *res, machine **ret, size_t *ret_n) {
         if (!m)
                 return -ENOMEM;
         for (size_t i = 0; i < res->n_kvs; i++)
-                if (parse_one(&res->kvs[i], &m[n]) >= 0)
+                if (parse_one(&res->kvs[i], &m[n]) >= 0) {
+                        m[n].lease = res->kvs[i].lease;
+                        m[n].seen_ago = -1;
                         n++;
+                }
         qsort(m, n, sizeof *m, cmp_name);
         *ret = m;
         *ret_n = n;

@@ -21,6 +21,8 @@ typedef struct machine {
         char *units;                    /* "kubelet.service=active, ..." */
         size_t n_units;
         size_t n_active;
+        int64_t lease;                  /* the record's etcd lease (0: none) */
+        long long seen_ago;             /* seconds since its last keepalive; -1: unknown */
 } machine;
 
 /* Parses every record of a range result, sorted by name. */

@@ -103,7 +103,9 @@ def test_status_table_and_json(cluster3):
         m = by_name[n.name]
         assert (m["id"], m["role"], m["ip"], m["subnet"], m["state"]) == \
             (n.machine_id, n.role, n.ip, n.subnet(), "ready")
-        assert m["units"] == {} and m["units_total"] == 0 and m["seen_seconds_ago"] >= 0
+        # "Seen" is the last keepalive of the record's lease (ttl 10s, kept
+        # alive every ttl/3), not the last time the record changed.
+        assert m["units"] == {} and m["units_total"] == 0 and 0 <= m["seen_seconds_ago"] <= 10
         assert m["self"] is (n is c.nodes[1])
 
 
@@ -143,6 +145,9 @@ def test_status_wait(cluster3, tmp_path):
     p = n.cli("status", "--wait=1s", machine_id_file=str(stranger))
     assert p.returncode == 1, (p.stdout, p.stderr)
     assert "Timed out after 1s" in p.stderr and "no record" in p.stderr, p.stderr
+    # A bare number is seconds, as for timeout(1).
+    p = n.cli("status", "--wait=1", machine_id_file=str(stranger))
+    assert p.returncode == 1 and "Timed out after 1s" in p.stderr, (p.stdout, p.stderr)
     assert p.stdout == ""
 
     # A record that says failed: exit 1 with its error.

@@ -86,6 +86,31 @@ static void finish(artifact_fetch *f, int error, const char *message, bool chang
         f->cb(f->a, error, message, changed, f->userdata);
 }
 
+/* The download went to an unnamed O_TMPFILE, so that nothing half-written
+ * or unverified is ever visible, and a killed agent leaves nothing behind.
+ * Once verified it gets a temporary name, which rename() moves into place. */
+static int link_tmpfile(artifact_fetch *f) {
+        char proc[64];
+
+        if (f->tmp)
+                return 0;       /* no O_TMPFILE here: it has a name already */
+        if (asprintf(&f->tmp, ".#%s.%d.new", f->base, (int) getpid()) < 0) {
+                f->tmp = NULL;
+                errno = ENOMEM;
+                return -1;
+        }
+        (void) unlinkat(f->dirfd, f->tmp, 0);
+        snprintf(proc, sizeof proc, "/proc/self/fd/%d", f->fd);
+        if (linkat(AT_FDCWD, proc, f->dirfd, f->tmp, AT_SYMLINK_FOLLOW) < 0) {
+                int e = errno;
+                free(f->tmp);
+                f->tmp = NULL;
+                errno = e;
+                return -1;
+        }
+        return 0;
+}
+
 static void on_done(CURL *easy, CURLcode code, void *userdata) {
         artifact_fetch *f = userdata;
         char msg[512], exp[65], got[65];
@@ -116,7 +141,7 @@ static void on_done(CURL *easy, CURLcode code, void *userdata) {
                 finish(f, -EBADMSG, msg, false);
                 return;
         }
-        if (fchmod(f->fd, f->a->mode) < 0 || fsync(f->fd) < 0 ||
+        if (fchmod(f->fd, f->a->mode) < 0 || fsync(f->fd) < 0 || link_tmpfile(f) < 0 ||
             renameat(f->dirfd, f->tmp, f->dirfd, f->base) < 0) {
                 snprintf(msg, sizeof msg, "artifact %s: installing %s failed: %m", f->a->name, f->a->path);
                 finish(f, -errno, msg, false);
@@ -143,10 +168,14 @@ static int fetch_start(artifact_fetch *f) {
         f->dirfd = open(*dir ? dir : "/", O_DIRECTORY | O_CLOEXEC);
         if (f->dirfd < 0)
                 return log_error_errno(errno, "artifact %s: cannot open %s: %m", a->name, dir);
-        if (asprintf(&f->tmp, ".#%s.%d.download", f->base, (int) getpid()) < 0)
-                return -ENOMEM;
-        (void) unlinkat(f->dirfd, f->tmp, 0);
-        f->fd = openat(f->dirfd, f->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+        f->fd = openat(f->dirfd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+        if (f->fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR)) {
+                /* A file system without O_TMPFILE: a named temp file. */
+                if (asprintf(&f->tmp, ".#%s.%d.download", f->base, (int) getpid()) < 0)
+                        return -ENOMEM;
+                (void) unlinkat(f->dirfd, f->tmp, 0);
+                f->fd = openat(f->dirfd, f->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+        }
         if (f->fd < 0) {
                 r = -errno;
                 free(f->tmp);

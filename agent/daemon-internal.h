@@ -86,6 +86,16 @@ void daemon_step_done(node_agent *d);
 void daemon_step_failed(node_agent *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void daemon_update_status(node_agent *d);
 
+/* daemon-docker.c */
+void daemon_docker_step(node_agent *d);
+void daemon_on_docker_state(const char *unit, const unit_state *st, void *userdata);
+
+/* daemon-roles.c */
+void daemon_artifacts_step(node_agent *d);
+void daemon_cluster_step(node_agent *d);
+void daemon_units_step(node_agent *d);
+void daemon_announce_step(node_agent *d);
+
 /* daemon-network.c */
 int daemon_network_start(node_agent *d);
 void daemon_network_free(node_agent *d);

@@ -1,0 +1,225 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The role's part of the bring-up: artifacts, cluster.env, role units and
+ * the minion's registration with the apiserver. */
+#include <arpa/inet.h>
+#include <stdlib.h>
+#include <string.h>
+#include <systemd/sd-daemon.h>
+
+#include "daemon-internal.h"
+#include "machines.h"
+#include "log.h"
+#include "macro.h"
+#include "message-ids.h"
+#include "node-files.h"
+
+/* ---- artifacts ---- */
+
+
+static void on_artifact(const ck_artifact *a, int error, const char *message, bool changed, void *userdata) {
+        node_agent *d = userdata;
+        char f[128];
+
+        d->fetch = artifact_fetch_free(d->fetch);
+        if (error < 0) {
+                daemon_step_failed(d, "%s", message ?: "artifact download failed");
+                return;
+        }
+        snprintf(f, sizeof f, "COREKUBE_ARTIFACT=%s", a->name);
+        log_event(LOG_INFO, MID_ARTIFACT_INSTALLED, FIELDS(f), "Installed artifact %s at %s.", a->name, a->path);
+        d->artifact_next++;
+        daemon_artifacts_step(d);
+}
+
+void daemon_artifacts_step(node_agent *d) {
+        char *const *names = config_role(d->cfg)->artifacts;
+        int r;
+
+        while (names && names[d->artifact_next]) {
+                const ck_artifact *a = config_artifact(d->cfg, names[d->artifact_next]);
+                d->step_busy = true;
+                r = artifact_fetch_start(d->curl, a, on_artifact, d, &d->fetch);
+                if (r == 0)
+                        return;
+                if (r < 0) {
+                        daemon_step_failed(d, "artifact %s: %s", a->name, strerror(-r));
+                        return;
+                }
+                log_info("Artifact %s is already in place with its sha256.", a->name);
+                d->artifact_next++;
+        }
+        daemon_step_done(d);
+}
+
+/* ---- cluster.env ---- */
+
+static int write_cluster_env(node_agent *d) {
+        node_cluster n = {
+                .role = d->cfg->node.role,
+                .name = d->cfg->node.name,
+                .ip = d->link.addr,
+                .master_ips = d->master_ips,
+                .etcd_endpoints = d->cfg->etcd.endpoints,
+                .subnet = d->subnet,
+        };
+        envfile e = {};
+        int r;
+
+        if (d->master_ips && d->master_ips[0])
+                inet_pton(AF_INET, d->master_ips[0], &n.master_ip);
+        r = node_cluster_env(&n, &e);
+        if (r >= 0)
+                r = write_file_atomic("/run/corekube/cluster.env", e.text, e.len, 0644);
+        envfile_done(&e);
+        if (r < 0)
+                log_error_errno(r, "Failed to write /run/corekube/cluster.env: %m");
+        return r;
+}
+
+static void masters_check(node_agent *d);
+
+static void on_masters_watch(EtcdClient *c, int error, const char *message, const EtcdWatchResponse *resp,
+                             void *userdata) {
+        node_agent *d = userdata;
+
+        if (error < 0 || !resp || resp->canceled) {
+                d->masters_watch = NULL;
+        }
+        if (d->step == STEP_CLUSTER && !d->masters_req)
+                masters_check(d);
+}
+
+static void on_masters(EtcdClient *c, int error, const char *message, const EtcdResult *res, void *userdata) {
+        node_agent *d = userdata;
+        _cleanup_free_ char *prefix = NULL;
+
+        d->masters_req = NULL;
+        if (error < 0) {
+                daemon_step_failed(d, "cannot list the machines: %s", message ?: strerror(-error));
+                return;
+        }
+        strv_free(d->master_ips);
+        d->master_ips = NULL;
+        if (machines_master_ips(res, &d->master_ips) < 0)
+                return;
+        if (!d->master_ips || !d->master_ips[0]) {
+                if (!d->masters_watch && asprintf(&prefix, "%s/machines/", d->cfg->etcd.prefix) >= 0)
+                        (void) etcd_watch(d->etcd, prefix, true, res->revision + 1, false, on_masters_watch,
+                                          d, &d->masters_watch);
+                if (!d->error) {
+                        sd_notify(false, "STATUS=minion: waiting for a master to register in etcd");
+                        log_info("Waiting for a master to register in etcd.");
+                }
+                return;
+        }
+        if (d->masters_watch) {
+                etcd_request_cancel(d->masters_watch);
+                d->masters_watch = NULL;
+        }
+        if (write_cluster_env(d) < 0) {
+                daemon_step_failed(d, "cannot write /run/corekube/cluster.env");
+                return;
+        }
+        daemon_step_done(d);
+}
+
+static void masters_check(node_agent *d) {
+        _cleanup_free_ char *prefix = NULL;
+
+        if (asprintf(&prefix, "%s/machines/", d->cfg->etcd.prefix) < 0)
+                return;
+        d->step_busy = true;
+        if (etcd_range(d->etcd, prefix, true, 0, on_masters, d, &d->masters_req) < 0)
+                daemon_step_failed(d, "cannot list the machines");
+}
+
+void daemon_cluster_step(node_agent *d) {
+        char ip[INET_ADDRSTRLEN];
+
+        if (d->cfg->node.role == ROLE_MASTER) {
+                /* Other masters may exist; this node's own services talk to itself. */
+                strv_free(d->master_ips);
+                d->master_ips = calloc(2, sizeof(char *));
+                if (d->master_ips)
+                        d->master_ips[0] = strdup(inet_ntop(AF_INET, &d->link.addr, ip, sizeof ip));
+                if (!d->master_ips || !d->master_ips[0] || write_cluster_env(d) < 0) {
+                        daemon_step_failed(d, "cannot write /run/corekube/cluster.env");
+                        return;
+                }
+                daemon_step_done(d);
+                return;
+        }
+        masters_check(d);
+}
+
+/* ---- role units ---- */
+
+static void on_role_units(role_units *ru, void *userdata) {
+        node_agent *d = userdata;
+
+        for (size_t i = 0; i < role_units_count(ru); i++)
+                (void) registry_set_unit(d->registry, role_units_name(ru, i), role_units_state(ru, i));
+        /* A unit's failure is role_units_error(), shown by
+         * daemon_update_status() for as long as it lasts, also after ready. */
+        if (d->step == STEP_READY && d->units_failing != !!role_units_error(ru)) {
+                d->units_failing = role_units_error(ru);
+                if (d->units_failing)
+                        log_warning("Node %s is failed: %s.", d->cfg->node.name, role_units_error(ru));
+                else
+                        log_notice("Node %s is ready again.", d->cfg->node.name);
+        }
+        daemon_update_status(d);
+        if (d->step == STEP_UNITS && role_units_all_started(ru))
+                daemon_step_done(d);
+}
+
+void daemon_units_step(node_agent *d) {
+        int r;
+
+        d->step_busy = true;
+        if (d->role) {
+                /* Again after a subnet change: the units run already; role-units
+                 * finishes the step if some are still being started. */
+                if (role_units_all_started(d->role))
+                        daemon_step_done(d);
+                return;
+        }
+        r = role_units_new(d->event, d->units, config_role(d->cfg)->units, on_role_units, d, &d->role);
+        if (r >= 0)
+                r = role_units_start(d->role);
+        if (r < 0)
+                daemon_step_failed(d, "cannot start the role units: %s", strerror(-r));
+        else if (role_units_all_started(d->role))
+                daemon_step_done(d);
+}
+
+/* ---- minion registration with the apiserver ---- */
+
+static void on_announce(int error, long status, const char *message, void *userdata) {
+        node_agent *d = userdata;
+
+        d->announce = minion_register_free(d->announce);
+        if (error < 0) {
+                daemon_step_failed(d, "%s", message);
+                return;
+        }
+        log_info("Registered with the apiserver (HTTP %ld).", status);
+        daemon_step_done(d);
+}
+
+void daemon_announce_step(node_agent *d) {
+        const ck_role_config *rc = config_role(d->cfg);
+        _cleanup_free_ char *url = NULL, *body = NULL;
+        char ip[INET_ADDRSTRLEN];
+
+        if (d->cfg->node.role != ROLE_MINION || !rc->register_url) {
+                daemon_step_done(d);
+                return;
+        }
+        inet_ntop(AF_INET, &d->link.addr, ip, sizeof ip);
+        url = expand_placeholders(rc->register_url, d->master_ips[0], ip, d->cfg->node.name);
+        body = expand_placeholders(rc->register_body ?: "", d->master_ips[0], ip, d->cfg->node.name);
+        d->step_busy = true;
+        if (!url || !body || minion_register_post(d->curl, url, body, on_announce, d, &d->announce) < 0)
+                daemon_step_failed(d, "cannot POST the registration to %s", url ?: "?");
+}

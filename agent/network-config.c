@@ -151,16 +151,16 @@ int network_config_from_json(const char *json, NetworkConfig *ret, char **ret_er
                 return r;
         if (r == 0)
                 return failf(ret_error, "Backend: missing (flannel would use udp; this agent needs vxlan)");
-        r = get_member(backend, "Type", json_type_string, &v, ret_error);
+        r = get_member(backend, "Type", json_type_string, &v, NULL);
         if (r < 0)
                 return failf(ret_error, "Backend.Type: has the wrong JSON type");
         if (r == 0 || !streq(json_object_get_string(v), "vxlan"))
                 return failf(ret_error, "Backend.Type: \"%s\" is not supported, only vxlan",
                              r == 0 ? "" : json_object_get_string(v));
-        r = get_uint(backend, "VNI", 0xffffff, &c.vni, ret_error);
+        r = get_uint(backend, "VNI", 0xffffff, &c.vni, NULL);
         if (r < 0)
                 return failf(ret_error, "Backend.VNI: invalid");
-        r = get_uint(backend, "Port", 65535, &n, ret_error);
+        r = get_uint(backend, "Port", 65535, &n, NULL);
         if (r < 0)
                 return failf(ret_error, "Backend.Port: invalid");
         if (r > 0)

@@ -138,6 +138,8 @@ static int write_files(node_agent *d) {
         return 0;
 }
 
+static void lease_held(node_agent *d, bool moved);
+
 static void on_lease(SubnetLease *l, int error, const char *message, const SubnetLeaseEvent *ev, void *userdata) {
         node_agent *d = userdata;
         char sub[32];
@@ -153,6 +155,13 @@ static void on_lease(SubnetLease *l, int error, const char *message, const Subne
         (void) registry_set_subnet(d->registry, sub);
         if (d->peer_watch)
                 (void) peer_watch_set_own(d->peer_watch, ev->subnet, ntohl(d->link.addr.s_addr));
+        lease_held(d, ev->changed && ev->previous_subnet != 0);
+}
+
+/* What follows a held lease: the overlay, the files, the peers. Also run
+ * again when the step is retried after one of these failed, since the lease
+ * does not call back again until it changes. */
+static void lease_held(node_agent *d, bool moved) {
         if (overlay_setup(d) < 0 || write_files(d) < 0)
                 return;
 
@@ -160,7 +169,7 @@ static void on_lease(SubnetLease *l, int error, const char *message, const Subne
                 PeerWatchOptions o = {
                         .prefix = d->cfg->network.prefix,
                         .config = d->netcfg,
-                        .own_subnet = ev->subnet,
+                        .own_subnet = ntohl(d->subnet.addr.s_addr),
                         .own_ip = ntohl(d->link.addr.s_addr),
                 };
                 int r = peer_watch_new(&d->peer_watch, d->etcd, d->event, &o, on_peers, d);
@@ -179,7 +188,7 @@ static void on_lease(SubnetLease *l, int error, const char *message, const Subne
                 (void) sd_notify(false, "READY=1");
                 d->notified_ready = true;
         }
-        if (ev->changed && ev->previous_subnet != 0 && d->step > STEP_DOCKER) {
+        if (moved && d->step > STEP_DOCKER) {
                 /* A new subnet after the lease was lost: Docker must move. */
                 d->step = STEP_DOCKER;
                 d->step_busy = false;
@@ -262,8 +271,13 @@ int daemon_network_start(node_agent *d) {
                 if (r < 0)
                         return log_error_errno(r, "Failed to watch netlink: %m");
         }
-        if (d->lease)
-                return 0;       /* already under way; the lease calls back */
+        if (d->lease) {
+                /* Under way: the lease calls back. Once held, a retry redoes
+                 * what failed after it (e.g. a file that could not be written). */
+                if (d->have_subnet)
+                        lease_held(d, false);
+                return 0;
+        }
         r = network_config_new(format_cidr(&d->cfg->network.network, net, sizeof net), d->cfg->network.subnet_len,
                                d->cfg->network.vni, (uint16_t) d->cfg->network.port, &wanted, &err);
         if (r < 0) {

@@ -81,7 +81,8 @@ static void on_peers(PeerWatch *w, const SubnetRecord *peers, size_t n, void *us
 
         if (!copy)
                 return;
-        memcpy(copy, peers, n * sizeof *copy);
+        if (n > 0)
+                memcpy(copy, peers, n * sizeof *copy);
         free(d->peers);
         d->peers = copy;
         d->n_peers = n;

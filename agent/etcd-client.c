@@ -533,17 +533,24 @@ static void request_done(EtcdRequest *r, CURLcode cc) {
                 }
         }
 
-        switch (o) {
-        case OUTCOME_OK:
-                note_endpoint(c, r->endpoint, NULL);
+        if (o == OUTCOME_OK) {
                 j = etcd_json_parse_first(r->response ? r->response : "", r->response_size);
                 k = etcd_result_from_json(j, &result);
                 if (j)
                         json_object_put(j);
                 if (k < 0) {
-                        request_failf(r, -EBADMSG, "%s: malformed response to %s", c->endpoints[r->endpoint], r->path);
-                        return;
+                        /* Not etcd's answer (a broken proxy or server): another
+                         * endpoint may do better. A write may have applied. */
+                        error = -EBADMSG;
+                        if (asprintf(&message, "%s: malformed response to %s", c->endpoints[r->endpoint], r->path) < 0)
+                                message = NULL;
+                        o = OUTCOME_UNSURE;
                 }
+        }
+
+        switch (o) {
+        case OUTCOME_OK:
+                note_endpoint(c, r->endpoint, NULL);
                 request_finish(r, 0, NULL, &result);
                 etcd_result_done(&result);
                 return;

@@ -12,6 +12,8 @@ PACKAGES=(
         libcmocka-dev python3-pytest etcd-server etcd-client iproute2 iputils-ping openssl
         # the systemd-nspawn test bed
         systemd-container debootstrap busybox-static
+        # hardening: libFuzzer and sanitizers (clang), valgrind
+        clang libclang-rt-14-dev valgrind
 )
 
 missing=()

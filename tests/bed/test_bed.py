@@ -182,6 +182,7 @@ def test_agent_unit_exposure_at_most_3(bed):
     out = bed.out("master", "systemd-analyze security --no-pager corekube-agent.service")
     m = re.search(r"exposure level for corekube-agent\.service: ([0-9.]+)", out)
     assert m and float(m.group(1)) <= 3.0, out
+    print(f"\ncorekube-agent.service exposure: {m.group(1)}")
 
 
 def write_docker_opts(bed, node, n):

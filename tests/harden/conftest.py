@@ -24,6 +24,19 @@ ETCDCTL = shutil.which("etcdctl") or "/usr/bin/etcdctl"
 _counter = itertools.count()
 
 
+def _sanitized(path):
+    try:
+        with open(path, "rb") as f:
+            return b"__asan_init" in f.read()
+    except OSError:
+        return False
+
+
+# An ASan build (tools/sanitize.sh): valgrind cannot run it, and its shadow
+# memory and quarantine make RSS meaningless.
+SANITIZED = bool(AGENT) and _sanitized(AGENT)
+
+
 def wait_until(pred, timeout, what="condition", interval=0.1):
     """Poll pred until it returns a true value or the deadline passes."""
     deadline = time.monotonic() + timeout

@@ -10,7 +10,7 @@ import signal
 
 import pytest
 
-from conftest import AGENT, stop, wait_until
+from conftest import AGENT, SANITIZED, stop, wait_until
 
 VALGRIND = shutil.which("valgrind")
 
@@ -18,6 +18,7 @@ pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root (network namespaces)"),
     pytest.mark.skipif(not AGENT, reason="AGENT_BIN not set (run through meson test)"),
     pytest.mark.skipif(not VALGRIND, reason="valgrind is not installed"),
+    pytest.mark.skipif(SANITIZED, reason="an ASan build does not run under valgrind"),
 ]
 
 PEER = ('{"PublicIP":"192.168.3.12","BackendType":"vxlan",'

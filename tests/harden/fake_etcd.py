@@ -4,7 +4,9 @@ slow (accepts and never answers), garbage (200 with bytes that are not
 JSON), truncate (a Content-Length it does not keep, then closes), close
 (closes without answering), error500, deep (200 with deeply nested JSON),
 huge (200 with a body larger than the client's cap), nulls (200 with JSON
-nulls where strings and objects belong). Run inside the test's namespace;
+nulls where strings and objects belong), stallwatch (a proxy to the real
+etcd on 127.0.0.1:2379 that accepts watches and never answers them). Run
+inside the test's namespace;
 the test stops it by PID."""
 
 import socket
@@ -38,13 +40,37 @@ def read_request(c):
         if not chunk:
             break
         body += chunk
-    return head
+    return head, body
+
+
+def proxy(head, body):
+    """The same request to the real etcd; returns (status line, body)."""
+    import urllib.error
+    import urllib.request
+    lines = head.decode().split("\r\n")
+    method, path, _ = lines[0].split(" ", 2)
+    headers = dict(line.split(": ", 1) for line in lines[1:] if ": " in line)
+    headers.pop("Host", None)
+    req = urllib.request.Request("http://127.0.0.1:2379" + path, data=body or None, method=method,
+                                 headers={k: v for k, v in headers.items()
+                                          if k.lower() in ("content-type", "authorization")})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return f"{r.status} OK", r.read()
+    except urllib.error.HTTPError as e:
+        return f"{e.code} Error", e.read()
 
 
 def handle(c):
     try:
-        while read_request(c) is not None:
-            if MODE == "slow":
+        while (req := read_request(c)) is not None:
+            head, body = req
+            if MODE == "stallwatch":
+                if b"/watch " in head.split(b"\r\n", 1)[0]:
+                    time.sleep(3600)
+                status, text = proxy(head, body)
+                c.sendall(response(status, text))
+            elif MODE == "slow":
                 time.sleep(3600)
             elif MODE == "garbage":
                 c.sendall(response("200 OK", b"\x00\xff{{[[garbage!!\"\"\x01 not json"))

@@ -147,3 +147,22 @@ def test_misbehaving_endpoint_then_good_one(node, mode):
         assert stop(node.agent) == 0, node.log()
     finally:
         stop(fake, signal.SIGKILL)
+
+
+def test_silent_watch_moves_to_the_next_endpoint(node):
+    """An endpoint that serves requests but never answers a watch: the peer
+    watch must move to the next endpoint and see a new peer."""
+    fake = subprocess.Popen(["ip", "netns", "exec", node.ns, "/usr/bin/python3", os.path.join(HERE, "fake_etcd.py"),
+                             "stallwatch", "2391"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert fake.stdout.readline().strip() == "listening"
+        node.start_etcd()
+        node.write_config(endpoints="http://127.0.0.1:2391,http://127.0.0.1:2379")
+        node.start_agent()
+        node.wait_state("ready", timeout=120)
+        node.etcdctl("put", SUBNETS + "10.244.99.0-24", json.dumps(GOOD))
+        wait_until(lambda: "02:42:c0:a8:03:0c dst 192.168.3.12" in fdb(node), 60, "the peer through the good endpoint")
+        assert "127.0.0.1:2391: watch not answered" in node.log(), node.log()
+        assert stop(node.agent) == 0, node.log()
+    finally:
+        stop(fake, signal.SIGKILL)

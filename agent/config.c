@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <syslog.h>
 #include <unistd.h>
 
@@ -478,6 +479,22 @@ static const ck_origin *best_origin(const ck_origin *a, const ck_origin *b) {
         return a->kind == ORIGIN_FILE || a->kind == ORIGIN_ENV ? a : b;
 }
 
+/* A key or password that others can read is as good as published: refuse to
+ * start with one rather than use it. A missing file is reported where it
+ * is read (check-config may run before the secrets are installed). */
+static void check_secret(loader *l, const char *key, const char *path, const ck_origin *o) {
+        struct stat st;
+
+        if (!path || stat(path, &st) < 0)
+                return;
+        if (!S_ISREG(st.st_mode))
+                diag(l, LOG_ERR, o, "[etcd] %s %s is not a regular file", key, path);
+        else if ((st.st_mode & 0077) != 0)
+                diag(l, LOG_ERR, o, "[etcd] %s %s is accessible by group or others (mode %04o): "
+                     "make it readable by its owner only (chmod 0600)",
+                     key, path, (unsigned) (st.st_mode & 07777));
+}
+
 static void cross_check(loader *l) {
         ck_config *c = l->c;
         char where[600];
@@ -503,6 +520,9 @@ static void cross_check(loader *l) {
         if (!!c->etcd.username != !!c->etcd.password_file)
                 diag(l, LOG_ERR, c->etcd.username ? &c->etcd.origin[6] : &c->etcd.origin[7],
                      "[etcd] username and password-file must be given together");
+
+        check_secret(l, "key-file", c->etcd.key_file, &c->etcd.origin[5]);
+        check_secret(l, "password-file", c->etcd.password_file, &c->etcd.origin[7]);
 
         for (int r = 0; r < _ROLE_MAX; r++)
                 for (char **p = c->roles[r].artifacts; p && *p; p++)

@@ -67,7 +67,8 @@ static void on_peers(PeerWatch *w, const SubnetRecord *peers, size_t n, void *us
 
         if (!copy)
                 return;
-        memcpy(copy, peers, n * sizeof *copy);
+        if (n > 0)
+                memcpy(copy, peers, n * sizeof *copy);
         free(d->peers);
         d->peers = copy;
         d->n_peers = n;
@@ -127,6 +128,8 @@ static int write_files(node_agent *d) {
         return 0;
 }
 
+static void lease_held(node_agent *d, bool moved);
+
 static void on_lease(SubnetLease *l, int error, const char *message, const SubnetLeaseEvent *ev, void *userdata) {
         node_agent *d = userdata;
         char sub[32];
@@ -142,6 +145,13 @@ static void on_lease(SubnetLease *l, int error, const char *message, const Subne
         (void) registry_set_subnet(d->registry, sub);
         if (d->peer_watch)
                 (void) peer_watch_set_own(d->peer_watch, ev->subnet, ntohl(d->link.addr.s_addr));
+        lease_held(d, ev->changed && ev->previous_subnet != 0);
+}
+
+/* What follows a held lease: the overlay, the files, the peers. Also run
+ * again when the step is retried after one of these failed, since the lease
+ * does not call back again until it changes. */
+static void lease_held(node_agent *d, bool moved) {
         if (overlay_setup(d) < 0 || write_files(d) < 0)
                 return;
 
@@ -149,7 +159,7 @@ static void on_lease(SubnetLease *l, int error, const char *message, const Subne
                 PeerWatchOptions o = {
                         .prefix = d->cfg->network.prefix,
                         .config = d->netcfg,
-                        .own_subnet = ev->subnet,
+                        .own_subnet = ntohl(d->subnet.addr.s_addr),
                         .own_ip = ntohl(d->link.addr.s_addr),
                 };
                 memcpy(o.own_mac, d->overlay_cfg.mac, 6);
@@ -169,7 +179,7 @@ static void on_lease(SubnetLease *l, int error, const char *message, const Subne
                 (void) sd_notify(false, "READY=1");
                 d->notified_ready = true;
         }
-        if (ev->changed && ev->previous_subnet != 0 && d->step > STEP_DOCKER) {
+        if (moved && d->step > STEP_DOCKER) {
                 /* A new subnet after the lease was lost: Docker must move. */
                 d->retry = sd_event_source_disable_unref(d->retry);
                 d->step = STEP_DOCKER;
@@ -251,8 +261,15 @@ int daemon_network_start(node_agent *d) {
                 if (r < 0)
                         return log_error_errno(r, "Failed to watch netlink: %m");
         }
-        if (d->lease || d->netcfg_req)
-                return 0;       /* already under way; it calls back */
+        if (d->netcfg_req)
+                return 0;       /* under way: it calls back */
+        if (d->lease) {
+                /* Under way: the lease calls back. Once held, a retry redoes
+                 * what failed after it (e.g. a file that could not be written). */
+                if (d->have_subnet)
+                        lease_held(d, false);
+                return 0;
+        }
         r = network_config_new(format_cidr(&d->cfg->network.network, net, sizeof net), d->cfg->network.subnet_len,
                                d->cfg->network.vni, (uint16_t) d->cfg->network.port, &wanted, &err);
         if (r < 0) {

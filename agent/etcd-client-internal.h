@@ -41,6 +41,7 @@ struct EtcdRequest {
         json_object **pending;      /* watch responses waiting to be handed out */
         size_t n_pending;
         bool streaming;             /* a watch that has delivered a response */
+        sd_event_source *silent_timer;  /* a watch must start answering within the request timeout */
 
         unsigned endpoint;
         unsigned tried;             /* endpoints tried in this round */

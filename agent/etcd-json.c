@@ -247,9 +247,11 @@ int etcd_result_from_json(json_object *o, EtcdResult *ret) {
                 r = etcd_json_get_int64(o, "TTL", &res.ttl);
         if (r >= 0)
                 r = etcd_json_get_int64(o, "grantedTTL", &res.granted_ttl);
+        /* JSON null comes back as a NULL object: check types, never assume. */
         if (r >= 0 && json_object_object_get_ex(o, "token", &tok)) {
-                res.token = strdup(json_object_get_string(tok));
-                if (!res.token)
+                if (!json_object_is_type(tok, json_type_string))
+                        r = -EBADMSG;
+                else if (!(res.token = strdup(json_object_get_string(tok))))
                         r = -ENOMEM;
         }
         if (r < 0) {
@@ -286,7 +288,8 @@ int etcd_watch_response_from_json(json_object *o, EtcdWatchResponse *ret) {
                 r = etcd_json_get_int64(o, "watch_id", &w.watch_id);
         if (r >= 0)
                 r = etcd_json_get_int64(o, "compact_revision", &w.compact_revision);
-        if (r >= 0 && json_object_object_get_ex(o, "cancel_reason", &reason)) {
+        if (r >= 0 && json_object_object_get_ex(o, "cancel_reason", &reason) &&
+            json_object_is_type(reason, json_type_string)) {
                 w.cancel_reason = strdup(json_object_get_string(reason));
                 if (!w.cancel_reason)
                         r = -ENOMEM;
@@ -306,6 +309,7 @@ int etcd_watch_response_from_json(json_object *o, EtcdWatchResponse *ret) {
                                 w.n_events = i + 1;
                                 w.events[i].type = ETCD_EVENT_PUT;
                                 if (json_object_object_get_ex(e, "type", &t) &&
+                                    json_object_is_type(t, json_type_string) &&
                                     streq(json_object_get_string(t), "DELETE"))
                                         w.events[i].type = ETCD_EVENT_DELETE;
                                 if (!json_object_object_get_ex(e, "kv", &kv)) {
@@ -356,8 +360,9 @@ int etcd_json_error(json_object *o, const char **ret_message, int *ret_code) {
 
         if (!o || !json_object_is_type(o, json_type_object))
                 return -EBADMSG;
-        if (!json_object_object_get_ex(o, "error", &m) &&
-            !json_object_object_get_ex(o, "message", &m))
+        /* Callers match on the message: it must be a string. */
+        if ((!json_object_object_get_ex(o, "error", &m) || !json_object_is_type(m, json_type_string)) &&
+            (!json_object_object_get_ex(o, "message", &m) || !json_object_is_type(m, json_type_string)))
                 return -EBADMSG;
         *ret_message = json_object_get_string(m);
         *ret_code = json_object_object_get_ex(o, "code", &c) ? json_object_get_int(c) : 0;

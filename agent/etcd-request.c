@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -132,6 +133,7 @@ static int on_watch_object(const char *text, size_t size, void *userdata) {
         o = etcd_json_parse_first(text, size);
         if (!o)
                 return -EBADMSG;
+        r->silent_timer = sd_event_source_disable_unref(r->silent_timer);
         p = realloc(r->pending, (r->n_pending + 1) * sizeof *p);
         if (!p) {
                 json_object_put(o);
@@ -222,12 +224,32 @@ static void request_reset_transfer(EtcdRequest *r) {
                 curl_easy_cleanup(r->easy);
                 r->easy = NULL;
         }
+        r->silent_timer = sd_event_source_disable_unref(r->silent_timer);
         curl_slist_free_all(r->headers);
         r->headers = NULL;
         free(r->response);
         r->response = NULL;
         r->response_size = 0;
         etcd_stream_reset(&r->stream);
+}
+
+/* A watch has no overall timeout (it is a stream), but etcd answers its
+ * creation at once: an endpoint that accepts a watch and stays silent (a
+ * hung member or proxy) would otherwise hold it forever. */
+static int on_watch_silent(sd_event_source *s, uint64_t usec, void *userdata) {
+        EtcdRequest *r = userdata;
+        EtcdClient *c = r->client;
+        char *m = NULL;
+
+        if (asprintf(&m, "%s: watch not answered within %" PRIu64 " ms", c->endpoints[r->endpoint],
+                     (uint64_t) (c->request_timeout_usec / USEC_PER_MSEC)) < 0)
+                m = NULL;
+        note_endpoint(c, r->endpoint, m ? m : "watch not answered");
+        free(r->last_error);
+        r->last_error = m;
+        request_reset_transfer(r);
+        request_retry(r);
+        return 0;
 }
 
 static void request_attempt(EtcdRequest *r) {
@@ -246,6 +268,14 @@ static void request_attempt(EtcdRequest *r) {
         k = setup_easy(r);
         if (k >= 0 && curl_multi_add_handle(c->multi, r->easy) != CURLM_OK)
                 k = -EIO;
+        if (k >= 0 && r->watch) {
+                uint64_t now;
+
+                k = sd_event_now(c->event, CLOCK_MONOTONIC, &now);
+                if (k >= 0)
+                        k = sd_event_add_time(c->event, &r->silent_timer, CLOCK_MONOTONIC,
+                                              now + c->request_timeout_usec, USEC_PER_MSEC, on_watch_silent, r);
+        }
         if (k < 0) {
                 request_failf(r, k, "%s: cannot set up the request", c->endpoints[r->endpoint]);
                 return;
@@ -292,17 +322,24 @@ void etcd_request_done(EtcdRequest *r, CURLcode cc) {
                 }
         }
 
-        switch (o) {
-        case OUTCOME_OK:
-                note_endpoint(c, r->endpoint, NULL);
+        if (o == OUTCOME_OK) {
                 j = etcd_json_parse_first(r->response ? r->response : "", r->response_size);
                 k = etcd_result_from_json(j, &result);
                 if (j)
                         json_object_put(j);
                 if (k < 0) {
-                        request_failf(r, -EBADMSG, "%s: malformed response to %s", c->endpoints[r->endpoint], r->path);
-                        return;
+                        /* Not etcd's answer (a broken proxy or server): another
+                         * endpoint may do better. A write may have applied. */
+                        error = -EBADMSG;
+                        if (asprintf(&message, "%s: malformed response to %s", c->endpoints[r->endpoint], r->path) < 0)
+                                message = NULL;
+                        o = OUTCOME_UNSURE;
                 }
+        }
+
+        switch (o) {
+        case OUTCOME_OK:
+                note_endpoint(c, r->endpoint, NULL);
                 request_finish(r, 0, NULL, &result);
                 etcd_result_done(&result);
                 return;

@@ -76,6 +76,13 @@ static int push_op(reconcile *rc, op_kind kind, const void *entry, size_t size) 
 }
 
 /* Validates the whole desired set and turns it into sorted entry lists. */
+/* qsort() with an empty list: the pointer may be NULL then, which qsort's
+ * contract does not allow. */
+static void sort_entries(void *p, size_t n, size_t size, int (*cmp)(const void *, const void *)) {
+        if (n > 1)
+                qsort(p, n, size, cmp);
+}
+
 static int build_wanted(reconcile *rc, const ns_peer *peers, size_t n) {
         char err[256], a[INET_ADDRSTRLEN], mac[18];
 
@@ -105,9 +112,9 @@ static int build_wanted(reconcile *rc, const ns_peer *peers, size_t n) {
                 re->type = RTN_UNICAST;
         }
 
-        qsort(rc->want_neigh.p, rc->want_neigh.n, sizeof(neigh_entry), neigh_cmp);
-        qsort(rc->want_route.p, rc->want_route.n, sizeof(route_entry), route_cmp);
-        qsort(rc->want_fdb.p, rc->want_fdb.n, sizeof(fdb_entry), fdb_cmp);
+        sort_entries(rc->want_neigh.p, rc->want_neigh.n, sizeof(neigh_entry), neigh_cmp);
+        sort_entries(rc->want_route.p, rc->want_route.n, sizeof(route_entry), route_cmp);
+        sort_entries(rc->want_fdb.p, rc->want_fdb.n, sizeof(fdb_entry), fdb_cmp);
 
         const neigh_entry *wn = rc->want_neigh.p;
         for (size_t i = 1; i < rc->want_neigh.n; i++)
@@ -310,9 +317,9 @@ int ns_overlay_reconcile(ns_ctx *ctx, const ns_peer *peers, size_t n, ns_reconci
         r = ns_peers_dump(&rc);
         if (r < 0)
                 goto finish;
-        qsort(rc.have_neigh.p, rc.have_neigh.n, sizeof(neigh_entry), neigh_cmp);
-        qsort(rc.have_fdb.p, rc.have_fdb.n, sizeof(fdb_entry), fdb_cmp);
-        qsort(rc.have_route.p, rc.have_route.n, sizeof(route_entry), route_cmp);
+        sort_entries(rc.have_neigh.p, rc.have_neigh.n, sizeof(neigh_entry), neigh_cmp);
+        sort_entries(rc.have_fdb.p, rc.have_fdb.n, sizeof(fdb_entry), fdb_cmp);
+        sort_entries(rc.have_route.p, rc.have_route.n, sizeof(route_entry), route_cmp);
 
         r = diff_route(&rc, true);
         if (r >= 0)

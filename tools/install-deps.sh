@@ -15,6 +15,8 @@ PACKAGES=(
         # deployment: the .deb and its checks, the RPM spec, cloud-config
         # schemas, the Heat checker, man pages
         debhelper dpkg-dev lintian rpm cloud-init python3-yaml groff man-db
+        # hardening: libFuzzer and sanitizers (clang), valgrind
+        clang libclang-rt-14-dev valgrind
 )
 
 missing=()

@@ -11,6 +11,7 @@ namespaces of its own, and removed by `bed.sh down` on every exit path."""
 import ipaddress
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -173,6 +174,15 @@ systemctl daemon-reload
     result, ok = bed.out("master", probe).splitlines()
     log = bed.out("master", "journalctl -q -u corekube-agent.service -o cat")
     assert result == "success" and ok == "1", log
+
+
+def test_agent_unit_exposure_at_most_3(bed):
+    """systemd-analyze security on the installed unit inside a node (issue 9):
+    the sandbox above must keep the exposure at 3.0 or below."""
+    out = bed.out("master", "systemd-analyze security --no-pager corekube-agent.service")
+    m = re.search(r"exposure level for corekube-agent\.service: ([0-9.]+)", out)
+    assert m and float(m.group(1)) <= 3.0, out
+    print(f"\ncorekube-agent.service exposure: {m.group(1)}")
 
 
 def write_docker_opts(bed, node, n):

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "config-test.h"
@@ -70,6 +71,39 @@ static void test_cross_pairs(void **state) {
         expect_ok(x, BASE "username = root\npassword-file = /pw\n", NULL);
         /* ca-file alone is fine: a trust anchor without client auth. */
         expect_ok(x, BASE "ca-file = /ca.pem\n", NULL);
+}
+
+static void test_cross_secrets(void **state) {
+        ctx *x = *state;
+        char text[3 * PATH_MAX], msg[3 * PATH_MAX], key[PATH_MAX + 64], pw[PATH_MAX + 64];
+
+        write_file(x, "k.pem", "key\n");
+        write_file(x, "pw", "secret\n");
+        snprintf(key, sizeof key, "%s/k.pem", x->dir);
+        snprintf(pw, sizeof pw, "%s/pw", x->dir);
+        snprintf(text, sizeof text, BASE "cert-file = /c.pem\nkey-file = %s\nusername = root\npassword-file = %s\n", key, pw);
+
+        assert_int_equal(chmod(key, 0600), 0);
+        assert_int_equal(chmod(pw, 0400), 0);
+        expect_ok(x, text, NULL);
+
+        assert_int_equal(chmod(key, 0640), 0);
+        snprintf(msg, sizeof msg, "agent.conf:7: [etcd] key-file %s is accessible by group or others (mode 0640): "
+                 "make it readable by its owner only (chmod 0600)", "k.pem");
+        expect_one_error(x, text, NULL, msg);
+
+        assert_int_equal(chmod(key, 0600), 0);
+        assert_int_equal(chmod(pw, 0604), 0);
+        snprintf(msg, sizeof msg, "agent.conf:9: [etcd] password-file %s is accessible by group or others (mode 0604): "
+                 "make it readable by its owner only (chmod 0600)", "pw");
+        expect_one_error(x, text, NULL, msg);
+
+        /* From the environment too, named by its variable. (The diagnostics
+         * show paths relative to the test's directory.) */
+        snprintf(text, sizeof text, "COREKUBE_ETCD_PASSWORD_FILE=%s", pw);
+        snprintf(msg, sizeof msg, "env COREKUBE_ETCD_PASSWORD_FILE: [etcd] password-file %s is accessible by group or others "
+                 "(mode 0604): make it readable by its owner only (chmod 0600)", "pw");
+        expect_one_error(x, BASE "username = root\n", ((char *const[]) { text, NULL }), msg);
 }
 
 static void test_cross_artifacts(void **state) {
@@ -230,6 +264,7 @@ int main(void) {
                 T(test_cross_required),
                 T(test_cross_subnet_len),
                 T(test_cross_pairs),
+                T(test_cross_secrets),
                 T(test_cross_artifacts),
                 T(test_cross_address),
                 T(test_all_problems_reported),

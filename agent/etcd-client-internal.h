@@ -7,6 +7,7 @@
 #include <curl/curl.h>
 
 #include "backoff.h"
+#include "curl-event.h"
 #include "etcd-client.h"
 #include "etcd-stream.h"
 
@@ -61,8 +62,7 @@ struct EtcdRequest {
 
 struct EtcdClient {
         sd_event *event;
-        CURLM *multi;
-        sd_event_source *timer;
+        curl_loop *curl;                /* libcurl's multi interface on sd-event */
         sd_event_source *dispatch;      /* hands out watch responses outside curl */
 
         char **endpoints;

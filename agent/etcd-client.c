@@ -4,15 +4,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
 
 #include "etcd-client-internal.h"
 #include "log.h"
 #include "macro.h"
 #include "message-ids.h"
 
-/* The client: endpoints, options, and libcurl's multi interface run by
- * sd-event. Requests themselves live in etcd-request.c. */
+/* The client: endpoints, options, and the transfers on curl-event.c's loop. Requests themselves live in etcd-request.c. */
 
 uint64_t etcd_client_get_attempts(EtcdClient *c) {
         return c->attempts;
@@ -20,86 +18,6 @@ uint64_t etcd_client_get_attempts(EtcdClient *c) {
 
 const char *etcd_client_get_endpoint(EtcdClient *c) {
         return c->endpoints[c->current];
-}
-
-/* ---- libcurl multi on sd-event ---- */
-
-static void process_done(EtcdClient *c);
-
-static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
-        EtcdClient *c = userdata;
-        int action = 0, running;
-
-        if (revents & EPOLLIN)
-                action |= CURL_CSELECT_IN;
-        if (revents & EPOLLOUT)
-                action |= CURL_CSELECT_OUT;
-        if (revents & (EPOLLERR | EPOLLHUP))
-                action |= CURL_CSELECT_ERR;
-        curl_multi_socket_action(c->multi, fd, action, &running);
-        process_done(c);
-        return 0;
-}
-
-static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp) {
-        EtcdClient *c = userp;
-        sd_event_source *io = socketp;
-        uint32_t events = 0;
-
-        if (what == CURL_POLL_REMOVE) {
-                if (io) {
-                        sd_event_source_disable_unref(io);
-                        curl_multi_assign(c->multi, fd, NULL);
-                }
-                return 0;
-        }
-        if (what == CURL_POLL_IN || what == CURL_POLL_INOUT)
-                events |= EPOLLIN;
-        if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT)
-                events |= EPOLLOUT;
-
-        if (io) {
-                if (sd_event_source_set_io_events(io, events) < 0 ||
-                    sd_event_source_set_enabled(io, SD_EVENT_ON) < 0)
-                        return -1;
-                return 0;
-        }
-        if (sd_event_add_io(c->event, &io, fd, events, on_io, c) < 0)
-                return -1;
-        (void) sd_event_source_set_description(io, "etcd-curl-io");
-        curl_multi_assign(c->multi, fd, io);
-        return 0;
-}
-
-static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
-        EtcdClient *c = userdata;
-        int running;
-
-        curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-        process_done(c);
-        return 0;
-}
-
-static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp) {
-        EtcdClient *c = userp;
-        uint64_t now;
-
-        if (timeout_ms < 0)
-                return c->timer ? (sd_event_source_set_enabled(c->timer, SD_EVENT_OFF) < 0 ? -1 : 0) : 0;
-
-        if (sd_event_now(c->event, CLOCK_MONOTONIC, &now) < 0)
-                return -1;
-        now += (uint64_t) timeout_ms * USEC_PER_MSEC;
-        if (c->timer) {
-                if (sd_event_source_set_time(c->timer, now) < 0 ||
-                    sd_event_source_set_enabled(c->timer, SD_EVENT_ONESHOT) < 0)
-                        return -1;
-                return 0;
-        }
-        if (sd_event_add_time(c->event, &c->timer, CLOCK_MONOTONIC, now, USEC_PER_MSEC, on_timer, c) < 0)
-                return -1;
-        (void) sd_event_source_set_description(c->timer, "etcd-curl-timer");
-        return 0;
 }
 
 static int on_dispatch(sd_event_source *s, void *userdata) {
@@ -119,23 +37,6 @@ static int on_dispatch(sd_event_source *s, void *userdata) {
         }
 }
 
-
-static void process_done(EtcdClient *c) {
-        CURLMsg *m;
-        int left;
-
-        while ((m = curl_multi_info_read(c->multi, &left))) {
-                EtcdRequest *r = NULL;
-                CURLcode cc;
-
-                if (m->msg != CURLMSG_DONE)
-                        continue;
-                cc = m->data.result;
-                (void) curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **) &r);
-                if (r)
-                        etcd_request_done(r, cc);
-        }
-}
 
 /* ---- the client ---- */
 
@@ -231,14 +132,8 @@ int etcd_client_new(EtcdClient **ret, sd_event *event, const EtcdClientOptions *
         c->backoff_max_usec = o->backoff_max_usec ?: 10 * USEC_PER_SEC;
         c->max_rounds = o->max_rounds;
 
-        c->multi = curl_multi_init();
-        if (!c->multi)
+        if (curl_loop_new(event, &c->curl) < 0)
                 return -ENOMEM;
-        if (curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket) != CURLM_OK ||
-            curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c) != CURLM_OK ||
-            curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer) != CURLM_OK ||
-            curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c) != CURLM_OK)
-                return -EIO;
         if (sd_event_add_defer(event, &c->dispatch, on_dispatch, c) < 0 ||
             sd_event_source_set_enabled(c->dispatch, SD_EVENT_OFF) < 0)
                 return -ENOMEM;
@@ -253,9 +148,7 @@ EtcdClient *etcd_client_free(EtcdClient *c) {
                 return NULL;
         while (c->requests)
                 etcd_request_free(c->requests);
-        if (c->multi)
-                curl_multi_cleanup(c->multi);
-        sd_event_source_disable_unref(c->timer);
+        curl_loop_free(c->curl);
         sd_event_source_disable_unref(c->dispatch);
         sd_event_unref(c->event);
         etcd_endpoints_free(c->endpoints);

@@ -197,7 +197,6 @@ static int setup_easy(EtcdRequest *r) {
 
         r->errbuf[0] = 0;
         if (curl_easy_setopt(e, CURLOPT_URL, url) != CURLE_OK ||
-            curl_easy_setopt(e, CURLOPT_PRIVATE, r) != CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers) != CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, r->body) != CURLE_OK ||
             curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf) != CURLE_OK ||
@@ -220,7 +219,7 @@ static int setup_easy(EtcdRequest *r) {
 
 static void request_reset_transfer(EtcdRequest *r) {
         if (r->easy) {
-                curl_multi_remove_handle(r->client->multi, r->easy);
+                curl_loop_remove(r->client->curl, r->easy);
                 curl_easy_cleanup(r->easy);
                 r->easy = NULL;
         }
@@ -252,6 +251,10 @@ static int on_watch_silent(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
+static void on_transfer_done(CURL *easy, CURLcode cc, void *userdata) {
+        etcd_request_done(userdata, cc);
+}
+
 static void request_attempt(EtcdRequest *r) {
         EtcdClient *c = r->client;
         int k;
@@ -266,8 +269,8 @@ static void request_attempt(EtcdRequest *r) {
         }
 
         k = setup_easy(r);
-        if (k >= 0 && curl_multi_add_handle(c->multi, r->easy) != CURLM_OK)
-                k = -EIO;
+        if (k >= 0)
+                k = curl_loop_add(c->curl, r->easy, on_transfer_done, r);
         if (k >= 0 && r->watch) {
                 uint64_t now;
 

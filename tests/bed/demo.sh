@@ -71,7 +71,7 @@ start_container() {
 }
 
 cmd_up() {
-        local n=${1:-3} names ip=11 name role
+        local n=${1:-3} names ip=11 name role st
         ((n >= 2)) || { echo "demo: need at least 2 nodes (a master and a minion)" >&2; exit 64; }
         mapfile -t names < <(node_names "$n")
 
@@ -85,16 +85,21 @@ cmd_up() {
         fi
         "${BEDSH[@]}" up || fail "fabric"
 
-        say "3/6 Booting ${#names[@]} nodes with corekube-agent enabled (they bring themselves up in parallel)"
+        say "3/6 Booting ${#names[@]} nodes; cloud-init in each writes the agent config, installs the package and starts it, as on a cloud"
         for name in "${names[@]}"; do
                 role=minion
                 [[ $name == master ]] && role=master
-                "${BEDSH[@]}" node-add "$name" "$role" "192.168.3.$ip" --agent --no-standins || fail "boot $name"
+                "${BEDSH[@]}" node-add "$name" "$role" "192.168.3.$ip" --cloud-init || fail "boot $name"
                 ip=$((ip + 1))
         done
 
         say "4/6 Waiting until every node says ready (registered, overlay up, Docker restarted, units started)"
         wait_ready "${names[@]}"
+        for name in "${names[@]}"; do
+                st=$("${BEDSH[@]}" exec "$name" cloud-init status 2>/dev/null | sed -n 's/^status: //p')
+                [[ $st == done ]] || fail "cloud-init on $name" "cloud-init status says '${st:-nothing}'"
+        done
+        echo "  cloud-init: done on every node"
 
         say "5/6 corekube-agent status"
         "${BEDSH[@]}" exec master corekube-agent status || fail "status" "corekube-agent status failed on master"
@@ -118,7 +123,7 @@ Look inside a node:
   tests/bed/bed.sh -b $BED exec minion-1 ip -d route show dev flannel.1
   tests/bed/bed.sh -b $BED exec master corekube-agent status
 Tear it all down (namespaces, containers, processes, mounts, links):
-  make demo-down
+  make demo-down        (for a demo named by CKB_DEMO_BED: tests/bed/demo.sh down with it set)
 MSG
 }
 

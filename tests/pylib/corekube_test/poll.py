@@ -5,12 +5,12 @@ wait for something that has no event to wait on."""
 import time
 
 
-def wait_until(cond, timeout, what="condition", interval=0.1, retry_on=(), diag=None):
+def wait_until(cond, timeout, what="condition", diag=None, interval=0.1, retry_on=()):
     """Calls cond() until it returns a true value and returns that value.
 
-    retry_on: exception types that mean "not yet" (a probe that explains
-    itself by raising while things settle); the last one is quoted if the
-    deadline passes. diag: called at the deadline for text to add."""
+    diag: called at the deadline for text to add (a log). retry_on:
+    exception types that mean "not yet" (a probe that explains itself by
+    raising while things settle); the last one is quoted at the deadline."""
     deadline = time.monotonic() + timeout
     last = None
     while True:

@@ -13,21 +13,23 @@ namespaces (etcdctl runs inside the fabric namespace).
 
 meson passes AGENT_BIN, the built corekube-agent."""
 
-import base64
+import functools
 import json
 import os
 import shutil
 import signal
 import subprocess
 import tempfile
-import time
 import uuid
 
 import pytest
 
+from corekube_test import poll
+from corekube_test.etcd import Etcd
+from corekube_test.netns import Netns
+from corekube_test.proc import run, stop
+
 AGENT = os.environ.get("AGENT_BIN", "")
-ETCD = shutil.which("etcd") or "/usr/bin/etcd"
-ETCDCTL = shutil.which("etcdctl") or "/usr/bin/etcdctl"
 FABRIC_IP = "192.168.3.1"
 ETCD_PORT = 2379          # free: the fabric namespace is new
 NET_PREFIX = "/coreos.com/network"
@@ -36,116 +38,15 @@ CK_PREFIX = "/corekube"
 _seq = [0]
 
 
-def wait_until(pred, timeout, what="condition", interval=0.1):
-    """Polls pred until it returns a true value; fails at the deadline with
-    the last value it saw."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while True:
-        try:
-            last = pred()
-        except AssertionError as e:       # a probe may fail while things settle
-            last = e
-        if last and not isinstance(last, AssertionError):
-            return last
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
-        time.sleep(interval)
+# A probe may fail (AssertionError) while things settle.
+wait_until = functools.partial(poll.wait_until, retry_on=(AssertionError,))
 
 
-def run(*cmd, check=True, timeout=30, input=None):
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, input=input)
-    if check and r.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed ({r.returncode}): {r.stderr.strip()}")
-    return r
-
-
-class Netns:
-    def __init__(self, name):
-        self.name = name
-        run("ip", "netns", "add", name)
-        run("ip", "-n", name, "link", "set", "lo", "up")
-
-    def ip(self, *args, check=True):
-        return run("ip", "-n", self.name, *args, check=check)
-
-    def ipj(self, *args):
-        out = run("ip", "-j", "-n", self.name, *args).stdout
-        return json.loads(out) if out.strip() else []
-
-    def bridgej(self, *args):
-        out = run("bridge", "-j", "-n", self.name, *args).stdout
-        return json.loads(out) if out.strip() else []
-
-    def exec(self, *cmd, check=True, timeout=30):
-        return run("ip", "netns", "exec", self.name, *cmd, check=check, timeout=timeout)
-
-    def has_link(self, dev):
-        return self.ip("link", "show", "dev", dev, check=False).returncode == 0
-
-    def delete(self):
-        run("ip", "netns", "del", self.name, check=False)
-
-
-class Etcd:
+def fabric_etcd(fabric, workdir):
     """etcd inside the fabric namespace, on the bridge address and loopback."""
-
-    def __init__(self, fabric, workdir):
-        self.ns = fabric
-        self.data_dir = os.path.join(workdir, "etcd-data")
-        self.log_path = os.path.join(workdir, "etcd.log")
-        self.proc = None
-        self.url = f"http://{FABRIC_IP}:{ETCD_PORT}"
-
-    def start(self):
-        local = f"http://127.0.0.1:{ETCD_PORT}"
-        peer = f"http://127.0.0.1:{ETCD_PORT + 1}"
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                ["ip", "netns", "exec", self.ns.name, ETCD, "--name", "fabric", "--data-dir", self.data_dir,
-                 "--listen-client-urls", f"{self.url},{local}", "--advertise-client-urls", self.url,
-                 "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-                 "--initial-cluster", f"fabric={peer}", "--initial-cluster-state", "new",
-                 "--initial-cluster-token", f"ck-agent-{os.getpid()}"],
-                stdout=log, stderr=subprocess.STDOUT)
-
-        def healthy():
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"etcd exited; see {self.log_path}")
-            return self.ctl("endpoint", "health", check=False, timeout=5).returncode == 0
-        wait_until(healthy, 20, "etcd healthy", interval=0.2)
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
-
-    def ctl(self, *args, check=True, timeout=15):
-        return self.ns.exec("env", "ETCDCTL_API=3", ETCDCTL, "--endpoints", f"http://127.0.0.1:{ETCD_PORT}",
-                            *args, check=check, timeout=timeout)
-
-    def get_prefix(self, prefix):
-        """{key: {"value", "lease", "mod_revision"}} under prefix."""
-        out = json.loads(self.ctl("get", prefix, "--prefix", "-w", "json").stdout)
-        res = {}
-        for kv in out.get("kvs", []):
-            res[base64.b64decode(kv["key"]).decode()] = {
-                "value": base64.b64decode(kv.get("value", "")).decode(errors="replace"),
-                "lease": int(kv.get("lease", 0)),
-                "mod_revision": int(kv.get("mod_revision", 0)),
-            }
-        return res
-
-    def put(self, key, value):
-        self.ctl("put", key, "--", value)
-
-    def delete(self, key, prefix=False):
-        self.ctl("del", key, *(["--prefix"] if prefix else []))
+    return Etcd(workdir, name="fabric", netns=fabric.name, host=FABRIC_IP, client_port=ETCD_PORT,
+                data_dir=os.path.join(workdir, "etcd-data"), log_path=os.path.join(workdir, "etcd.log"),
+                token=f"ck-agent-{os.getpid()}")
 
 
 class Node:
@@ -195,12 +96,7 @@ class Node:
 
     def stop(self, sig=signal.SIGTERM):
         if self.alive():
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            stop(self.proc, sig, 10)
         rc = self.proc.returncode if self.proc else None
         self.proc = None
         return rc
@@ -303,7 +199,7 @@ class Cluster:
         self.fabric.ip("link", "add", "br0", "type", "bridge")
         self.fabric.ip("link", "set", "br0", "up")
         self.fabric.ip("addr", "add", f"{FABRIC_IP}/24", "dev", "br0")
-        self.etcd = Etcd(self.fabric, workdir)
+        self.etcd = fabric_etcd(self.fabric, workdir)
 
     def add_node(self, role="minion"):
         n = Node(self, len(self.nodes) + 1, role)
@@ -383,7 +279,7 @@ def make_cluster(n_nodes, start=True):
     try:
         c = Cluster(workdir)
         _live_clusters.append(c)
-        c.etcd.start()
+        c.etcd.start(timeout=20)
         for i in range(n_nodes):
             c.add_node("master" if i == 0 else "minion")
         if start:

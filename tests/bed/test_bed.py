@@ -12,15 +12,14 @@ import ipaddress
 import json
 import os
 import re
-import shutil
 import subprocess
-import tempfile
 import time
 
 import pytest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-BED_SH = os.path.join(HERE, "bed.sh")
+import corekube_test.bed
+from corekube_test.poll import wait_until
+
 NODES = {"master": ("master", "192.168.3.11", 11), "minion-1": ("minion", "192.168.3.12", 12)}
 OUR_UNITS = ["corekube-agent.service", "docker.service"]
 ROLE_UNITS = {
@@ -31,45 +30,9 @@ ROLE_UNITS = {
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the bed needs root")
 
 
-def wait_until(cond, deadline, what):
-    """Poll cond() until it is true or the deadline passes."""
-    end = time.monotonic() + deadline
-    while True:
-        if cond():
-            return
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out after {deadline} s waiting for {what}")
-        time.sleep(0.2)
-
-
-class Bed:
+class Bed(corekube_test.bed.Bed):
     def __init__(self):
-        self.name = f"pt{os.getpid()}"
-        self.tmp = tempfile.mkdtemp(prefix=f"ckb-{self.name}-", dir="/var/tmp")
-        self.state = os.path.join(self.tmp, "state")
-        self.data = os.path.join(self.tmp, "data")
-        self.env = dict(os.environ, CKB_STATE_DIR=self.state, CKB_DATA_DIR=self.data)
-        self.timings = {}
-
-    def run(self, *args, check=True, timeout=300):
-        r = subprocess.run([BED_SH, "-b", self.name, *args], env=self.env, capture_output=True,
-                           text=True, timeout=timeout)
-        if check and r.returncode != 0:
-            raise AssertionError(f"bed.sh {' '.join(args)} exited {r.returncode}:\n{r.stdout}\n{r.stderr}")
-        return r
-
-    def timed(self, label, *args):
-        start = time.monotonic()
-        r = self.run(*args)
-        self.timings[label] = time.monotonic() - start
-        return r
-
-    def sh(self, node, script, check=True):
-        """A shell script inside a node (all its namespaces)."""
-        return self.run("exec", node, "/bin/sh", "-ec", script, check=check)
-
-    def out(self, node, script):
-        return self.sh(node, script).stdout.strip()
+        super().__init__("pt")
 
     def fabric_http(self, method, url, body=None):
         """An HTTP request from the fabric namespace (the host's python3)."""
@@ -103,8 +66,7 @@ def bed():
             b.timed(f"node-add {name}", "node-add", name, role, ip)
         yield b
     finally:
-        r = b.run("down", check=False)
-        shutil.rmtree(b.tmp, ignore_errors=True)
+        r = b.down()
         print("\nbed timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in b.timings.items()))
         assert r.returncode == 0, r.stderr
 
@@ -287,8 +249,7 @@ def test_second_bed_coexists(bed):
         r = other.run("fabric", "etcdctl", "--endpoints=http://192.168.3.2:2379", "get", "/ckb-probe")
         assert r.stdout == "", "the second bed must have its own etcd"
     finally:
-        other.run("down", check=False)
-        shutil.rmtree(other.tmp, ignore_errors=True)
+        other.down()
     assert bed_processes(other) == []
     assert bed.out("master", "systemctl is-system-running") == "running"
     assert "1 received" in bed.out("minion-1", "ping -c1 -W2 192.168.3.11")

@@ -7,11 +7,11 @@ meson passes AGENT_BIN (the binary) and AGENT_VERSION (the project version).
 
 import os
 import re
-import shutil
 import subprocess
-import tempfile
 
 import pytest
+
+from corekube_test.proc import temp_dir
 
 AGENT = os.environ.get("AGENT_BIN", "")
 VERSION = os.environ.get("AGENT_VERSION", "")
@@ -71,11 +71,8 @@ def agent_binary():
 
 @pytest.fixture
 def tmpdir_():
-    d = tempfile.mkdtemp(prefix="test-cli-")
-    try:
+    with temp_dir("test-cli-") as d:
         yield d
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
 
 
 def clean_env(**extra):

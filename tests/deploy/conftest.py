@@ -1,10 +1,10 @@
 # SPDX-License-Identifier: Apache-2.0
 import os
-import shutil
 import subprocess
-import tempfile
 
 import pytest
+
+from corekube_test.proc import temp_dir
 
 SRCDIR = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
@@ -17,11 +17,8 @@ def run(*args, **kw):
 
 @pytest.fixture
 def tmpdir_clean():
-    d = tempfile.mkdtemp(prefix="ckb-deploy-")
-    try:
+    with temp_dir("ckb-deploy-") as d:
         yield d
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

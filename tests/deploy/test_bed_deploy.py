@@ -17,15 +17,13 @@ Needs root. One bed named after our PID, removed on every exit path."""
 import json
 import os
 import shutil
-import subprocess
-import tempfile
-import time
 
 import pytest
 
+import corekube_test.bed
 from conftest import SRCDIR
+from corekube_test.poll import wait_until
 
-BED_SH = os.path.join(SRCDIR, "tests", "bed", "bed.sh")
 ETCD = "http://127.0.0.1:2379"
 DISCOVERY = "http://192.168.3.5:2379"
 CI_NODES = {"master": ("master", "192.168.3.11"), "minion-1": ("minion", "192.168.3.12")}
@@ -34,33 +32,9 @@ READY_TIMEOUT = 180
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the bed needs root")
 
 
-def wait_until(cond, deadline, what):
-    end = time.monotonic() + deadline
-    while not cond():
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out after {deadline} s waiting for {what}")
-        time.sleep(0.5)
-
-
-class Bed:
+class Bed(corekube_test.bed.Bed):
     def __init__(self):
-        self.name = f"dp{os.getpid()}"
-        self.tmp = tempfile.mkdtemp(prefix=f"ckb-{self.name}-", dir="/var/tmp")
-        self.data = os.path.join(self.tmp, "data")
-        self.env = dict(os.environ, CKB_STATE_DIR=os.path.join(self.tmp, "state"), CKB_DATA_DIR=self.data)
-
-    def run(self, *args, check=True, timeout=600):
-        r = subprocess.run([BED_SH, "-b", self.name, *args], env=self.env, capture_output=True,
-                           text=True, timeout=timeout)
-        if check and r.returncode != 0:
-            raise AssertionError(f"bed.sh {' '.join(args)} exited {r.returncode}:\n{r.stdout}\n{r.stderr}")
-        return r
-
-    def sh(self, node, script, check=True):
-        return self.run("exec", node, "/bin/sh", "-ec", script, check=check)
-
-    def out(self, node, script):
-        return self.sh(node, script).stdout.strip()
+        super().__init__("dp", timeout=600)
 
     def etcdctl(self, endpoint, *args):
         return self.run("fabric", "env", "ETCDCTL_API=3", "etcdctl", f"--endpoints={endpoint}", *args,
@@ -84,8 +58,7 @@ def bed():
             b.run("node-add", name, role, ip, "--cloud-init", "--etcd", DISCOVERY)
         yield b
     finally:
-        r = b.run("down", check=False)
-        shutil.rmtree(b.tmp, ignore_errors=True)
+        r = b.down()
         assert r.returncode == 0, r.stderr
 
 

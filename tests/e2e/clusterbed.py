@@ -4,16 +4,17 @@ suite: nodes, etcd as seen from the fabric, each node's flannel.1 as the
 kernel holds it, Docker containers, and polls with deadlines."""
 
 import base64
+import functools
 import ipaddress
 import json
-import os
-import shutil
-import subprocess
-import tempfile
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-BED_SH = os.path.normpath(os.path.join(HERE, "..", "bed", "bed.sh"))
+import corekube_test.bed
+from corekube_test import poll
+from corekube_test.bed import BED_SH
+
+__all__ = ["BED_SH", "Cluster", "wait_until"]
+
 ETCD = "http://127.0.0.1:2379"          # etcd's loopback inside the fabric netns
 MACHINES = "/corekube/machines/"
 SUBNETS = "/coreos.com/network/subnets/"
@@ -22,21 +23,8 @@ CONTAINER = "e2e"
 MID_READY = "55bbe08da66a1b049c31d9b0d47824dd"
 
 
-def wait_until(cond, deadline, what, interval=0.2):
-    """Poll cond() until it returns something true; return that value."""
-    end = time.monotonic() + deadline
-    last = None
-    while True:
-        try:
-            v = cond()
-        except AssertionError as e:     # conditions may explain themselves
-            v, last = None, e
-        if v:
-            return v
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out after {deadline} s waiting for {what}"
-                                 + (f": {last}" if last else ""))
-        time.sleep(interval)
+# Conditions may explain themselves: an AssertionError means "not yet".
+wait_until = functools.partial(poll.wait_until, retry_on=(AssertionError,), interval=0.2)
 
 
 def b64(s):
@@ -48,30 +36,13 @@ class Node:
         self.name, self.role, self.ip = name, role, ip
 
 
-class Cluster:
+class Cluster(corekube_test.bed.Bed):
     def __init__(self, prefix="ec"):
-        self.name = f"{prefix}{os.getpid()}"[:16]
-        self.tmp = tempfile.mkdtemp(prefix=f"ckb-{self.name}-", dir="/var/tmp")
-        self.env = dict(os.environ, CKB_STATE_DIR=os.path.join(self.tmp, "state"),
-                        CKB_DATA_DIR=os.path.join(self.tmp, "data"))
+        super().__init__(prefix)
         self.nodes = {}
-        self.timings = {}
         self.removed = False
 
     # ---- bed.sh ----
-
-    def run(self, *args, check=True, timeout=300):
-        r = subprocess.run([BED_SH, "-b", self.name, *args], env=self.env, capture_output=True,
-                           text=True, timeout=timeout)
-        if check and r.returncode != 0:
-            raise AssertionError(f"bed.sh {' '.join(args)} exited {r.returncode}:\n{r.stdout}\n{r.stderr}")
-        return r
-
-    def timed(self, label, *args, **kw):
-        start = time.monotonic()
-        r = self.run(*args, **kw)
-        self.timings[label] = time.monotonic() - start
-        return r
 
     def up(self):
         self.timed("up", "up")
@@ -79,11 +50,6 @@ class Cluster:
     def add_node(self, name, role, ip, *opts):
         self.timed(f"boot {name}", "node-add", name, role, ip, "--agent", "--no-standins", *opts)
         self.nodes[name] = Node(name, role, ip)
-
-    def down(self):
-        r = self.run("down", check=False)
-        shutil.rmtree(self.tmp, ignore_errors=True)
-        return r
 
     def sh(self, node, script, check=True, timeout=120):
         """A shell script inside a node (all its namespaces); its stdout."""

@@ -22,15 +22,13 @@ import ipaddress
 import json
 import os
 import re
-import shutil
 import subprocess
-import tempfile
-import time
 
 import pytest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-BED_SH = os.path.join(HERE, "..", "bed", "bed.sh")
+import corekube_test.bed
+from corekube_test.poll import wait_until
+
 ETCD = "http://192.168.3.2:2379"
 AGENT = "corekube-agent.service"
 MASTER_UNITS = ["kube-apiserver.service", "kube-controller-manager.service", "kube-scheduler.service"]
@@ -65,46 +63,14 @@ def agent_has_verb(verb):
     return re.search(rf"^\s+{verb}\b", r.stdout + r.stderr, re.M) is not None
 
 
-def wait_until(cond, deadline, what, diag=None):
-    """Poll cond() until it returns something true (returned) or the
-    deadline passes."""
-    end = time.monotonic() + deadline
-    while True:
-        v = cond()
-        if v:
-            return v
-        if time.monotonic() > end:
-            extra = f"\n{diag()}" if diag else ""
-            raise AssertionError(f"timed out after {deadline} s waiting for {what}{extra}")
-        time.sleep(0.2)
-
-
-class Bed:
+class Bed(corekube_test.bed.Bed):
     def __init__(self):
-        self.name = f"e2e{os.getpid()}"
-        self.tmp = tempfile.mkdtemp(prefix=f"ckb-{self.name}-", dir="/var/tmp")
-        self.state = os.path.join(self.tmp, "state")
-        self.data = os.path.join(self.tmp, "data")
-        self.env = dict(os.environ, CKB_STATE_DIR=self.state, CKB_DATA_DIR=self.data)
+        super().__init__("e2e")
         self.nodes = set()
-
-    def run(self, *args, check=True, timeout=300):
-        r = subprocess.run([BED_SH, "-b", self.name, *args], env=self.env, capture_output=True,
-                           text=True, timeout=timeout)
-        if check and r.returncode != 0:
-            raise AssertionError(f"bed.sh {' '.join(args)} exited {r.returncode}:\n{r.stdout}\n{r.stderr}")
-        return r
 
     def add_node(self, name, role, ip, *options):
         self.run("node-add", name, role, ip, "--agent", "--no-standins", *options)
         self.nodes.add(name)
-
-    def sh(self, node, script, check=True):
-        """A shell script inside a node (all its namespaces)."""
-        return self.run("exec", node, "/bin/sh", "-ec", script, check=check)
-
-    def out(self, node, script):
-        return self.sh(node, script).stdout.strip()
 
     def show(self, node, unit, *props):
         out = self.out(node, f"systemctl show -p {','.join(props)} {unit}")
@@ -168,8 +134,7 @@ def bed():
         b.add_node("master", "master", "192.168.3.11")
         yield b
     finally:
-        r = b.run("down", check=False)
-        shutil.rmtree(b.tmp, ignore_errors=True)
+        r = b.down()
         assert r.returncode == 0, r.stderr
 
 

@@ -4,148 +4,24 @@ on free loopback ports with a fresh data dir, the etcd-tool test driver, a
 counting/blocking TCP proxy and a few helpers. Everything started here is
 stopped by PID and every temporary file removed, on every exit path."""
 
-import base64
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
-import tempfile
 import threading
 import time
-import urllib.request
 
 import pytest
 
+from corekube_test.etcd import Etcd
+from corekube_test.http import read_request
+from corekube_test.poll import wait_until
+from corekube_test.proc import free_port, temp_dir
+
+__all__ = ["Etcd", "Proxy", "Tool", "free_port", "run_tool", "wait_until"]
+
 TOOL = os.environ.get("ETCD_TOOL", "")
-ETCD = shutil.which("etcd") or "/usr/bin/etcd"
-ETCDCTL = shutil.which("etcdctl") or "/usr/bin/etcdctl"
-
-
-def wait_until(pred, timeout, what="condition", interval=0.05):
-    """Poll pred until it returns a true value or the deadline passes."""
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Etcd:
-    """One etcd member (or a whole single-member cluster)."""
-
-    def __init__(self, workdir, name="m0", scheme="http", extra=None, cluster=None,
-                 client_port=None, peer_port=None):
-        self.name = name
-        self.scheme = scheme
-        self.client_port = client_port or free_port()
-        self.peer_port = peer_port or free_port()
-        self.data_dir = os.path.join(workdir, f"etcd-{name}")
-        self.log_path = os.path.join(workdir, f"etcd-{name}.log")
-        self.extra = extra or []
-        self.cluster = cluster
-        self.proc = None
-        self.ctl_extra = []
-
-    @property
-    def url(self):
-        return f"{self.scheme}://127.0.0.1:{self.client_port}"
-
-    @property
-    def peer_url(self):
-        return f"http://127.0.0.1:{self.peer_port}"
-
-    def start(self, wait=True):
-        cluster = self.cluster or f"{self.name}={self.peer_url}"
-        args = [ETCD, "--name", self.name, "--data-dir", self.data_dir,
-                "--listen-client-urls", self.url, "--advertise-client-urls", self.url,
-                "--listen-peer-urls", self.peer_url, "--initial-advertise-peer-urls", self.peer_url,
-                "--initial-cluster", cluster, "--initial-cluster-state", "new",
-                "--initial-cluster-token", f"t{os.getpid()}"] + self.extra
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
-        log.close()
-        if wait:
-            self.wait_ready()
-        return self
-
-    def wait_ready(self, timeout=60):
-        def ok():
-            if self.proc.poll() is not None:
-                raise AssertionError(f"etcd {self.name} exited: see {self.log_path}")
-            try:
-                r = self.ctl("endpoint", "health", check=False, timeout=5)
-            except subprocess.TimeoutExpired:
-                return False    # a loaded machine: ask again until the deadline
-            return r.returncode == 0
-        wait_until(ok, timeout, f"etcd {self.name} healthy", interval=0.2)
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
-
-    def kill(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        self.proc = None
-
-    def ctl(self, *args, check=True, timeout=15, input=None, endpoints=None):
-        cmd = [ETCDCTL, "--endpoints", endpoints or self.url] + self.ctl_extra + list(args)
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, input=input,
-                           env=dict(os.environ, ETCDCTL_API="3"))
-        if check and r.returncode != 0:
-            raise AssertionError(f"etcdctl {' '.join(args)} failed: {r.stderr}")
-        return r
-
-    def get(self, key):
-        r = self.ctl("get", key, "-w", "json")
-        kvs = json.loads(r.stdout).get("kvs", [])
-        if not kvs:
-            return None
-        kv = kvs[0]
-        return {"value": base64.b64decode(kv["value"]).decode() if "value" in kv else "",
-                "lease": int(kv.get("lease", 0)), "version": int(kv.get("version", 0)),
-                "mod_revision": int(kv.get("mod_revision", 0))}
-
-    def keys(self, prefix):
-        r = self.ctl("get", prefix, "--prefix", "--keys-only")
-        return [k for k in r.stdout.split("\n") if k]
-
-    def revision(self):
-        r = self.ctl("get", "/", "-w", "json")
-        return int(json.loads(r.stdout)["header"]["revision"])
-
-    def api(self, path, body):
-        """A raw call to the JSON gateway (for multi-op txns in one revision)."""
-        req = urllib.request.Request(self.url + "/v3" + path, data=json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=10) as r:
-            return json.loads(r.read())
-
-    def put_many(self, items):
-        ops = [{"request_put": {"key": b64(k), "value": b64(v)}} for k, v in items]
-        return self.api("/kv/txn", {"success": ops})
-
-
-def b64(s):
-    return base64.b64encode(s.encode()).decode()
 
 
 class Tool:
@@ -306,27 +182,6 @@ class Proxy:
             except OSError:
                 pass
 
-    @staticmethod
-    def _read_request(c):
-        """One whole HTTP request (headers and Content-Length body)."""
-        data = b""
-        while b"\r\n\r\n" not in data:
-            d = c.recv(65536)
-            if not d:
-                return data
-            data += d
-        head, _, body = data.partition(b"\r\n\r\n")
-        length = 0
-        for line in head.split(b"\r\n"):
-            if line.lower().startswith(b"content-length:"):
-                length = int(line.split(b":", 1)[1])
-        while len(body) < length:
-            d = c.recv(65536)
-            if not d:
-                break
-            body += d
-        return data[:len(head) + 4] + body
-
     def _serve(self, c, mode):
         if mode == "hang":
             # Take the request, never answer, keep the connection open.
@@ -339,7 +194,7 @@ class Proxy:
             return
         if mode == "drop_request":
             try:
-                self._read_request(c)
+                read_request(c)
                 time.sleep(0.5)
             except OSError:
                 pass
@@ -355,7 +210,9 @@ class Proxy:
             self.socks.append(u)
         if mode == "drop_response":
             try:
-                u.sendall(self._read_request(c))
+                req = read_request(c)
+                if req:
+                    u.sendall(req[0] + b"\r\n\r\n" + req[1])
                 time.sleep(1.0)    # etcd applies it; the answer never comes back
             except OSError:
                 pass
@@ -396,9 +253,8 @@ class Proxy:
 
 @pytest.fixture
 def workdir():
-    d = tempfile.mkdtemp(prefix=f"corekube-etcd-{os.getpid()}-")
-    yield d
-    shutil.rmtree(d, ignore_errors=True)
+    with temp_dir(f"corekube-etcd-{os.getpid()}-") as d:
+        yield d
 
 
 @pytest.fixture

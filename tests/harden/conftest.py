@@ -10,17 +10,19 @@ Everything is stopped by PID and removed on every exit path."""
 import itertools
 import json
 import os
-import shutil
 import signal
 import subprocess
-import tempfile
-import time
 
 import pytest
 
+from corekube_test.etcd import Etcd
+from corekube_test.netns import Netns
+from corekube_test.poll import wait_until
+from corekube_test.proc import run, stop, temp_dir
+
+__all__ = ["AGENT", "SANITIZED", "run", "stop", "wait_until"]
+
 AGENT = os.environ.get("AGENT_BIN", "")
-ETCD = shutil.which("etcd") or "/usr/bin/etcd"
-ETCDCTL = shutil.which("etcdctl") or "/usr/bin/etcdctl"
 _counter = itertools.count()
 
 
@@ -35,37 +37,6 @@ def _sanitized(path):
 # An ASan build (tools/sanitize.sh): valgrind cannot run it, and its shadow
 # memory and quarantine make RSS meaningless.
 SANITIZED = bool(AGENT) and _sanitized(AGENT)
-
-
-def wait_until(pred, timeout, what="condition", interval=0.1):
-    """Poll pred until it returns a true value or the deadline passes."""
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
-
-
-def run(*cmd, check=True, timeout=30, input=None):
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, input=input)
-    if check and p.returncode != 0:
-        raise AssertionError(f"{cmd} failed ({p.returncode}): {p.stdout}{p.stderr}")
-    return p
-
-
-def stop(proc, sig=signal.SIGTERM, timeout=30):
-    """Stops a process we started; returns its exit code."""
-    if proc.poll() is None:
-        proc.send_signal(sig)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    return proc.returncode
 
 
 # A master: a minion would wait for one to register first.
@@ -94,50 +65,38 @@ class Node:
         self.machine_id = "%032x" % (0xc0ffee0000 + os.getpid())
         self.mid_file = os.path.join(tmp, "machine-id")
         self.conf = os.path.join(tmp, "agent.conf")
-        self.etcd_proc = None
+        self.etcd = None
         self.agent = None
         self.agent_log = os.path.join(tmp, "agent.log")
         os.makedirs(self.run_dir)
         with open(self.mid_file, "w") as f:
             f.write(self.machine_id + "\n")
-        run("ip", "netns", "add", self.ns)
+        self.netns = Netns(self.ns)
         try:
             # eth2 with its peer in the same namespace (no dummy module here).
-            self.ip("link", "set", "lo", "up")
             self.ip("link", "add", "eth2", "type", "veth", "peer", "name", "eth2p")
             self.ip("addr", "add", "192.168.3.11/24", "dev", "eth2")
             self.ip("link", "set", "eth2p", "up")
             self.ip("link", "set", "eth2", "up")
         except BaseException:
-            run("ip", "netns", "del", self.ns, check=False)
+            self.netns.delete()
             raise
 
     def ip(self, *args, check=True):
-        return run("ip", "-n", self.ns, *args, check=check)
+        return self.netns.ip(*args, check=check)
 
     def exec(self, *cmd, check=True, timeout=30, input=None):
-        return run("ip", "netns", "exec", self.ns, *cmd, check=check, timeout=timeout, input=input)
+        return self.netns.exec(*cmd, check=check, timeout=timeout, input=input)
 
     # ---- etcd inside the namespace ----
 
     def start_etcd(self):
-        data = os.path.join(self.tmp, "etcd")
-        log = open(os.path.join(self.tmp, "etcd.log"), "ab")
-        self.etcd_proc = subprocess.Popen(
-            ["ip", "netns", "exec", self.ns, ETCD, "--name", "h0", "--data-dir", data,
-             "--listen-client-urls", "http://127.0.0.1:2379",
-             "--advertise-client-urls", "http://127.0.0.1:2379",
-             "--listen-peer-urls", "http://127.0.0.1:2380",
-             "--initial-advertise-peer-urls", "http://127.0.0.1:2380",
-             "--initial-cluster", "h0=http://127.0.0.1:2380"],
-            stdout=log, stderr=subprocess.STDOUT)
-        log.close()
-        wait_until(lambda: self.etcdctl("endpoint", "health", check=False).returncode == 0,
-                   30, "etcd healthy", interval=0.2)
+        self.etcd = Etcd(self.tmp, name="h0", netns=self.ns, data_dir=os.path.join(self.tmp, "etcd"),
+                         log_path=os.path.join(self.tmp, "etcd.log"))
+        self.etcd.start(timeout=30)
 
     def etcdctl(self, *args, check=True, input=None):
-        return self.exec("env", "ETCDCTL_API=3", ETCDCTL, "--endpoints", "http://127.0.0.1:2379",
-                         *args, check=check, input=input)
+        return self.etcd.ctl(*args, check=check, input=input, timeout=30)
 
     def get(self, key):
         r = self.etcdctl("get", key, "--print-value-only", check=False)
@@ -191,18 +150,15 @@ class Node:
     def close(self):
         if self.agent:
             stop(self.agent, signal.SIGKILL)
-        if self.etcd_proc:
-            stop(self.etcd_proc)
-        run("ip", "netns", "del", self.ns, check=False)
+        if self.etcd:
+            self.etcd.stop()
+        self.netns.delete()
 
 
 @pytest.fixture
 def tmpdir_ck():
-    d = tempfile.mkdtemp(prefix="corekube-harden.")
-    try:
+    with temp_dir("corekube-harden.") as d:
         yield d
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
 
 
 @pytest.fixture

@@ -7,12 +7,14 @@ huge (200 with a body larger than the client's cap), nulls (200 with JSON
 nulls where strings and objects belong), stallwatch (a proxy to the real
 etcd on 127.0.0.1:2379 that accepts watches and never answers them). Run
 inside the test's namespace;
-the test stops it by PID."""
+the test stops it by PID (PYTHONPATH holds tests/pylib)."""
 
 import socket
 import sys
 import threading
 import time
+
+from corekube_test.http import read_request
 
 MODE, PORT = sys.argv[1], int(sys.argv[2])
 
@@ -21,26 +23,6 @@ def response(status, body, length=None):
     head = (f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\n"
             f"Content-Length: {len(body) if length is None else length}\r\n\r\n")
     return head.encode() + body
-
-
-def read_request(c):
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = c.recv(65536)
-        if not chunk:
-            return None
-        data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    length = 0
-    for line in head.split(b"\r\n"):
-        if line.lower().startswith(b"content-length:"):
-            length = int(line.split(b":", 1)[1])
-    while len(body) < length:
-        chunk = c.recv(65536)
-        if not chunk:
-            break
-        body += chunk
-    return head, body
 
 
 def proxy(head, body):

@@ -5,6 +5,7 @@ bogus leases) and an etcd endpoint that misbehaves. The agent stays up,
 stays bounded in memory, programs only the valid peer, warns once per
 record, and recovers through a good endpoint."""
 
+import contextlib
 import json
 import os
 import signal
@@ -132,37 +133,36 @@ def test_invalid_network_config_fails_then_recovers(node):
     assert stop(node.agent) == 0
 
 
-@pytest.mark.parametrize("mode", ["slow", "garbage", "truncate", "close", "error500", "deep", "huge", "nulls"])
-def test_misbehaving_endpoint_then_good_one(node, mode):
-    fake = subprocess.Popen(["ip", "netns", "exec", node.ns, "/usr/bin/python3", os.path.join(HERE, "fake_etcd.py"), mode, "2391"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+@contextlib.contextmanager
+def fake_then_good(node, mode):
+    """fake_etcd.py in MODE on 127.0.0.1:2391, then the real etcd, and the
+    agent started with both endpoints, the fake first."""
+    fake = subprocess.Popen(["ip", "netns", "exec", node.ns, "/usr/bin/python3", os.path.join(HERE, "fake_etcd.py"),
+                             mode, "2391"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         assert fake.stdout.readline().strip() == "listening"
         node.start_etcd()
         node.write_config(endpoints="http://127.0.0.1:2391,http://127.0.0.1:2379")
         node.start_agent()
         node.wait_state("ready", timeout=120)
+        yield
+    finally:
+        stop(fake, signal.SIGKILL)
+
+
+@pytest.mark.parametrize("mode", ["slow", "garbage", "truncate", "close", "error500", "deep", "huge", "nulls"])
+def test_misbehaving_endpoint_then_good_one(node, mode):
+    with fake_then_good(node, mode):
         assert node.agent.poll() is None
         assert "127.0.0.1:2391" in node.log()
         assert stop(node.agent) == 0, node.log()
-    finally:
-        stop(fake, signal.SIGKILL)
 
 
 def test_silent_watch_moves_to_the_next_endpoint(node):
     """An endpoint that serves requests but never answers a watch: the peer
     watch must move to the next endpoint and see a new peer."""
-    fake = subprocess.Popen(["ip", "netns", "exec", node.ns, "/usr/bin/python3", os.path.join(HERE, "fake_etcd.py"),
-                             "stallwatch", "2391"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        assert fake.stdout.readline().strip() == "listening"
-        node.start_etcd()
-        node.write_config(endpoints="http://127.0.0.1:2391,http://127.0.0.1:2379")
-        node.start_agent()
-        node.wait_state("ready", timeout=120)
+    with fake_then_good(node, "stallwatch"):
         node.etcdctl("put", SUBNETS + "10.244.99.0-24", json.dumps(GOOD))
         wait_until(lambda: "02:42:c0:a8:03:0c dst 192.168.3.12" in fdb(node), 60, "the peer through the good endpoint")
         assert "127.0.0.1:2391: watch not answered" in node.log(), node.log()
         assert stop(node.agent) == 0, node.log()
-    finally:
-        stop(fake, signal.SIGKILL)

@@ -5,40 +5,23 @@ stand-in's registration rules, the idle modes and the failure switch."""
 
 import json
 import os
-import shutil
 import signal
-import socket
 import subprocess
-import tempfile
-import time
 import urllib.error
 import urllib.request
 
 import pytest
 
+from corekube_test.poll import wait_until
+from corekube_test.proc import free_port, temp_dir
+
 STANDIN = os.environ["KUBE_STANDIN"]
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_until(cond, deadline=10.0, what="condition"):
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        if cond():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture
 def tmp():
-    d = tempfile.mkdtemp(prefix="ckb-standin-")
-    yield d
-    shutil.rmtree(d, ignore_errors=True)
+    with temp_dir("ckb-standin-") as d:
+        yield d
 
 
 def link(tmp, name):
@@ -69,7 +52,7 @@ class Apiserver:
             [self.exe, "--address=127.0.0.1", f"--port={self.port}", "--portal_net=10.1.0.0/16",
              "--logtostderr=true"],
             env=env_for(self.tmp), stderr=subprocess.PIPE, text=True)
-        wait_until(self.healthy, what="apiserver stand-in to listen")
+        wait_until(self.healthy, 10, "apiserver stand-in to listen")
 
     def healthy(self):
         assert self.proc.poll() is None, self.proc.stderr.read()

@@ -65,6 +65,7 @@ void daemon_step_failed(node_agent *d, const char *fmt, ...) {
         va_list ap;
 
         free(d->error);
+        d->net_failed = false;
         va_start(ap, fmt);
         if (vasprintf(&d->error, fmt, ap) < 0)
                 d->error = NULL;
@@ -86,6 +87,7 @@ void daemon_step_failed(node_agent *d, const char *fmt, ...) {
 void daemon_step_done(node_agent *d) {
         free(d->error);
         d->error = NULL;
+        d->net_failed = false;
         /* A retry armed by an earlier failure of this step must not fire
          * into the next one, which may have work in flight. */
         d->retry = sd_event_source_disable_unref(d->retry);

@@ -450,3 +450,32 @@ def test_etcd_away_during_bringup_and_after(fresh_cluster):
         if waiter.poll() is None:
             waiter.kill()
             waiter.wait()
+
+
+def test_lease_failure_after_ready_clears_when_the_lease_is_back(fresh_cluster):
+    """A node at ready whose subnet lease cannot be re-acquired for a while
+    (no free subnet) shows failed, and ready again once it holds its subnet
+    again, also when that is the same subnet."""
+    c = fresh_cluster(1, start=False)
+    n = c.nodes[0]
+    with open(n.conf) as f:
+        conf = f.read()
+    with open(n.conf, "w") as f:      # two subnets: 10.244.0.0/24 and 10.244.1.0/24
+        f.write(conf.replace("[network]\n", "[network]\nnetwork = 10.244.0.0/23\n"))
+    n.start()
+    c.wait_ready([n], timeout=60)
+    key, _, _ = n.subnet_record()
+    mine = n.subnet()
+    other = "10.244.1.0-24" if mine == "10.244.0.0/24" else "10.244.0.0-24"
+    rec = {"BackendType": "vxlan", "BackendData": {"VNI": 1, "VtepMAC": "02:00:00:00:fd:01"}}
+    c.etcd.put(SUBNETS + other, json.dumps(dict(rec, PublicIP="192.168.3.97")))
+    # Someone takes our subnet over: none is left for us.
+    c.etcd.put(key, json.dumps(dict(rec, PublicIP="192.168.3.98")))
+    wait_until(lambda: n.state() == "failed", 20, f"{n.name} to show failed")
+    assert "no free subnet" in json.loads(n.record()["value"]).get("error", "")
+    # The squatter leaves: the lease takes its subnet back, and the node is ready.
+    c.etcd.delete(key)
+    wait_until(lambda: n.subnet() == mine, 30, f"{n.name} to hold {mine} again")
+    wait_until(lambda: n.state() == "ready", 20, f"{n.name} to be ready again")
+    assert "error" not in json.loads(n.record()["value"])
+    c.etcd.delete(SUBNETS + other)

@@ -479,3 +479,105 @@ def test_lease_failure_after_ready_clears_when_the_lease_is_back(fresh_cluster):
     wait_until(lambda: n.state() == "ready", 20, f"{n.name} to be ready again")
     assert "error" not in json.loads(n.record()["value"])
     c.etcd.delete(SUBNETS + other)
+
+
+HOLDING_SERVER = r'''
+import hashlib, os, select, socket, sys, threading
+addr, port, release, log_path = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+body = b"corekube artifact\n"
+conns, lock = [], threading.Lock()
+def log(line):
+    with open(log_path, "a") as f:
+        f.write(line + "\n")
+def still_open(c):
+    r, _, _ = select.select([c], [], [], 0)
+    if not r:
+        return True
+    try:
+        return c.recv(1, socket.MSG_PEEK) != b""
+    except OSError:
+        return False
+def serve(c, i):
+    c.recv(65536)
+    while not os.path.exists(release):
+        if not still_open(c):
+            log(f"closed {i}")
+            return
+        select.select([c], [], [], 0.05)
+    try:
+        c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % len(body) + body)
+    except OSError:
+        pass
+    c.close()
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((addr, port))
+s.listen(8)
+log("listening")
+i = 0
+while True:
+    c, _ = s.accept()
+    i += 1
+    with lock:
+        others = [o for o in conns if still_open(o)]
+        conns[:] = others + [c]
+    log(f"open {i} concurrent {len(others) + 1}")
+    threading.Thread(target=serve, args=(c, i), daemon=True).start()
+'''
+
+
+def test_subnet_moved_during_a_download_drops_it(fresh_cluster):
+    """The lease moves to another subnet while an artifact downloads: the
+    daemon goes back to the Docker step and downloads again, and the first
+    download must not carry on beside the second (two callbacks into one
+    step)."""
+    import hashlib
+    c = fresh_cluster(1, start=False)
+    n = c.nodes[0]
+    body = b"corekube artifact\n"
+    release = os.path.join(c.workdir, "release")
+    slog = os.path.join(c.workdir, "server.log")
+    script = os.path.join(c.workdir, "server.py")
+    with open(script, "w") as f:
+        f.write(HOLDING_SERVER)
+    with open(n.conf) as f:
+        conf = f.read()
+    conf = conf.replace("[role.master]\nunits =\nartifacts =\n", "[role.master]\nunits =\nartifacts = blob\n")
+    conf += (f"\n[artifact.blob]\nurl = http://192.168.3.1:8089/blob\n"
+             f"sha256 = {hashlib.sha256(body).hexdigest()}\npath = {n.dir}/bin/blob\n")
+    with open(n.conf, "w") as f:
+        f.write(conf)
+    server = subprocess.Popen(["ip", "netns", "exec", c.fabric.name, "/usr/bin/python3", script,
+                               "192.168.3.1", "8089", release, slog], stdin=subprocess.DEVNULL)
+
+    def server_log():
+        try:
+            with open(slog) as f:
+                return f.read()
+        except OSError:
+            return ""
+    key = None
+    try:
+        wait_until(lambda: "listening" in server_log(), 10, "the artifact server")
+        n.start()
+        wait_until(lambda: "open 1 " in server_log(), 30, "the first download")
+        wait_until(lambda: n.state() == "artifacts", 10, "state artifacts")
+        key, _, _ = n.subnet_record()
+        before = n.subnet()
+        # Someone takes our subnet over: the lease moves to another one.
+        c.etcd.put(key, json.dumps({"PublicIP": "192.168.3.98", "BackendType": "vxlan",
+                                    "BackendData": {"VNI": 1, "VtepMAC": "02:00:00:00:fd:02"}}))
+        wait_until(lambda: n.subnet() not in (None, before), 30, "a new subnet")
+        wait_until(lambda: "open 2 " in server_log(), 30, "the second download")
+        open(release, "w").close()
+        c.wait_ready([n], timeout=30)
+        with open(os.path.join(n.dir, "bin", "blob"), "rb") as f:
+            assert f.read() == body
+        assert "concurrent 2" not in server_log(), server_log()
+        assert "open 3 " not in server_log(), server_log()
+        assert n.alive()
+    finally:
+        server.kill()
+        server.wait()
+        if key:
+            c.etcd.delete(key)

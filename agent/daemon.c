@@ -161,7 +161,8 @@ void daemon_advance(node_agent *d) {
                 case STEP_NETWORK:
                         d->step_busy = true;
                         r = daemon_network_start(d);
-                        if (r < 0 && !d->error)
+                        /* Not d->error: that may still be the failure being retried. */
+                        if (r < 0 && !d->retry)
                                 daemon_step_failed(d, "network: %s", strerror(-r));
                         return;
                 case STEP_DOCKER:

@@ -129,9 +129,13 @@ static void on_masters(EtcdClient *c, int error, const char *message, const Etcd
 static void masters_check(node_agent *d) {
         _cleanup_free_ char *prefix = NULL;
 
-        if (asprintf(&prefix, "%s/machines/", d->cfg->etcd.prefix) < 0)
-                return;
         d->step_busy = true;
+        if (d->masters_req)
+                return;         /* one list at a time: it calls back */
+        if (asprintf(&prefix, "%s/machines/", d->cfg->etcd.prefix) < 0) {
+                daemon_step_failed(d, "cannot list the machines: %s", strerror(ENOMEM));
+                return;
+        }
         if (etcd_range(d->etcd, prefix, true, 0, on_masters, d, &d->masters_req) < 0)
                 daemon_step_failed(d, "cannot list the machines");
 }

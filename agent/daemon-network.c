@@ -24,8 +24,10 @@ int daemon_link_setup(node_agent *d) {
 
         if (!d->ns) {
                 r = ns_new(&d->ns);
-                if (r < 0)
-                        return log_error_errno(r, "Failed to open netlink: %m");
+                if (r < 0) {
+                        daemon_step_failed(d, "cannot open netlink: %s", strerror(-r));
+                        return r;
+                }
         }
         r = ns_link_setup(d->ns, n->interface, n->address.set ? &n->address.v.addr : NULL,
                           n->address.v.prefixlen, &d->link);

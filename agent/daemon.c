@@ -261,8 +261,11 @@ int daemon_run(const ck_config *c) {
                         r = 69;
                         goto finish;
                 }
-                if (c->docker.restart)
-                        (void) unit_ctl_watch(d.units, c->docker.unit, daemon_on_docker_state, &d);
+                /* Without it the Docker step would wait for its state forever. */
+                if (c->docker.restart && unit_ctl_watch(d.units, c->docker.unit, daemon_on_docker_state, &d) < 0) {
+                        r = 69;
+                        goto finish;
+                }
         }
 
         log_info("corekube-agent %s starting as %s %s.", PACKAGE_VERSION, role_to_string(c->node.role), c->node.name);

@@ -41,6 +41,7 @@ typedef struct node_agent {
         Backoff backoff;
         sd_event_source *retry;
         char *error;                    /* why the node is failed, or NULL */
+        bool net_failed;                /* error is the network's, after its step: cleared when it recovers */
         bool notified_ready;
 
         ns_ctx *ns;

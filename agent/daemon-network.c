@@ -3,6 +3,7 @@
  * config, our subnet lease, flannel.<vni>, the peers, and the env files. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,8 +24,10 @@ int daemon_link_setup(node_agent *d) {
 
         if (!d->ns) {
                 r = ns_new(&d->ns);
-                if (r < 0)
-                        return log_error_errno(r, "Failed to open netlink: %m");
+                if (r < 0) {
+                        daemon_step_failed(d, "cannot open netlink: %s", strerror(-r));
+                        return r;
+                }
         }
         r = ns_link_setup(d->ns, n->interface, n->address.set ? &n->address.v.addr : NULL,
                           n->address.v.prefixlen, &d->link);
@@ -37,6 +40,41 @@ int daemon_link_setup(node_agent *d) {
         log_info("Interface %s is up: %s/%u, MTU %u.", n->interface,
                  inet_ntop(AF_INET, &d->link.addr, a, sizeof a), d->link.prefixlen, d->link.mtu);
         return 0;
+}
+
+/* A failure of the network after its step (the lease lost and not yet back,
+ * flannel.N or the files not set up again): the node is failed until the
+ * network recovers, but the step under way goes on and is not retried for
+ * it; the lease retries itself. */
+static void network_failed(node_agent *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void network_failed(node_agent *d, const char *fmt, ...) {
+        char *msg = NULL;
+        va_list ap;
+
+        va_start(ap, fmt);
+        if (vasprintf(&msg, fmt, ap) < 0)
+                msg = NULL;
+        va_end(ap);
+        if (d->step <= STEP_NETWORK) {
+                daemon_step_failed(d, "%s", msg ?: "network failed");
+                free(msg);
+                return;
+        }
+        free(d->error);
+        d->error = msg;
+        d->net_failed = true;
+        log_event(LOG_ERR, MID_NODE_FAILED, NULL, "%s; keeping what is programmed.", msg ?: "network failed");
+        daemon_update_status(d);
+}
+
+static void network_recovered(node_agent *d) {
+        if (!d->net_failed)
+                return;
+        free(d->error);
+        d->error = NULL;
+        d->net_failed = false;
+        log_notice("The network of node %s is fine again.", d->cfg->node.name);
+        daemon_update_status(d);
 }
 
 static void reconcile(node_agent *d) {
@@ -84,7 +122,7 @@ static int overlay_setup(node_agent *d) {
         r = ns_overlay_setup(d->ns, &d->overlay_cfg, &d->overlay);
         if (r < 0) {
                 d->overlay_up = false;
-                daemon_step_failed(d, "cannot set up flannel.%u: %s", d->overlay_cfg.vni, strerror(-r));
+                network_failed(d, "cannot set up flannel.%u: %s", d->overlay_cfg.vni, strerror(-r));
                 return r;
         }
         d->overlay_up = true;
@@ -114,7 +152,7 @@ static int write_files(node_agent *d) {
         n.network.prefixlen = d->netcfg.prefixlen;
         r = node_write_network_files(d->cfg, &n);
         if (r < 0) {
-                daemon_step_failed(d, "cannot write %s: %s", d->cfg->network.subnet_file, strerror(-r));
+                network_failed(d, "cannot write %s: %s", d->cfg->network.subnet_file, strerror(-r));
                 return r;
         }
         if (r > 0) {
@@ -135,7 +173,7 @@ static void on_lease(SubnetLease *l, int error, const char *message, const Subne
         char sub[32];
 
         if (error < 0) {
-                daemon_step_failed(d, "subnet lease: %s", message ?: strerror(-error));
+                network_failed(d, "subnet lease: %s", message ?: strerror(-error));
                 return;
         }
         d->subnet.addr.s_addr = htonl(ev->subnet);
@@ -167,7 +205,7 @@ static void lease_held(node_agent *d, bool moved) {
                 if (r >= 0)
                         r = peer_watch_start(d->peer_watch);
                 if (r < 0) {
-                        daemon_step_failed(d, "cannot watch the peers: %s", strerror(-r));
+                        network_failed(d, "cannot watch the peers: %s", strerror(-r));
                         return;
                 }
         }
@@ -179,8 +217,18 @@ static void lease_held(node_agent *d, bool moved) {
                 (void) sd_notify(false, "READY=1");
                 d->notified_ready = true;
         }
+        network_recovered(d);
         if (moved && d->step > STEP_DOCKER) {
-                /* A new subnet after the lease was lost: Docker must move. */
+                /* A new subnet after the lease was lost: Docker must move.
+                 * What a later step has in flight would call back into the
+                 * step we go back to (a second download, a step skipped):
+                 * drop it; that step does it again when we get there. */
+                d->fetch = artifact_fetch_free(d->fetch);
+                if (d->masters_req) {
+                        etcd_request_cancel(d->masters_req);
+                        d->masters_req = NULL;
+                }
+                d->announce = minion_register_free(d->announce);
                 d->retry = sd_event_source_disable_unref(d->retry);
                 d->step = STEP_DOCKER;
                 d->step_busy = false;
@@ -243,7 +291,8 @@ static int on_netlink(sd_event_source *s, int fd, uint32_t revents, void *userda
         if (events & (NS_EVENT_OVERLAY_GONE | NS_EVENT_OVERLAY_DOWN)) {
                 log_warning("%s %s; setting it up again.", d->overlay.ifname,
                             events & NS_EVENT_OVERLAY_GONE ? "disappeared" : "went down");
-                (void) overlay_setup(d);
+                if (overlay_setup(d) >= 0)
+                        network_recovered(d);
         }
         if (events & NS_EVENT_UNDERLAY_DOWN)
                 log_warning("%s went down.", d->cfg->node.interface);

@@ -2,6 +2,7 @@
 /* The role's part of the bring-up: artifacts, cluster.env, role units and
  * the minion's registration with the apiserver. */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <systemd/sd-daemon.h>
@@ -100,8 +101,10 @@ static void on_masters(EtcdClient *c, int error, const char *message, const Etcd
         }
         strv_free(d->master_ips);
         d->master_ips = NULL;
-        if (machines_master_ips(res, &d->master_ips) < 0)
+        if (machines_master_ips(res, &d->master_ips) < 0) {
+                daemon_step_failed(d, "cannot list the machines: %s", strerror(ENOMEM));
                 return;
+        }
         if (!d->master_ips || !d->master_ips[0]) {
                 if (!d->masters_watch && asprintf(&prefix, "%s/machines/", d->cfg->etcd.prefix) >= 0)
                         (void) etcd_watch(d->etcd, prefix, true, res->revision + 1, false, on_masters_watch,
@@ -126,9 +129,13 @@ static void on_masters(EtcdClient *c, int error, const char *message, const Etcd
 static void masters_check(node_agent *d) {
         _cleanup_free_ char *prefix = NULL;
 
-        if (asprintf(&prefix, "%s/machines/", d->cfg->etcd.prefix) < 0)
-                return;
         d->step_busy = true;
+        if (d->masters_req)
+                return;         /* one list at a time: it calls back */
+        if (asprintf(&prefix, "%s/machines/", d->cfg->etcd.prefix) < 0) {
+                daemon_step_failed(d, "cannot list the machines: %s", strerror(ENOMEM));
+                return;
+        }
         if (etcd_range(d->etcd, prefix, true, 0, on_masters, d, &d->masters_req) < 0)
                 daemon_step_failed(d, "cannot list the machines");
 }

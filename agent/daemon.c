@@ -65,6 +65,7 @@ void daemon_step_failed(node_agent *d, const char *fmt, ...) {
         va_list ap;
 
         free(d->error);
+        d->net_failed = false;
         va_start(ap, fmt);
         if (vasprintf(&d->error, fmt, ap) < 0)
                 d->error = NULL;
@@ -86,6 +87,7 @@ void daemon_step_failed(node_agent *d, const char *fmt, ...) {
 void daemon_step_done(node_agent *d) {
         free(d->error);
         d->error = NULL;
+        d->net_failed = false;
         /* A retry armed by an earlier failure of this step must not fire
          * into the next one, which may have work in flight. */
         d->retry = sd_event_source_disable_unref(d->retry);
@@ -159,7 +161,8 @@ void daemon_advance(node_agent *d) {
                 case STEP_NETWORK:
                         d->step_busy = true;
                         r = daemon_network_start(d);
-                        if (r < 0 && !d->error)
+                        /* Not d->error: that may still be the failure being retried. */
+                        if (r < 0 && !d->retry)
                                 daemon_step_failed(d, "network: %s", strerror(-r));
                         return;
                 case STEP_DOCKER:
@@ -258,8 +261,11 @@ int daemon_run(const ck_config *c) {
                         r = 69;
                         goto finish;
                 }
-                if (c->docker.restart)
-                        (void) unit_ctl_watch(d.units, c->docker.unit, daemon_on_docker_state, &d);
+                /* Without it the Docker step would wait for its state forever. */
+                if (c->docker.restart && unit_ctl_watch(d.units, c->docker.unit, daemon_on_docker_state, &d) < 0) {
+                        r = 69;
+                        goto finish;
+                }
         }
 
         log_info("corekube-agent %s starting as %s %s.", PACKAGE_VERSION, role_to_string(c->node.role), c->node.name);

@@ -71,6 +71,13 @@ static void on_job(const char *unit, const char *result, const char *detail, voi
 
         ru->busy = false;
         if (streq(result, "done")) {
+                /* The start job is done, so the unit is active: the watch
+                 * reports it one Get later, and the record must not say
+                 * ready beside an "inactive" unit meanwhile. */
+                if (!u->state || !streq(u->state, "active")) {
+                        free(u->state);
+                        u->state = strdup("active");
+                }
                 unit_started(ru, u, "");
                 return;
         }

@@ -232,25 +232,29 @@ def test_overlay_deleted_by_hand_is_restored(cluster3):
 def hostile_records(c):
     mac_n1 = c.nodes[0].vtep_mac()
     good = {"BackendType": "vxlan"}
+    # Under keys no node holds: a node's real lease would be overwritten.
+    held = {n.subnet() for n in c.nodes}
+    b = next(b for b in range(200, 250, 6)
+             if not any(f"10.244.{b + i}.0/24" in held or f"10.244.{b + i}.0/25" in held for i in range(6)))
     return {
         # outside the network 10.244.0.0/15
         SUBNETS + "10.99.1.0-24": json.dumps(dict(good, PublicIP="192.168.3.50",
                                                   BackendData={"VNI": 1, "VtepMAC": "02:00:00:00:00:50"})),
         # wrong length
-        SUBNETS + "10.244.200.0-25": json.dumps(dict(good, PublicIP="192.168.3.51",
+        SUBNETS + f"10.244.{b + 0}.0-25": json.dumps(dict(good, PublicIP="192.168.3.51",
                                                      BackendData={"VNI": 1, "VtepMAC": "02:00:00:00:00:51"})),
         # bad MAC, then a multicast MAC
-        SUBNETS + "10.244.201.0-24": json.dumps(dict(good, PublicIP="192.168.3.52",
+        SUBNETS + f"10.244.{b + 1}.0-24": json.dumps(dict(good, PublicIP="192.168.3.52",
                                                      BackendData={"VNI": 1, "VtepMAC": "zz:00:00:00:00:52"})),
-        SUBNETS + "10.244.202.0-24": json.dumps(dict(good, PublicIP="192.168.3.53",
+        SUBNETS + f"10.244.{b + 2}.0-24": json.dumps(dict(good, PublicIP="192.168.3.53",
                                                      BackendData={"VNI": 1, "VtepMAC": "01:00:5e:00:00:53"})),
         # multicast PublicIP
-        SUBNETS + "10.244.203.0-24": json.dumps(dict(good, PublicIP="224.0.0.5",
+        SUBNETS + f"10.244.{b + 3}.0-24": json.dumps(dict(good, PublicIP="224.0.0.5",
                                                      BackendData={"VNI": 1, "VtepMAC": "02:00:00:00:00:54"})),
         # not JSON
-        SUBNETS + "10.244.204.0-24": '{"PublicIP": "192.168.3.55", ',
+        SUBNETS + f"10.244.{b + 4}.0-24": '{"PublicIP": "192.168.3.55", ',
         # n1's VTEP MAC for another address: would send n1's traffic elsewhere
-        SUBNETS + "10.244.205.0-24": json.dumps(dict(good, PublicIP="192.168.3.56",
+        SUBNETS + f"10.244.{b + 5}.0-24": json.dumps(dict(good, PublicIP="192.168.3.56",
                                                      BackendData={"VNI": 1, "VtepMAC": mac_n1})),
     }
 
@@ -271,8 +275,7 @@ def test_hostile_subnet_records_are_never_programmed(cluster3):
         for n in c.nodes:
             assert n.alive(), n.name
             routes = {r["dst"] for r in n.ns.ipj("route", "show", "table", "all")}
-            for bad in ("10.99.1.0/24", "10.244.200.0/25", "10.244.201.0/24", "10.244.202.0/24",
-                        "10.244.203.0/24", "10.244.204.0/24", "10.244.205.0/24"):
+            for bad in (k[len(SUBNETS):].replace("-", "/") for k in records):
                 assert bad not in routes, (n.name, bad)
         for a in c.nodes:
             for b in c.nodes:
@@ -450,3 +453,134 @@ def test_etcd_away_during_bringup_and_after(fresh_cluster):
         if waiter.poll() is None:
             waiter.kill()
             waiter.wait()
+
+
+def test_lease_failure_after_ready_clears_when_the_lease_is_back(fresh_cluster):
+    """A node at ready whose subnet lease cannot be re-acquired for a while
+    (no free subnet) shows failed, and ready again once it holds its subnet
+    again, also when that is the same subnet."""
+    c = fresh_cluster(1, start=False)
+    n = c.nodes[0]
+    with open(n.conf) as f:
+        conf = f.read()
+    with open(n.conf, "w") as f:      # two subnets: 10.244.0.0/24 and 10.244.1.0/24
+        f.write(conf.replace("[network]\n", "[network]\nnetwork = 10.244.0.0/23\n"))
+    n.start()
+    c.wait_ready([n], timeout=60)
+    key, _, _ = n.subnet_record()
+    mine = n.subnet()
+    other = "10.244.1.0-24" if mine == "10.244.0.0/24" else "10.244.0.0-24"
+    rec = {"BackendType": "vxlan", "BackendData": {"VNI": 1, "VtepMAC": "02:00:00:00:fd:01"}}
+    c.etcd.put(SUBNETS + other, json.dumps(dict(rec, PublicIP="192.168.3.97")))
+    # Someone takes our subnet over: none is left for us.
+    c.etcd.put(key, json.dumps(dict(rec, PublicIP="192.168.3.98")))
+    wait_until(lambda: n.state() == "failed", 20, f"{n.name} to show failed")
+    assert "no free subnet" in json.loads(n.record()["value"]).get("error", "")
+    # The squatter leaves: the lease takes its subnet back, and the node is ready.
+    c.etcd.delete(key)
+    wait_until(lambda: n.subnet() == mine, 30, f"{n.name} to hold {mine} again")
+    wait_until(lambda: n.state() == "ready", 20, f"{n.name} to be ready again")
+    assert "error" not in json.loads(n.record()["value"])
+    c.etcd.delete(SUBNETS + other)
+
+
+HOLDING_SERVER = r'''
+import hashlib, os, select, socket, sys, threading
+addr, port, release, log_path = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+body = b"corekube artifact\n"
+conns, lock = [], threading.Lock()
+def log(line):
+    with open(log_path, "a") as f:
+        f.write(line + "\n")
+def still_open(c):
+    r, _, _ = select.select([c], [], [], 0)
+    if not r:
+        return True
+    try:
+        return c.recv(1, socket.MSG_PEEK) != b""
+    except OSError:
+        return False
+def serve(c, i):
+    c.recv(65536)
+    while not os.path.exists(release):
+        if not still_open(c):
+            log(f"closed {i}")
+            return
+        select.select([c], [], [], 0.05)
+    try:
+        c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % len(body) + body)
+    except OSError:
+        pass
+    c.close()
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((addr, port))
+s.listen(8)
+log("listening")
+i = 0
+while True:
+    c, _ = s.accept()
+    i += 1
+    with lock:
+        others = [o for o in conns if still_open(o)]
+        conns[:] = others + [c]
+    log(f"open {i} concurrent {len(others) + 1}")
+    threading.Thread(target=serve, args=(c, i), daemon=True).start()
+'''
+
+
+def test_subnet_moved_during_a_download_drops_it(fresh_cluster):
+    """The lease moves to another subnet while an artifact downloads: the
+    daemon goes back to the Docker step and downloads again, and the first
+    download must not carry on beside the second (two callbacks into one
+    step)."""
+    import hashlib
+    c = fresh_cluster(1, start=False)
+    n = c.nodes[0]
+    body = b"corekube artifact\n"
+    release = os.path.join(c.workdir, "release")
+    slog = os.path.join(c.workdir, "server.log")
+    script = os.path.join(c.workdir, "server.py")
+    with open(script, "w") as f:
+        f.write(HOLDING_SERVER)
+    with open(n.conf) as f:
+        conf = f.read()
+    conf = conf.replace("[role.master]\nunits =\nartifacts =\n", "[role.master]\nunits =\nartifacts = blob\n")
+    conf += (f"\n[artifact.blob]\nurl = http://192.168.3.1:8089/blob\n"
+             f"sha256 = {hashlib.sha256(body).hexdigest()}\npath = {n.dir}/bin/blob\n")
+    with open(n.conf, "w") as f:
+        f.write(conf)
+    server = subprocess.Popen(["ip", "netns", "exec", c.fabric.name, "/usr/bin/python3", script,
+                               "192.168.3.1", "8089", release, slog], stdin=subprocess.DEVNULL)
+
+    def server_log():
+        try:
+            with open(slog) as f:
+                return f.read()
+        except OSError:
+            return ""
+    key = None
+    try:
+        wait_until(lambda: "listening" in server_log(), 10, "the artifact server")
+        n.start()
+        wait_until(lambda: "open 1 " in server_log(), 30, "the first download")
+        wait_until(lambda: n.state() == "artifacts", 10, "state artifacts")
+        key, _, _ = n.subnet_record()
+        before = n.subnet()
+        # Someone takes our subnet over: the lease moves to another one.
+        c.etcd.put(key, json.dumps({"PublicIP": "192.168.3.98", "BackendType": "vxlan",
+                                    "BackendData": {"VNI": 1, "VtepMAC": "02:00:00:00:fd:02"}}))
+        wait_until(lambda: n.subnet() not in (None, before), 30, "a new subnet")
+        wait_until(lambda: "open 2 " in server_log(), 30, "the second download")
+        open(release, "w").close()
+        c.wait_ready([n], timeout=30)
+        with open(os.path.join(n.dir, "bin", "blob"), "rb") as f:
+            assert f.read() == body
+        assert "concurrent 2" not in server_log(), server_log()
+        assert "open 3 " not in server_log(), server_log()
+        assert n.alive()
+    finally:
+        server.kill()
+        server.wait()
+        if key:
+            c.etcd.delete(key)

@@ -37,6 +37,9 @@ struct Registry {
         sd_event_source *keepalive_timer;
         sd_event_source *flush;     /* coalesces updates */
         sd_event_source *retry_timer;
+        EtcdRequest *watch;         /* on our own key: see on_watch() */
+        sd_event_source *watch_timer;
+        int64_t watch_revision;     /* the last revision the watch saw */
         Backoff backoff;
 };
 
@@ -151,6 +154,64 @@ static int on_keepalive_timer(sd_event_source *s, uint64_t usec, void *userdata)
         return 0;
 }
 
+/* ---- watching our own record ---- */
+
+/* The record can go while our lease lives: deleted by hand, or put again
+ * on another lease by an instance of us that was stopping (its last put
+ * arriving after ours) and whose lease then expires. The keepalive cannot
+ * see that, so we watch the key and write it again. */
+
+static void watch_start(Registry *r);
+static int mark_dirty(Registry *r);
+
+static int on_watch_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Registry *r = userdata;
+
+        r->watch_timer = sd_event_source_disable_unref(r->watch_timer);
+        watch_start(r);
+        return 0;
+}
+
+static void on_watch(EtcdClient *c, int error, const char *message, const EtcdWatchResponse *resp,
+                     void *userdata) {
+        Registry *r = userdata;
+
+        if (error < 0 || !resp || resp->canceled) {
+                /* Gone: resume after the last revision seen (or from now,
+                 * if that was compacted away), a little later. */
+                r->watch = NULL;
+                if (resp && resp->compact_revision > 0)
+                        r->watch_revision = 0;
+                if (arm(r, &r->watch_timer, USEC_PER_SEC, on_watch_timer) < 0)
+                        log_error("Registry: cannot schedule the record's watch");
+                return;
+        }
+        for (size_t i = 0; i < resp->n_events; i++) {
+                const EtcdEvent *e = &resp->events[i];
+
+                if (e->kv.mod_revision > r->watch_revision)
+                        r->watch_revision = e->kv.mod_revision;
+                if (!r->registered || r->lease_id == 0 || r->write)
+                        continue;       /* a write of ours is coming anyway */
+                if (e->type == ETCD_EVENT_DELETE || e->kv.lease != r->lease_id) {
+                        log_warning("Machine record %s was %s; writing it again.", r->key,
+                                    e->type == ETCD_EVENT_DELETE ? "deleted" : "put on another lease");
+                        (void) mark_dirty(r);
+                }
+        }
+        if (resp->revision > r->watch_revision)
+                r->watch_revision = resp->revision;
+}
+
+static void watch_start(Registry *r) {
+        if (r->watch || r->watch_timer)
+                return;
+        if (etcd_watch(r->client, r->key, false, r->watch_revision > 0 ? r->watch_revision + 1 : 0, false,
+                       on_watch, r, &r->watch) < 0 &&
+            arm(r, &r->watch_timer, USEC_PER_SEC, on_watch_timer) < 0)
+                log_error("Registry: cannot watch the record");
+}
+
 /* ---- writing the record ---- */
 
 static int on_retry(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -188,6 +249,9 @@ static void on_put(EtcdClient *c, int error, const char *message, const EtcdResu
         backoff_reset(&r->backoff);
         first = !r->registered;
         r->registered = true;
+        if (res->revision > r->watch_revision && !r->watch)
+                r->watch_revision = res->revision;
+        watch_start(r);
         if (first) {
                 char f[80];
 
@@ -310,6 +374,8 @@ Registry *registry_free(Registry *r) {
                 return NULL;
         etcd_request_cancel(r->write);
         etcd_request_cancel(r->keepalive);
+        etcd_request_cancel(r->watch);
+        sd_event_source_disable_unref(r->watch_timer);
         sd_event_source_disable_unref(r->keepalive_timer);
         sd_event_source_disable_unref(r->flush);
         sd_event_source_disable_unref(r->retry_timer);
@@ -400,7 +466,9 @@ int registry_leave(Registry *r, etcd_callback_t cb, void *userdata) {
 
         etcd_request_cancel(r->write);
         etcd_request_cancel(r->keepalive);
-        r->write = r->keepalive = NULL;
+        etcd_request_cancel(r->watch);
+        r->write = r->keepalive = r->watch = NULL;
+        r->watch_timer = sd_event_source_disable_unref(r->watch_timer);
         r->keepalive_timer = sd_event_source_disable_unref(r->keepalive_timer);
         r->retry_timer = sd_event_source_disable_unref(r->retry_timer);
         r->flush = sd_event_source_disable_unref(r->flush);

@@ -307,6 +307,29 @@ def test_own_subnet_lease_deleted_is_reacquired(cluster3):
             wait_until(lambda: ping(m, overlay_ip(n)), 10, f"{m.name} -> {n.name} after re-acquisition")
 
 
+def test_machine_record_deleted_or_put_on_another_lease_is_written_again(cluster3):
+    c = cluster3
+    n = c.nodes[0]
+    key = f"{MACHINES}{n.machine_id}"
+    own = n.record()["lease"]
+    c.etcd.delete(key)
+    wait_until(lambda: n.record() is not None, 10, f"{n.name}'s record to be written again")
+    assert n.record()["lease"] == own
+
+    # As a stopping instance of the agent whose last put lands after ours
+    # would: the record on a short lease that then expires.
+    out = c.etcd.ctl("lease", "grant", "2").stdout
+    other = re.search(r"lease ([0-9a-f]+) granted", out).group(1)
+    c.etcd.ctl("put", key, "--lease", other, "--", n.record()["value"])
+    wait_until(lambda: (n.record() or {}).get("lease") == own, 10,
+               f"{n.name}'s record back on its own lease")
+    # Still there once the other lease has expired.
+    wait_until(lambda: "not granted" in c.etcd.ctl("lease", "timetolive", other).stdout or
+               "expired" in c.etcd.ctl("lease", "timetolive", other).stdout, 10, "the other lease to expire")
+    assert n.record() is not None and n.record()["lease"] == own
+    assert "writing it again" in n.log_since_start()
+
+
 def test_sigkill_and_restart_converges(cluster3):
     c = cluster3
     n = c.nodes[1]

@@ -118,7 +118,7 @@ int write_file_atomic(const char *path, const char *content, size_t len, mode_t 
         _cleanup_free_ char *dir = NULL, *tmp = NULL;
         _cleanup_close_ int dfd = -1, fd = -1;
         const char *base = strrchr(path, '/');
-        struct stat st;
+        struct stat st = {};
         int r;
 
         if (!base || base[1] == '\0')

@@ -518,7 +518,7 @@ static int status_run(status_cmd *s) {
                 if (asprintf(&s->own_key, "%s/machines/%s", s->cfg->etcd.prefix, s->machine_id) < 0)
                         return log_error_errno(-ENOMEM, "Out of memory."), EXIT_RUNTIME;
                 if (s->timeout > 0) {
-                        r = sd_event_add_time_relative(s->event, &s->timer, CLOCK_MONOTONIC, s->timeout, 0,
+                        r = sd_event_add_time_relative(s->event, &s->timer, CLOCK_MONOTONIC, s->timeout, 10 * USEC_PER_MSEC,
                                                        on_timeout, s);
                         if (r < 0)
                                 return log_error_errno(r, "Failed to arm the timeout: %m"), EXIT_RUNTIME;

@@ -12,6 +12,7 @@
 #include "minion-register.h"
 #include "netsetup.h"
 #include "network-config.h"
+#include "overlay-sync.h"
 #include "peer-watch.h"
 #include "registry.h"
 #include "role-units.h"
@@ -45,13 +46,10 @@ typedef struct node_agent {
         bool notified_ready;
 
         ns_ctx *ns;
-        sd_event_source *ns_monitor;
         ns_link_info link;
         ns_overlay_config overlay_cfg;
-        ns_overlay_info overlay;
-        bool overlay_up;
-        SubnetRecord *peers;            /* the last set the watch delivered */
-        size_t n_peers;
+        OverlaySync *overlay;           /* flannel.<vni> and its peers, for the agent's whole life */
+        size_t n_peers;                 /* in the last set the watch delivered */
 
         curl_loop *curl;
         EtcdClient *etcd;
@@ -101,3 +99,5 @@ void daemon_announce_step(node_agent *d);
 int daemon_network_start(node_agent *d);
 void daemon_network_free(node_agent *d);
 int daemon_link_setup(node_agent *d);
+/* SIGHUP: read the peers from etcd again and compare the kernel with them. */
+void daemon_network_reload(node_agent *d);

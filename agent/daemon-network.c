@@ -77,73 +77,66 @@ static void network_recovered(node_agent *d) {
         daemon_update_status(d);
 }
 
-static void reconcile(node_agent *d) {
-        _cleanup_free_ ns_peer *peers = calloc(d->n_peers + 1, sizeof(ns_peer));
-        ns_reconcile_stats st = {};
-        int r;
+static void on_overlay(OverlaySync *o, OverlaySyncEvent ev, int error, const char *message, void *userdata) {
+        node_agent *d = userdata;
 
-        if (!peers || !d->overlay_up)
-                return;
-        for (size_t i = 0; i < d->n_peers; i++) {
-                peers[i].subnet.s_addr = htonl(d->peers[i].subnet);
-                peers[i].subnet_len = d->peers[i].len;
-                peers[i].public_ip.s_addr = htonl(d->peers[i].public_ip);
-                memcpy(peers[i].mac, d->peers[i].vtep_mac, 6);
+        switch (ev) {
+        case OVERLAY_SYNC_FAILED:
+                /* What is programmed stays; the module retries by itself. */
+                network_failed(d, "%s", message ?: "the overlay failed");
+                break;
+        case OVERLAY_SYNC_PROGRAMMED:
+                if (d->have_subnet && d->notified_ready)
+                        network_recovered(d);
+                daemon_update_status(d);
+                break;
+        default:
+                break;
         }
-        r = ns_overlay_reconcile(d->ns, peers, d->n_peers, &st);
-        if (r < 0)
-                log_error_errno(r, "Failed to program the peers on %s: %m", d->overlay.ifname);
-        else if (st.requests > 0)
-                log_info("Peers reconciled: %zu peers, %u added, %u replaced, %u removed.",
-                         d->n_peers, st.added, st.replaced, st.removed);
-        daemon_update_status(d);
 }
 
 static void on_peers(PeerWatch *w, const SubnetRecord *peers, size_t n, void *userdata) {
         node_agent *d = userdata;
-        SubnetRecord *copy = calloc(n + 1, sizeof *copy);
+        _cleanup_free_ ns_peer *p = calloc(n + 1, sizeof(ns_peer));
 
-        if (!copy)
+        if (!p) {
+                log_error("Out of memory for %zu peers; the next change or resync programs them.", n);
                 return;
-        if (n > 0)
-                memcpy(copy, peers, n * sizeof *copy);
-        free(d->peers);
-        d->peers = copy;
+        }
+        for (size_t i = 0; i < n; i++) {
+                p[i].subnet.s_addr = htonl(peers[i].subnet);
+                p[i].subnet_len = peers[i].len;
+                p[i].public_ip.s_addr = htonl(peers[i].public_ip);
+                memcpy(p[i].mac, peers[i].vtep_mac, 6);
+        }
         d->n_peers = n;
-        reconcile(d);
+        /* Every set the watch delivers is complete (a list, then the
+         * events after it): the overlay may remove what is not in it. */
+        (void) overlay_sync_set_peers(d->overlay, p, n);
+        daemon_update_status(d);
 }
 
 static int overlay_setup(node_agent *d) {
-        char sub[32], mac[18], f1[64], f2[64];
         int r;
 
+        if (!d->overlay) {
+                r = overlay_sync_new(&d->overlay, d->event, d->ns, on_overlay, d);
+                if (r < 0) {
+                        network_failed(d, "cannot watch netlink: %s", strerror(-r));
+                        return r;
+                }
+        }
         d->overlay_cfg.subnet = d->subnet.addr;
         d->overlay_cfg.subnet_len = d->subnet.prefixlen;
-        r = ns_overlay_setup(d->ns, &d->overlay_cfg, &d->overlay);
-        if (r < 0) {
-                d->overlay_up = false;
-                network_failed(d, "cannot set up flannel.%u: %s", d->overlay_cfg.vni, strerror(-r));
-                return r;
-        }
-        d->overlay_up = true;
-        format_cidr(&d->subnet, sub, sizeof sub);
-        ns_format_mac(d->overlay.mac, mac);
-        snprintf(f1, sizeof f1, "COREKUBE_SUBNET=%s", sub);
-        snprintf(f2, sizeof f2, "COREKUBE_VTEP_MAC=%s", mac);
-        log_event(LOG_INFO, MID_OVERLAY_UP, FIELDS(f1, f2), "Overlay %s is up (%s, subnet %s, MTU %u, VTEP %s).",
-                  d->overlay.ifname,
-                  d->overlay.action == NS_OVERLAY_CREATED ? "created" :
-                  d->overlay.action == NS_OVERLAY_ADOPTED ? "adopted" : "replaced",
-                  sub, d->overlay.mtu, mac);
-        reconcile(d);
-        return 0;
+        /* Failures were reported through on_overlay() and are retried. */
+        return overlay_sync_set_config(d->overlay, &d->overlay_cfg);
 }
 
 static int write_files(node_agent *d) {
         node_net n = {
                 .network = d->cfg->network.network,
                 .subnet = d->subnet,
-                .mtu = d->overlay.mtu,
+                .mtu = overlay_sync_info(d->overlay)->mtu,
                 .ip_masq = d->cfg->network.ip_masq,
         };
         int r;
@@ -282,34 +275,12 @@ static void on_netcfg(int error, const char *message, const NetworkConfig *confi
                 daemon_step_failed(d, "cannot start the subnet lease: %s", strerror(-r));
 }
 
-static int on_netlink(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
-        node_agent *d = userdata;
-        unsigned events = 0;
-
-        if (ns_monitor_process(d->ns, &events) < 0 || !events || !d->have_subnet)
-                return 0;
-        if (events & (NS_EVENT_OVERLAY_GONE | NS_EVENT_OVERLAY_DOWN)) {
-                log_warning("%s %s; setting it up again.", d->overlay.ifname,
-                            events & NS_EVENT_OVERLAY_GONE ? "disappeared" : "went down");
-                if (overlay_setup(d) >= 0)
-                        network_recovered(d);
-        }
-        if (events & NS_EVENT_UNDERLAY_DOWN)
-                log_warning("%s went down.", d->cfg->node.interface);
-        return 0;
-}
-
 int daemon_network_start(node_agent *d) {
         char *err = NULL;
         NetworkConfig wanted;
         char net[32];
         int r;
 
-        if (!d->ns_monitor) {
-                r = sd_event_add_io(d->event, &d->ns_monitor, ns_monitor_fd(d->ns), EPOLLIN, on_netlink, d);
-                if (r < 0)
-                        return log_error_errno(r, "Failed to watch netlink: %m");
-        }
         if (d->netcfg_req)
                 return 0;       /* under way: it calls back */
         if (d->lease) {
@@ -334,7 +305,15 @@ void daemon_network_free(node_agent *d) {
                 etcd_request_cancel(d->netcfg_req);
         peer_watch_free(d->peer_watch);
         subnet_lease_free(d->lease);
-        sd_event_source_disable_unref(d->ns_monitor);
+        overlay_sync_free(d->overlay);
         ns_free(d->ns);
-        free(d->peers);
+}
+
+void daemon_network_reload(node_agent *d) {
+        log_notice("Reloading: listing the peers in etcd again and comparing flannel.%u with them.",
+                   d->overlay_cfg.vni);
+        if (d->peer_watch)
+                (void) peer_watch_relist(d->peer_watch);
+        if (d->overlay)
+                overlay_sync_resync(d->overlay);
 }

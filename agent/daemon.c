@@ -80,7 +80,7 @@ void daemon_step_failed(node_agent *d, const char *fmt, ...) {
         d->step_busy = true;
         if (!d->retry) {
                 (void) sd_event_now(d->event, CLOCK_MONOTONIC, &now);
-                (void) sd_event_add_time(d->event, &d->retry, CLOCK_MONOTONIC, now + delay, 0, on_retry, d);
+                (void) sd_event_add_time(d->event, &d->retry, CLOCK_MONOTONIC, now + delay, USEC_PER_MSEC, on_retry, d);
         }
 }
 
@@ -214,6 +214,11 @@ static int on_watchdog(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
+static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        daemon_network_reload(userdata);
+        return 0;
+}
+
 static bool needs_dbus(const ck_config *c) {
         return c->docker.restart || strv_length(config_role(c)->units) > 0;
 }
@@ -237,11 +242,13 @@ int daemon_run(const ck_config *c) {
         sigemptyset(&ss);
         sigaddset(&ss, SIGTERM);
         sigaddset(&ss, SIGINT);
+        sigaddset(&ss, SIGHUP);
         sigprocmask(SIG_BLOCK, &ss, NULL);
         (void) sd_event_add_signal(d.event, NULL, SIGTERM, NULL, NULL);
         (void) sd_event_add_signal(d.event, NULL, SIGINT, NULL, NULL);
+        (void) sd_event_add_signal(d.event, NULL, SIGHUP, on_sighup, &d);
         if (sd_watchdog_enabled(false, &wd) > 0)
-                (void) sd_event_add_time_relative(d.event, &d.watchdog, CLOCK_MONOTONIC, wd / 2, 0, on_watchdog, &d);
+                (void) sd_event_add_time_relative(d.event, &d.watchdog, CLOCK_MONOTONIC, wd / 2, wd / 20, on_watchdog, &d);
 
         r = etcd_client_from_config(c, d.event, 0, &d.etcd);
         if (r == -EKEYREJECTED) {

@@ -94,7 +94,7 @@ static void on_job(const char *unit, const char *result, const char *detail, voi
                   detail ?: "unknown", format_duration(delay - delay % USEC_PER_MSEC, d, sizeof d));
         ru->cb(ru, ru->userdata);
         (void) sd_event_now(ru->event, CLOCK_MONOTONIC, &now);
-        if (sd_event_add_time(ru->event, &ru->retry, CLOCK_MONOTONIC, now + delay, 0, on_retry, ru) < 0)
+        if (sd_event_add_time(ru->event, &ru->retry, CLOCK_MONOTONIC, now + delay, USEC_PER_MSEC, on_retry, ru) < 0)
                 log_error("Failed to schedule the retry of %s.", unit);
 }
 

@@ -143,12 +143,16 @@ typedef struct ns_reconcile_stats {
  * returned. -ENODEV if no overlay is set up. `stats` may be NULL. */
 int ns_overlay_reconcile(ns_ctx *ctx, const ns_peer *peers, size_t n, ns_reconcile_stats *stats);
 
+enum { NS_RECONCILE_NO_REMOVE = 1 << 0 };   /* adopt: add and replace what is wanted, remove nothing */
+int ns_overlay_reconcile_flags(ns_ctx *ctx, const ns_peer *peers, size_t n, unsigned flags, ns_reconcile_stats *stats);
+
 /* ---- watching the overlay device ---- */
 
 enum {
         NS_EVENT_OVERLAY_GONE   = 1 << 0, /* flannel.<vni> was deleted (or renamed) */
         NS_EVENT_OVERLAY_DOWN   = 1 << 1, /* flannel.<vni> is administratively down */
         NS_EVENT_UNDERLAY_DOWN  = 1 << 2, /* the private interface went down */
+        NS_EVENT_PEERS_DRIFT    = 1 << 3, /* a wanted peer entry was changed or removed by someone else */
 };
 
 /* A file descriptor that becomes readable (POLLIN) when link notifications

@@ -291,6 +291,10 @@ static int send_ops(reconcile *rc) {
 }
 
 int ns_overlay_reconcile(ns_ctx *ctx, const ns_peer *peers, size_t n, ns_reconcile_stats *stats) {
+        return ns_overlay_reconcile_flags(ctx, peers, n, 0, stats);
+}
+
+int ns_overlay_reconcile_flags(ns_ctx *ctx, const ns_peer *peers, size_t n, unsigned flags, ns_reconcile_stats *stats) {
         reconcile rc = {
                 .ctx = ctx,
                 .ifindex = ctx->ov_ifindex,
@@ -321,11 +325,14 @@ int ns_overlay_reconcile(ns_ctx *ctx, const ns_peer *peers, size_t n, ns_reconci
         sort_entries(rc.have_fdb.p, rc.have_fdb.n, sizeof(fdb_entry), fdb_cmp);
         sort_entries(rc.have_route.p, rc.have_route.n, sizeof(route_entry), route_cmp);
 
-        r = diff_route(&rc, true);
-        if (r >= 0)
-                r = diff_fdb(&rc, true);
-        if (r >= 0)
-                r = diff_neigh(&rc, true);
+        r = 0;
+        if (!(flags & NS_RECONCILE_NO_REMOVE)) {
+                r = diff_route(&rc, true);
+                if (r >= 0)
+                        r = diff_fdb(&rc, true);
+                if (r >= 0)
+                        r = diff_neigh(&rc, true);
+        }
         if (r >= 0)
                 r = diff_neigh(&rc, false);
         if (r >= 0)

@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+/* The overlay as a reconciler that lives as long as the agent. It owns what
+ * flannel.<vni> should hold (our subnet, the last *complete* peer snapshot)
+ * and keeps the kernel there: at once on every change of either, on netlink
+ * notifications that show someone else changed the device or its entries,
+ * every 5 min (±10 %) as a kernel-only dump-and-compare, and after a failure
+ * with backoff.
+ *
+ * Kernel state found at start is adopted: until this process has been given
+ * a complete snapshot, a reconcile adds and replaces entries but never
+ * removes one, so a restart (or an etcd that does not answer) takes no
+ * traffic away. Knows netlink (through netsetup) and nothing of etcd. */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <systemd/sd-event.h>
+
+#include "netsetup.h"
+
+typedef struct OverlaySync OverlaySync;
+
+typedef enum OverlaySyncEvent {
+        OVERLAY_SYNC_UP,        /* the device is set up (again); overlay_sync_info() tells how */
+        OVERLAY_SYNC_FAILED,    /* setting it up or programming it failed; retried with backoff */
+        OVERLAY_SYNC_PROGRAMMED,/* the peers are programmed as wanted (also after a failure) */
+} OverlaySyncEvent;
+
+typedef void (*overlay_sync_handler_t)(OverlaySync *s, OverlaySyncEvent ev, int error, const char *message,
+                                       void *userdata);
+
+int overlay_sync_new(OverlaySync **ret, sd_event *event, ns_ctx *ns, overlay_sync_handler_t handler,
+                     void *userdata);
+OverlaySync *overlay_sync_free(OverlaySync *s);
+
+/* The device as it should be (with our subnet). Sets it up at once and
+ * reconciles; returns 0 when the device is up (-ENETDOWN if not). Failures
+ * are reported through the handler and retried by the module. */
+int overlay_sync_set_config(OverlaySync *s, const ns_overlay_config *cfg);
+
+/* A complete peer set (copied). From the first one on, entries no peer
+ * wants are removed. */
+int overlay_sync_set_peers(OverlaySync *s, const ns_peer *peers, size_t n);
+
+/* A full dump-and-compare now (SIGHUP). */
+void overlay_sync_resync(OverlaySync *s);
+
+bool overlay_sync_is_up(const OverlaySync *s);
+const ns_overlay_info *overlay_sync_info(const OverlaySync *s);
+/* The peer set last given; whether any was (removals allowed). */
+size_t overlay_sync_n_peers(const OverlaySync *s);
+bool overlay_sync_have_snapshot(const OverlaySync *s);
+
+/* Counters, for tests and benchmarks in the journal at debug level. */
+typedef struct OverlaySyncStats {
+        unsigned reconciles;    /* dump-and-compare runs */
+        unsigned repairs;       /* runs started by a drift notification */
+        unsigned resyncs;       /* periodic runs */
+        unsigned failures;
+} OverlaySyncStats;
+const OverlaySyncStats *overlay_sync_stats(const OverlaySync *s);
+
+/* The period of the kernel-only resync (default 5 min; ±10 % is added). */
+void overlay_sync_set_resync_period(OverlaySync *s, uint64_t usec);

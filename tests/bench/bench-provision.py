@@ -11,13 +11,25 @@ polled every 20 ms). Prints the median of RUNS per N, the machine's CPU use,
 and, from the agents' journals in the last run of each N, when the master and
 the last minion passed each milestone.
 
-  tests/bench/bench-provision.py [--runs R] [--keep] [N ...]    (default: 3 runs, N = 1 4 8)
+Then the second boot (issue 16): the N nodes of the last run, agent enabled,
+are powered off, the links of their network namespaces deleted (the bed's
+namespaces outlive the containers; a real power-off does not keep flannel.1
+or docker0) and their machine records deleted (a reboot longer than the
+record's ttl; their subnet leases stay), then booted all at once (bed.sh
+node-start). Measured is the time from then until every node's record says
+ready, T(N), and the Docker restarts in that boot: the agent's "Restarted
+docker.service" entries (MESSAGE_ID) and systemd's starts of docker.service
+beyond the first. Goal: 0 restarts; T(8) <= 1.5 x T(1).
+
+  tests/bench/bench-provision.py [--runs R] [--reboots B] [--keep] [N ...]
+                                (default: 3 runs, 1 reboot, N = 1 4 8)
 
 The bed is removed at the end unless --keep. Root; the first run builds the
 rootfs cache (rootfs.sh) and the bed's build dir.
 """
 
 import argparse
+import json
 import os
 import re
 import subprocess
@@ -66,6 +78,91 @@ class Nodes:
         def nsenter(self, name, *cmd):
                 return subprocess.Popen(["nsenter", "-t", str(self.pid1[name]), "-a", "--"] + list(cmd),
                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+# agent/message-ids.h; systemd's catalog (a unit started).
+MID_DOCKER_RESTARTED = "af1ff278bec7875d8c6f4475b81fb4ab"
+MID_UNIT_STARTED = "39f53479d3a045ac8e11786248231fbf"
+
+
+def boot_journal(nodes, name, *matches):
+        """The node's journal entries of its current boot matching MATCHES."""
+        out = subprocess.run(["nsenter", "-t", str(nodes.pid1[name]), "-a", "--", "journalctl", "-b", "-q",
+                              "-o", "json", "--no-pager"] + list(matches),
+                             stdout=subprocess.PIPE, text=True).stdout
+        return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+def docker_restarts(nodes, name):
+        """(the agent's Docker restarts, docker.service starts) in this boot."""
+        agent = [e for e in boot_journal(nodes, name, "_SYSTEMD_UNIT=corekube-agent.service")
+                 if e.get("MESSAGE_ID") == MID_DOCKER_RESTARTED]
+        starts = [e for e in boot_journal(nodes, name, "_PID=1", "UNIT=docker.service")
+                  if e.get("MESSAGE_ID") == MID_UNIT_STARTED]
+        return len(agent), len(starts)
+
+
+def wipe_links(name):
+        """What a real power-off takes with it and the bed's netns keeps."""
+        ns = "ckb-%s-%s" % (BED, name)
+        links = json.loads(subprocess.run(["ip", "-n", ns, "-j", "link", "show"], check=True,
+                                          stdout=subprocess.PIPE, text=True).stdout)
+        for link in links:
+                if link["ifname"] not in ("lo", "eth2"):
+                        subprocess.run(["ip", "-n", ns, "link", "del", "dev", link["ifname"]], check=True)
+
+
+def bed_all(cmd, names):
+        """bed.sh CMD NAME for every name at once; waits for them all."""
+        procs = [(n, subprocess.Popen(BEDSH + [cmd, n], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      text=True)) for n in names]
+        errors = []
+        for n, p in procs:
+                out, err = p.communicate()
+                if p.returncode != 0:
+                        errors.append("bed.sh %s %s failed:\n%s%s" % (cmd, n, out, err[-2000:]))
+        if errors:
+                raise RuntimeError("\n".join(errors))
+
+
+def second_boot(nodes, names, etcd, timeout=180):
+        """Power every node off, then boot them all at once with their leases
+        in etcd; seconds until every record says ready, and per node the
+        ready time and (agent restarts of Docker, starts of docker.service)."""
+        bed_all("node-stop", names)
+        for n in names:
+                wipe_links(n)
+        with cklab.in_netns("ckb-%s-fab" % BED):
+                etcd.delete("/corekube/machines/", prefix=True)
+        ids = {nodes.machine_id[n]: n for n in names}
+        ready = {}
+        t0 = time.monotonic()
+        procs = [subprocess.Popen(BEDSH + ["node-start", n], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True) for n in names]
+        try:
+                deadline = t0 + timeout
+                while len(ready) < len(ids):
+                        now = time.monotonic()
+                        with cklab.in_netns("ckb-%s-fab" % BED):
+                                recs = etcd.get_prefix("/corekube/machines/")
+                        for k, v in recs.items():
+                                mid = k.rsplit("/", 1)[1]
+                                if mid in ids and mid not in ready and '"state":"ready"' in v.replace(" ", ""):
+                                        ready[mid] = now - t0
+                        if now > deadline:
+                                raise RuntimeError("second boot: not every node ready after %d s: %s"
+                                                   % (timeout, sorted(ready.values())))
+                        time.sleep(0.02)        # polling granularity of the measurement
+        finally:
+                for p in procs:
+                        p.communicate()
+        for p, n in zip(procs, names):
+                if p.returncode != 0:
+                        raise RuntimeError("bed.sh node-start %s failed" % n)
+        for n in names:
+                nodes.pid1[n] = int(bed("pid", n).strip())
+        return max(ready.values()), {ids[m]: t for m, t in ready.items()}, \
+                {n: docker_restarts(nodes, n) for n in names}
 
 
 def clear_etcd(etcd):
@@ -130,6 +227,7 @@ def main():
         ap = argparse.ArgumentParser()
         ap.add_argument("sizes", nargs="*", type=int, default=[1, 4, 8])
         ap.add_argument("--runs", type=int, default=3)
+        ap.add_argument("--reboots", type=int, default=1, help="second boots per N (0: none)")
         ap.add_argument("--keep", action="store_true")
         o = ap.parse_args()
         cklab.install_signal_exit()
@@ -137,6 +235,7 @@ def main():
                 print("bench-provision: must run as root", file=sys.stderr)
                 return 1
         rows = []
+        reboots, reboot_steps = [], []
         try:
                 bed("down", check=False)
                 t = time.monotonic()
@@ -167,6 +266,24 @@ def main():
                         steps.append([n, "master"] + milestones(nodes, "master"))
                         if n > 1:
                                 steps.append([n, names[-1]] + milestones(nodes, names[-1]))
+                        if o.reboots > 0:
+                                for name in names:
+                                        bed("exec", name, "systemctl", "enable", "--quiet", "corekube-agent.service")
+                                times, agent_restarts, extra_starts = [], 0, 0
+                                for r in range(o.reboots):
+                                        total, per, dock = second_boot(nodes, names, etcd)
+                                        times.append(total)
+                                        agent_restarts += sum(a for a, _ in dock.values())
+                                        extra_starts += sum(max(0, s - 1) for _, s in dock.values())
+                                        print("# N=%d second boot %d: %.2f s (first node %.2f s), Docker restarts: "
+                                              "agent %d, docker.service starts %s"
+                                              % (n, r + 1, total, min(per.values()),
+                                                 sum(a for a, _ in dock.values()),
+                                                 ",".join(str(s) for _, s in dock.values())), flush=True)
+                                reboots.append((n, times, agent_restarts, extra_starts))
+                                reboot_steps.append([n, "master"] + milestones(nodes, "master"))
+                                if n > 1:
+                                        reboot_steps.append([n, names[-1]] + milestones(nodes, names[-1]))
                 base = cklab.median(rows[0][1]) if rows else 0
                 print("Provisioning: agents started at once on N nodes (systemd-nspawn, real Docker, artifacts "
                       "from a local server); seconds until every node is ready, %d runs" % o.runs)
@@ -177,6 +294,26 @@ def main():
                 print("Milestones in the last run of each N (journal; seconds from the agent's start to the "
                       "last line of each)")
                 print(cklab.table(["N", "node"] + [k for k, _ in MILESTONES], steps))
+                if reboots:
+                        base = cklab.median(reboots[0][1])
+                        print("Second boot: the N nodes powered off and booted at once with their subnet leases "
+                              "in etcd (records deleted); seconds from the boot until every node is ready, "
+                              "%d reboots" % o.reboots)
+                        print(cklab.table(["N", "median s", "min s", "max s", "vs N=%d" % reboots[0][0],
+                                           "Docker restarts by the agent (all boots)",
+                                           "extra docker.service starts (all boots)"],
+                                          [[n, "%.2f" % cklab.median(t), "%.2f" % min(t), "%.2f" % max(t),
+                                            "%.2f x" % (cklab.median(t) / base), a, x]
+                                           for n, t, a, x in reboots]))
+                        t = {n: cklab.median(ts) for n, ts, _, _ in reboots}
+                        restarts = sum(a + x for _, _, a, x in reboots)
+                        line = "Goal: 0 Docker restarts (%d)" % restarts
+                        if 1 in t and 8 in t:
+                                line += "; T(8) <= 1.5 x T(1) (%.2f x)" % (t[8] / t[1])
+                        print(line)
+                        print("Milestones in the last second boot of each N (journal; seconds from the agent's "
+                              "start to the last line of each)")
+                        print(cklab.table(["N", "node"] + [k for k, _ in MILESTONES], reboot_steps))
         finally:
                 if not o.keep:
                         bed("down", check=False)

@@ -163,6 +163,20 @@ def check_persisted(c, node, subnet):
     assert f"--bip={gw(subnet)}" in env_file(c, node, f"{STATE_DIR}/docker_opts.env")["DOCKER_OPTS"]
 
 
+def check_snapshot(c, node, subnet):
+    """peers.json: our subnet and every other node's lease (the agent's
+    format: agent/node-state.c)."""
+    r = c.sh(node, f"cat {STATE_DIR}/peers.json", check=False)
+    assert r.returncode == 0, f"{node}: no {STATE_DIR}/peers.json: {r.stderr.strip()}"
+    snap = json.loads(r.stdout)
+    assert snap["subnet"] == str(subnet) and snap["public_ip"] == c.nodes[node].ip, snap
+    leases = c.leases()
+    want = {(str(net), leases[net]["PublicIP"], leases[net]["BackendData"]["VtepMAC"])
+            for name, net in c.node_leases().items() if name != node}
+    got = {(p["subnet"], p["public_ip"], p["vtep_mac"]) for p in snap["peers"]}
+    assert got == want, f"{node}: peers.json missing {sorted(want - got)}, extra {sorted(got - want)}"
+
+
 def wipe_node_links(c, node):
     """What a real power-off takes with it and the bed's netns keeps."""
     ns = f"ckb-{c.name}-{node}"
@@ -225,11 +239,7 @@ def test_reboot_docker_starts_once_on_the_overlay(cluster):
     assert app_starts(c, NODE) == 1, f"{APP} started more than once in this boot"
     assert c.records()[NODE]["subnet"] == str(subnet)
     check_persisted(c, NODE, subnet)
-    snap = c.sh(NODE, f"cat {STATE_DIR}/peers.json")
-    json.loads(snap)
-    for name, node in c.nodes.items():
-        if name != NODE:
-            assert node.ip in snap, f"{STATE_DIR}/peers.json lacks {name} ({node.ip})"
+    check_snapshot(c, NODE, subnet)
     ping(c, NODE, APP, peer_ip)
     c.wait_converged()
     assert docker_pid(c, NODE) == pid, "docker.service's MainPID changed after the agent was ready"

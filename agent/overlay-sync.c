@@ -265,7 +265,7 @@ int overlay_sync_set_config(OverlaySync *s, const ns_overlay_config *cfg) {
         return s->up ? 0 : -ENETDOWN;
 }
 
-int overlay_sync_set_peers(OverlaySync *s, const ns_peer *peers, size_t n) {
+int overlay_sync_set_peers(OverlaySync *s, const ns_peer *peers, size_t n, bool complete) {
         ns_peer *copy = calloc(n + 1, sizeof *copy);
 
         if (!copy)
@@ -275,9 +275,9 @@ int overlay_sync_set_peers(OverlaySync *s, const ns_peer *peers, size_t n) {
         free(s->peers);
         s->peers = copy;
         s->n_peers = n;
-        if (!s->have_snapshot)
+        if (complete && !s->have_snapshot)
                 log_info("Peer list read (%zu peers): entries no peer wants are removed from now on.", n);
-        s->have_snapshot = true;
+        s->have_snapshot = s->have_snapshot || complete;
         return sync_now(s);
 }
 

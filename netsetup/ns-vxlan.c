@@ -195,6 +195,13 @@ int ns_overlay_setup(ns_ctx *ctx, const ns_overlay_config *cfg, ns_overlay_info 
         if (mtu < MIN_MTU || (cfg->mtu == 0 && umtu < MIN_MTU + VXLAN_OVERHEAD))
                 return ns_log_error_errno(EINVAL, "Overlay MTU too small (interface %s has MTU %u)", uname, umtu);
 
+        /* Drift that happened before still needs the owner's reconcile; the
+         * rest pending is about the device we are about to set up. */
+        unsigned seen;
+        r = ns_monitor_absorb(ctx, NS_EVENT_PEERS_DRIFT, &seen);
+        if (r < 0)
+                return r;
+
         /* The device is about to change: forget the old one so the monitor
          * does not report what we do here. */
         ctx->ov_ifindex = 0;
@@ -219,6 +226,8 @@ int ns_overlay_setup(ns_ctx *ctx, const ns_overlay_config *cfg, ns_overlay_info 
                 return ns_log_error_errno(ns_nlerr_to_errno(r), "Failed to look up %s: %m", info.ifname);
 
         if (info.action != NS_OVERLAY_ADOPTED) {
+                /* A new device carries none of the desired entries. */
+                ns_wanted_clear(&ctx->wanted);
                 r = vxlan_create(ctx, info.ifname, cfg, mtu);
                 if (r < 0)
                         return r;

@@ -11,7 +11,7 @@
  *     ns_new(&ctx);
  *     ns_link_setup(ctx, "eth2", addr_or_NULL, prefixlen, &link);
  *     cfg.underlay_ifindex = link.ifindex; cfg.local = link.addr; ...
- *     ns_overlay_setup(ctx, &cfg, &overlay);           (create, adopt or replace)
+ *     ns_overlay_setup(ctx, &cfg, &overlay);           (create, adopt, change in place or replace)
  *     ns_overlay_reconcile_flags(ctx, peers, n, NS_RECONCILE_NO_REMOVE, &stats);
  *                                                      (at start, before the peer snapshot is
  *                                                       complete: adopt, add, remove nothing)
@@ -81,6 +81,9 @@ typedef enum ns_overlay_action {
         NS_OVERLAY_CREATED,           /* there was none */
         NS_OVERLAY_ADOPTED,           /* a compatible device was kept (same ifindex) */
         NS_OVERLAY_REPLACED,          /* an incompatible device was deleted and created anew */
+        NS_OVERLAY_CHANGED,           /* the device was changed in place (same ifindex, peers'
+                                       * entries kept): local address, underlying device,
+                                       * learning or MAC */
 } ns_overlay_action;
 
 typedef struct ns_overlay_info {
@@ -95,11 +98,15 @@ typedef struct ns_overlay_info {
 /* Makes flannel.<vni> exist as configured: VXLAN with this VNI, port, local
  * address and underlying device, learning off; MTU; address <subnet>.0/32
  * (other addresses inside the overlay network are removed, others kept); up.
- * A device of that name that differs in kind, VNI, port, local address,
- * underlying device or learning is replaced. Remembers the device in `ctx`
- * for ns_overlay_reconcile() and the monitor; notifications pending from
- * before are discarded, except that drift is still reported. -EINVAL for a
- * bad config. */
+ * A device of that name with another local address, underlying device,
+ * learning or MAC is changed in place (NS_OVERLAY_CHANGED; `changes` counts
+ * each attribute; the permanent ARP entries, which the kernel flushes when
+ * the MAC changes, are put back). Only a device that differs in kind, VNI or
+ * port (the kernel refuses to change these), or whose change in place the
+ * kernel refuses, is deleted and created anew: that drops all its peers'
+ * entries. Remembers the device in `ctx` for the reconcile and the monitor;
+ * notifications pending from before are discarded, except that drift is
+ * still reported. -EINVAL for a bad config. */
 int ns_overlay_setup(ns_ctx *ctx, const ns_overlay_config *cfg, ns_overlay_info *ret);
 
 /* Deletes flannel.<vni> and with it all its neighbour, FDB and route entries.

@@ -122,7 +122,7 @@ static int setup(ns_ctx *ctx) {
         ns_link_info link;
         ns_overlay_info ov;
         char a[INET_ADDRSTRLEN], mac[18];
-        const char *actions[] = { "created", "adopted", "replaced" };
+        const char *actions[] = { "created", "adopted", "replaced", "changed" };
         int r;
 
         r = ns_link_setup(ctx, arg.underlay, arg.has_addr ? &arg.addr : NULL, arg.addr_len, &link);

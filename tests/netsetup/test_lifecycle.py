@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """Lifecycle without disruption (issue 12), against the real kernel in
-namespaces the tests create and delete: the add-only reconcile and drift
-notifications."""
+namespaces the tests create and delete: the add-only reconcile, drift
+notifications, and changing flannel.1 in place instead of replacing it."""
 
 import os
 import subprocess
@@ -228,3 +228,74 @@ def test_link_events_still_reported_with_peers(node, tmp_path, session):
     assert "overlay-down" in out["events"] and set(out["events"]) <= {"overlay-down", "peers-drift"}
     node.ip("link", "del", "flannel.1")
     assert s.cmd("wait 10000")["events"] == ["overlay-gone"]
+
+
+# ---- change in place instead of replace ----
+
+VXLAN = ["type", "vxlan", "id", "1", "dstport", "8472"]
+IN_PLACE = {
+    "local": (["local", "192.168.3.99", "dev", "eth2", "nolearning"], (), 1),
+    "learning": (["local", "192.168.3.11", "dev", "eth2", "learning"], (), 1),
+    "underlay": (["local", "192.168.3.11", "dev", "eth2p", "nolearning"], (), 1),
+    "mac": (["local", "192.168.3.11", "dev", "eth2", "nolearning"], ("--mac", "02:aa:bb:cc:dd:01"), 1),
+    "all": (["local", "192.168.3.99", "dev", "eth2p", "learning"], ("--mac", "02:aa:bb:cc:dd:01"), 4),
+}
+
+
+@pytest.mark.parametrize("variant", list(IN_PLACE))
+def test_changed_in_place_keeps_peers(node, spawn, variant):
+    args, extra, changes = IN_PLACE[variant]
+    node.ip("link", "set", "eth2", "up")
+    node.ip("addr", "add", "192.168.3.11/24", "dev", "eth2")
+    node.ip("link", "add", "flannel.1", "address", "02:aa:bb:cc:dd:99", *VXLAN, *args)
+    node.ip("link", "set", "flannel.1", "up")
+    node.ip("addr", "add", "10.244.94.0/32", "dev", "flannel.1")
+    for s, ip, mac in PEERS3:
+        gw = s.split("/")[0]
+        node.ip("neigh", "add", gw, "lladdr", mac, "dev", "flannel.1", "nud", "permanent")
+        bridge(node, "fdb", "add", mac, "dev", "flannel.1", "dst", ip, "self", "permanent")
+        node.ip("route", "add", s, "via", gw, "dev", "flannel.1", "onlink")
+    before = node.ifindex("flannel.1")
+
+    out = {}
+    seen = monitored(node, spawn, lambda: out.update(node.tool("setup", extra=extra)))
+    assert out["action"] == "changed" and out["changes"] == str(changes)
+    assert int(out["ifindex"]) == before == node.ifindex("flannel.1")
+    link = node.ipj("-d", "link", "show", "flannel.1")[0]
+    data = link["linkinfo"]["info_data"]
+    assert (data["id"], data["port"], data["local"], data["link"], data["learning"]) == \
+        (1, 8472, "192.168.3.11", "eth2", False)
+    assert link["address"] == (extra[1] if extra else "02:aa:bb:cc:dd:99")
+    # Routes and FDB entries were never deleted; ARP entries are put back
+    # after the kernel flushes them on a MAC change.
+    assert kernel_state(node) == expected_state(PEERS3)
+    gone = deleted(seen)
+    assert not [d for d in gone if " via " in d or d.startswith("Deleted 192.168.3.")], gone
+    if not extra:
+        assert gone == []
+
+    out = node.tool("setup", extra=extra)
+    assert out["action"] == "adopted" and out["changes"] == "0"
+
+
+def test_other_vni_still_replaced(node):
+    node.ip("link", "set", "eth2", "up")
+    node.ip("addr", "add", "192.168.3.11/24", "dev", "eth2")
+    node.ip("link", "add", "flannel.1", "type", "vxlan", "id", "2", "dstport", "8472", "local", "192.168.3.99",
+            "dev", "eth2", "learning")
+    before = node.ifindex("flannel.1")
+    out = node.tool("setup")
+    assert out["action"] == "replaced" and int(out["ifindex"]) != before
+
+
+def test_change_the_kernel_refuses_falls_back_to_replace(node):
+    # The kernel will not change a VXLAN device's local address family in place.
+    node.ip("link", "set", "eth2", "up")
+    node.ip("addr", "add", "192.168.3.11/24", "dev", "eth2")
+    node.ip("link", "add", "flannel.1", *VXLAN, "local", "fd00::1", "dev", "eth2", "nolearning")
+    before = node.ifindex("flannel.1")
+    out = node.tool("setup")
+    assert out["action"] == "replaced" and int(out["ifindex"]) != before
+    assert "refused" in out["_stderr"]
+    data = node.ipj("-d", "link", "show", "flannel.1")[0]["linkinfo"]["info_data"]
+    assert (data["local"], data["learning"]) == ("192.168.3.11", False)

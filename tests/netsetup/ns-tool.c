@@ -18,6 +18,7 @@
  *          --mtu N (0 = auto) --network A/LEN (10.244.0.0/15) --subnet A/LEN (10.244.94.0/24)
  *          --once (watch: exit after the first event) --mac MAC (fixed VTEP MAC)
  *          --no-remove (reconcile: NS_RECONCILE_NO_REMOVE)
+ *          --monitor-rcvbuf BYTES (shrink the monitor's receive buffer, to provoke overruns)
  * FILE: one peer a line, "SUBNET/LEN PUBLIC_IP MAC"; '#' starts a comment.
  * Output is "key=value" lines; exit status 0, or 1 with the error on stderr. */
 #include <arpa/inet.h>
@@ -28,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <syslog.h>
 
 #include "netsetup.h"
@@ -35,6 +37,7 @@
 static struct {
         const char *underlay;
         bool has_addr, once, no_remove;
+        int monitor_rcvbuf;
         struct in_addr addr;
         unsigned addr_len;
         ns_overlay_config cfg;
@@ -253,6 +256,7 @@ int main(int argc, char *argv[]) {
                 { "once", no_argument, NULL, 'o' },
                 { "mac", required_argument, NULL, 'M' },
                 { "no-remove", no_argument, NULL, 'R' },
+                { "monitor-rcvbuf", required_argument, NULL, 'B' },
                 {}
         };
         ns_ctx *ctx = NULL;
@@ -292,6 +296,9 @@ int main(int argc, char *argv[]) {
                         break;
                 case 'o':
                         arg.once = true;
+                        break;
+                case 'B':
+                        arg.monitor_rcvbuf = atoi(optarg);
                         break;
                 case 'R':
                         arg.no_remove = true;
@@ -334,6 +341,12 @@ int main(int argc, char *argv[]) {
         r = ns_new(&ctx);
         if (r < 0)
                 return 1;
+        if (arg.monitor_rcvbuf > 0 &&
+            setsockopt(ns_monitor_fd(ctx), SOL_SOCKET, SO_RCVBUF, &arg.monitor_rcvbuf, sizeof(arg.monitor_rcvbuf)) < 0) {
+                fprintf(stderr, "ns-tool: SO_RCVBUF: %m\n");
+                ns_free(ctx);
+                return 1;
+        }
 
         if ((strcmp(verb, "setup") == 0))
                 r = setup(ctx);

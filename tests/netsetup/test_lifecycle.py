@@ -219,6 +219,18 @@ def test_foreign_entry_is_drift_only_without_no_remove(node, tmp_path, session, 
         assert out["removed"] == "1" and out["events"] == []
 
 
+@pytest.mark.parametrize("small", [True, False], ids=["overrun", "room"])
+def test_lost_notifications_are_drift(node, tmp_path, session, small):
+    # Add-only: another program's peers are no drift by themselves, so an
+    # event here comes from the overrun alone.
+    s = session(("--monitor-rcvbuf", "1") if small else ())
+    s.reconcile(write_peers(tmp_path, PEERS3), no_remove=True)
+    many = PEERS3 + [(f"10.244.{100 + i}.0/24", f"192.168.4.{1 + i}", f"02:00:00:00:01:{i:02x}") for i in range(100)]
+    out = node.tool("reconcile", write_peers(tmp_path, many))
+    assert out["added"] == "300"
+    assert s.cmd("process")["events"] == (["peers-drift"] if small else [])
+
+
 def test_link_events_still_reported_with_peers(node, tmp_path, session):
     s = session()
     s.reconcile(write_peers(tmp_path, PEERS3))

@@ -106,7 +106,8 @@ static int setup(OverlaySync *s) {
                 log_event(LOG_INFO, MID_OVERLAY_UP, FIELDS(f1, f2),
                           "Overlay %s is up (%s, subnet %s/%u, MTU %u, VTEP %s).", s->info.ifname,
                           s->info.action == NS_OVERLAY_CREATED ? "created" :
-                          s->info.action == NS_OVERLAY_ADOPTED ? "adopted" : "replaced",
+                          s->info.action == NS_OVERLAY_ADOPTED ? "adopted" :
+                          s->info.action == NS_OVERLAY_CHANGED ? "changed in place" : "replaced",
                           sub, s->cfg.subnet_len, s->info.mtu, mac);
         s->announced = true;
         emit(s, OVERLAY_SYNC_UP, 0, NULL);

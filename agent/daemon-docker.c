@@ -9,6 +9,7 @@
 #include "log.h"
 #include "macro.h"
 #include "message-ids.h"
+#include "node-files.h"
 
 /* ---- docker ---- */
 
@@ -61,12 +62,12 @@ static void docker_restart(node_agent *d) {
 static void on_docker_started(const char *unit, int error, uint64_t started_usec, void *userdata) {
         node_agent *d = userdata;
         const char *file = d->cfg->network.docker_opts_file;
-        struct stat st;
+        uint64_t changed_usec = 0;
 
         if (d->step != STEP_DOCKER)
                 return;
-        if (error >= 0 && started_usec > 0 && stat(file, &st) >= 0 &&
-            (uint64_t) st.st_mtim.tv_sec * USEC_PER_SEC + (uint64_t) st.st_mtim.tv_nsec / 1000 < started_usec) {
+        if (error >= 0 && started_usec > 0 && node_docker_opts_mtime(d->cfg, &changed_usec) >= 0 &&
+            changed_usec < started_usec) {
                 log_info("%s is active and started after %s was last written; not restarting it.", unit, file);
                 daemon_step_done(d);
                 return;
@@ -86,6 +87,10 @@ void daemon_docker_step(node_agent *d) {
                 return;
         }
         if (!d->docker_state)
+                return;         /* on_docker_state() comes back here */
+        /* Starting at boot with the persisted options: let it finish, then
+         * judge; a restart now would start it twice. */
+        if (!d->files_changed && (streq(d->docker_state, "activating") || streq(d->docker_state, "reloading")))
                 return;         /* on_docker_state() comes back here */
         d->step_busy = true;
         if (!d->files_changed && streq(d->docker_state, "active")) {

@@ -49,6 +49,7 @@ typedef struct node_agent {
         ns_link_info link;
         ns_overlay_config overlay_cfg;
         OverlaySync *overlay;           /* flannel.<vni> and its peers, for the agent's whole life */
+        bool restore_tried;             /* the persisted snapshot was looked at */
         size_t n_peers;                 /* in the last set the watch delivered */
 
         curl_loop *curl;

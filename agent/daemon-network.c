@@ -15,7 +15,10 @@
 #include "macro.h"
 #include "message-ids.h"
 #include "node-files.h"
+#include "node-state.h"
 #include "vtep-mac.h"
+
+static void network_restore(node_agent *d);
 
 int daemon_link_setup(node_agent *d) {
         const ck_node_config *n = &d->cfg->node;
@@ -39,6 +42,7 @@ int daemon_link_setup(node_agent *d) {
         }
         log_info("Interface %s is up: %s/%u, MTU %u.", n->interface,
                  inet_ntop(AF_INET, &d->link.addr, a, sizeof a), d->link.prefixlen, d->link.mtu);
+        network_restore(d);
         return 0;
 }
 
@@ -82,8 +86,10 @@ static void on_overlay(OverlaySync *o, OverlaySyncEvent ev, int error, const cha
 
         switch (ev) {
         case OVERLAY_SYNC_FAILED:
-                /* What is programmed stays; the module retries by itself. */
-                network_failed(d, "%s", message ?: "the overlay failed");
+                /* What is programmed stays; the module retries by itself.
+                 * Before the lease (restoring at boot) it is no step's. */
+                if (d->have_subnet)
+                        network_failed(d, "%s", message ?: "the overlay failed");
                 break;
         case OVERLAY_SYNC_PROGRAMMED:
                 if (d->have_subnet && d->notified_ready)
@@ -112,19 +118,89 @@ static void on_peers(PeerWatch *w, const SubnetRecord *peers, size_t n, void *us
         d->n_peers = n;
         /* Every set the watch delivers is complete (a list, then the
          * events after it): the overlay may remove what is not in it. */
-        (void) overlay_sync_set_peers(d->overlay, p, n);
+        (void) overlay_sync_set_peers(d->overlay, p, n, true);
         daemon_update_status(d);
+
+        /* Kept for the next boot, to carry traffic before etcd answers. */
+        node_snapshot snap = {
+                .network.s_addr = htonl(d->netcfg.network),
+                .network_len = d->netcfg.prefixlen,
+                .vni = d->netcfg.vni,
+                .port = d->netcfg.port,
+                .subnet = d->subnet.addr,
+                .subnet_len = d->subnet.prefixlen,
+                .public_ip = d->link.addr,
+                .peers = p,
+                .n_peers = n,
+        };
+        if (d->have_subnet)
+                (void) node_snapshot_write(&snap);
+}
+
+static int overlay_new(node_agent *d) {
+        if (d->overlay)
+                return 0;
+        return overlay_sync_new(&d->overlay, d->event, d->ns, on_overlay, d);
+}
+
+/* At start, before etcd is asked anything: flannel.1 as it was before the
+ * reboot (or the restart), from the persisted snapshot. Only added: what
+ * the kernel holds stays until a complete peer list from etcd says. */
+static void network_restore(node_agent *d) {
+        _cleanup_free_ char *path = node_state_path("peers.json");
+        node_snapshot snap = {};
+        ns_overlay_config cfg;
+        char sub[32];
+        int r;
+
+        if (d->restore_tried)
+                return;
+        d->restore_tried = true;
+        r = node_snapshot_read(&snap);
+        if (r < 0) {
+                if (r != -ENOENT && r != -EINVAL)
+                        log_warning_errno(r, "Cannot read the persisted peer snapshot: %m");
+                return;
+        }
+        if (snap.public_ip.s_addr != d->link.addr.s_addr) {
+                log_info("Not restoring the overlay from %s: it was made for another address.", path ?: "peers.json");
+                goto done;
+        }
+        cfg = (ns_overlay_config) {
+                .vni = snap.vni,
+                .port = snap.port,
+                .mtu = d->cfg->network.mtu,
+                .network = snap.network,
+                .network_len = snap.network_len,
+                .subnet = snap.subnet,
+                .subnet_len = snap.subnet_len,
+                .underlay_ifindex = d->link.ifindex,
+                .local = d->link.addr,
+        };
+        vtep_mac_from_machine_id(d->machine_id, snap.vni, cfg.mac);
+        r = overlay_new(d);
+        if (r >= 0)
+                r = overlay_sync_set_config(d->overlay, &cfg);
+        if (r >= 0)
+                r = overlay_sync_set_peers(d->overlay, snap.peers, snap.n_peers, false);
+        if (r < 0) {
+                log_warning_errno(r, "Cannot restore the overlay from %s (%m); waiting for etcd.", path ?: "peers.json");
+                goto done;
+        }
+        ck_cidr c = { .addr = snap.subnet, .prefixlen = snap.subnet_len };
+        log_notice("Restored flannel.%u from %s: subnet %s, %zu peers (until etcd has been read, nothing is removed).",
+                   snap.vni, path ?: "peers.json", format_cidr(&c, sub, sizeof sub), snap.n_peers);
+done:
+        node_snapshot_done(&snap);
 }
 
 static int overlay_setup(node_agent *d) {
         int r;
 
-        if (!d->overlay) {
-                r = overlay_sync_new(&d->overlay, d->event, d->ns, on_overlay, d);
-                if (r < 0) {
-                        network_failed(d, "cannot watch netlink: %s", strerror(-r));
-                        return r;
-                }
+        r = overlay_new(d);
+        if (r < 0) {
+                network_failed(d, "cannot watch netlink: %s", strerror(-r));
+                return r;
         }
         d->overlay_cfg.subnet = d->subnet.addr;
         d->overlay_cfg.subnet_len = d->subnet.prefixlen;
@@ -259,7 +335,13 @@ static void on_netcfg(int error, const char *message, const NetworkConfig *confi
         };
         vtep_mac_from_machine_id(d->machine_id, config->vni, d->overlay_cfg.mac);
 
-        (void) subnet_lease_read_subnet_file(d->cfg->network.subnet_file, &pref, &pref_len);
+        /* After a reboot /run is empty: the persisted copy names the subnet. */
+        if (subnet_lease_read_subnet_file(d->cfg->network.subnet_file, &pref, &pref_len) < 0) {
+                _cleanup_free_ char *kept = node_state_path("subnet.env");
+
+                if (kept)
+                        (void) subnet_lease_read_subnet_file(kept, &pref, &pref_len);
+        }
         o = (SubnetLeaseOptions) {
                 .prefix = d->cfg->network.prefix,
                 .config = *config,

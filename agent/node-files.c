@@ -6,9 +6,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "macro.h"
+#include "node-state.h"
 
 /* FLANNEL_SUBNET is the subnet's first host address with the subnet's
  * prefix, as flanneld writes it: docker0 takes that address. */
@@ -79,10 +82,31 @@ int node_cluster_env(const node_cluster *n, envfile *e) {
         return e->error;
 }
 
-int node_write_network_files(const ck_config *c, const node_net *n) {
-        envfile s = {}, d = {};
-        int r, changed = 0;
+/* The persisted copy: Docker's drop-in reads it, so a change of it is what
+ * makes Docker's running options stale. Returns 1 if it changed, 0 if not,
+ * or a negative errno (logged: the node still works from /run, only a reboot
+ * would start Docker on old options). */
+static int write_persisted(const char *name, const envfile *e) {
+        _cleanup_free_ char *p = node_state_path(name);
+        int r;
 
+        if (!p)
+                return -ENOMEM;
+        r = write_file_atomic(p, e->text, e->len, 0644);
+        if (r < 0)
+                log_warning_errno(r, "Failed to write %s: %m", p);
+        return r;
+}
+
+int node_write_network_files(const ck_config *c, const node_net *n) {
+        _cleanup_free_ char *kept = node_state_path("docker_opts.env");
+        envfile s = {}, d = {};
+        int r, run_changed = 0, k;
+        bool had_kept;
+
+        if (!kept)
+                return -ENOMEM;
+        had_kept = access(kept, F_OK) >= 0;
         r = node_subnet_env(n, &s);
         if (r >= 0)
                 r = node_docker_opts_env(n, &d);
@@ -95,16 +119,44 @@ int node_write_network_files(const ck_config *c, const node_net *n) {
                 log_error_errno(r, "Failed to write %s: %m", c->network.subnet_file);
                 goto done;
         }
-        changed |= r;
+        run_changed |= r;
         r = write_file_atomic(c->network.docker_opts_file, d.text, d.len, 0644);
         if (r < 0) {
                 log_error_errno(r, "Failed to write %s: %m", c->network.docker_opts_file);
                 goto done;
         }
-        changed |= r;
-        r = changed;
+        run_changed |= r;
+        k = write_persisted("subnet.env", &s);
+        if (k >= 0)
+                k = write_persisted("docker_opts.env", &d);
+        /* After a reboot /run is new but Docker started from the persisted
+         * copy: that one tells whether Docker runs on old options. Where
+         * there was none yet (first boot, an upgrade from a version without
+         * it), /run tells. */
+        r = k >= 0 && had_kept ? k : run_changed;
 done:
         envfile_done(&s);
         envfile_done(&d);
         return r;
+}
+
+int node_docker_opts_mtime(const ck_config *c, uint64_t *ret_usec) {
+        _cleanup_free_ char *kept = node_state_path("docker_opts.env");
+        const char *files[] = { c->network.docker_opts_file, kept };
+        uint64_t best = UINT64_MAX;
+        struct stat st;
+
+        if (!kept)
+                return -ENOMEM;
+        for (size_t i = 0; i < ELEMENTSOF(files); i++)
+                if (stat(files[i], &st) >= 0) {
+                        uint64_t t = (uint64_t) st.st_mtim.tv_sec * USEC_PER_SEC +
+                                     (uint64_t) st.st_mtim.tv_nsec / 1000;
+                        if (t < best)
+                                best = t;
+                }
+        if (best == UINT64_MAX)
+                return -ENOENT;
+        *ret_usec = best;
+        return 0;
 }

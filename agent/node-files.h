@@ -5,6 +5,7 @@
  * subnet.env and docker_opts.env for Docker, cluster.env for the role units. */
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <netinet/in.h>
 
 #include "config.h"
@@ -35,3 +36,7 @@ int node_cluster_env(const node_cluster *n, envfile *ret);
 /* Writes both network files; returns 1 if either changed, 0 if not, or a
  * negative errno (logged). */
 int node_write_network_files(const ck_config *c, const node_net *n);
+/* When Docker's options were last changed: the older of docker_opts.env in
+ * /run and its persisted copy (both are written together; one that is
+ * missing or was only copied later does not make them newer). */
+int node_docker_opts_mtime(const ck_config *c, uint64_t *ret_usec);

@@ -106,7 +106,8 @@ static int setup(OverlaySync *s) {
                 log_event(LOG_INFO, MID_OVERLAY_UP, FIELDS(f1, f2),
                           "Overlay %s is up (%s, subnet %s/%u, MTU %u, VTEP %s).", s->info.ifname,
                           s->info.action == NS_OVERLAY_CREATED ? "created" :
-                          s->info.action == NS_OVERLAY_ADOPTED ? "adopted" : "replaced",
+                          s->info.action == NS_OVERLAY_ADOPTED ? "adopted" :
+                          s->info.action == NS_OVERLAY_CHANGED ? "changed in place" : "replaced",
                           sub, s->cfg.subnet_len, s->info.mtu, mac);
         s->announced = true;
         emit(s, OVERLAY_SYNC_UP, 0, NULL);
@@ -265,7 +266,7 @@ int overlay_sync_set_config(OverlaySync *s, const ns_overlay_config *cfg) {
         return s->up ? 0 : -ENETDOWN;
 }
 
-int overlay_sync_set_peers(OverlaySync *s, const ns_peer *peers, size_t n) {
+int overlay_sync_set_peers(OverlaySync *s, const ns_peer *peers, size_t n, bool complete) {
         ns_peer *copy = calloc(n + 1, sizeof *copy);
 
         if (!copy)
@@ -275,9 +276,9 @@ int overlay_sync_set_peers(OverlaySync *s, const ns_peer *peers, size_t n) {
         free(s->peers);
         s->peers = copy;
         s->n_peers = n;
-        if (!s->have_snapshot)
+        if (complete && !s->have_snapshot)
                 log_info("Peer list read (%zu peers): entries no peer wants are removed from now on.", n);
-        s->have_snapshot = true;
+        s->have_snapshot = s->have_snapshot || complete;
         return sync_now(s);
 }
 

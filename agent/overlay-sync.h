@@ -39,9 +39,10 @@ OverlaySync *overlay_sync_free(OverlaySync *s);
  * are reported through the handler and retried by the module. */
 int overlay_sync_set_config(OverlaySync *s, const ns_overlay_config *cfg);
 
-/* A complete peer set (copied). From the first one on, entries no peer
- * wants are removed. */
-int overlay_sync_set_peers(OverlaySync *s, const ns_peer *peers, size_t n);
+/* The peer set (copied). `complete`: read from etcd as a whole by this
+ * process; from the first such set on, entries no peer wants are removed.
+ * Otherwise (the snapshot persisted before a reboot) it is only added. */
+int overlay_sync_set_peers(OverlaySync *s, const ns_peer *peers, size_t n, bool complete);
 
 /* A full dump-and-compare now (SIGHUP). */
 void overlay_sync_resync(OverlaySync *s);

@@ -15,10 +15,12 @@
 #endif
 
 #define NS_RBUF_SIZE (64 * 1024)
-/* Room for the errors of a whole pipelined burst and for link notification
- * storms; the FORCE variants pass the rmem_max cap when we are privileged. */
+/* Room for the errors of a whole pipelined burst, and on the monitor for the
+ * notifications of one (three per peer, about 1 KiB each in the buffer's
+ * accounting): an overrun there costs the owner a full reconcile. The FORCE
+ * variants pass the rmem_max cap when we are privileged. */
 #define NS_RQ_BUF_SIZE (8 * 1024 * 1024)
-#define NS_MON_BUF_SIZE (1 * 1024 * 1024)
+#define NS_MON_BUF_SIZE (8 * 1024 * 1024)
 
 static ns_log_func_t log_func;
 
@@ -153,10 +155,11 @@ int ns_new(ns_ctx **ret) {
         if (r < 0)
                 goto fail;
         nl_socket_disable_seq_check(ctx->mon);
-        r = nl_socket_add_membership(ctx->mon, RTNLGRP_LINK);
+        r = nl_socket_add_memberships(ctx->mon, RTNLGRP_LINK, RTNLGRP_NEIGH, RTNLGRP_IPV4_ROUTE, 0);
         if (r < 0) {
                 r = ns_nlerr_to_errno(r);
-                ns_log_error_errno(r, "Failed to subscribe to link notifications: %s", strerror(-r));
+                ns_log_error_errno(r, "Failed to subscribe to link, neighbour and route notifications: %s",
+                                   strerror(-r));
                 goto fail;
         }
         r = nl_socket_set_nonblocking(ctx->mon);
@@ -184,6 +187,7 @@ void ns_free(ns_ctx *ctx) {
                 nl_socket_free(ctx->rq);
         if (ctx->mon)
                 nl_socket_free(ctx->mon);
+        ns_wanted_clear(&ctx->wanted);
         free(ctx->rbuf);
         free(ctx);
 }

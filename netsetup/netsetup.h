@@ -11,10 +11,15 @@
  *     ns_new(&ctx);
  *     ns_link_setup(ctx, "eth2", addr_or_NULL, prefixlen, &link);
  *     cfg.underlay_ifindex = link.ifindex; cfg.local = link.addr; ...
- *     ns_overlay_setup(ctx, &cfg, &overlay);           (create, adopt or replace)
- *     ns_overlay_reconcile(ctx, peers, n, &stats);     (on every change of the peer set)
+ *     ns_overlay_setup(ctx, &cfg, &overlay);           (create, adopt, change in place or replace)
+ *     ns_overlay_reconcile_flags(ctx, peers, n, NS_RECONCILE_NO_REMOVE, &stats);
+ *                                                      (at start, before the peer snapshot is
+ *                                                       complete: adopt, add, remove nothing)
+ *     ns_overlay_reconcile(ctx, peers, n, &stats);     (with a complete snapshot, and on every
+ *                                                       change of the peer set)
  *     poll(ns_monitor_fd(ctx)) -> ns_monitor_process(ctx, &events);
- *         NS_EVENT_OVERLAY_GONE / _DOWN -> ns_overlay_setup() + ns_overlay_reconcile() again
+ *         NS_EVENT_OVERLAY_GONE / _DOWN -> ns_overlay_setup() + reconcile again
+ *         NS_EVENT_PEERS_DRIFT -> reconcile again (same flags as the last one)
  *     ns_overlay_remove(ctx, vni);                     (`leave`)
  *     ns_free(ctx);
  *
@@ -34,8 +39,8 @@ void ns_set_log_func(ns_log_func_t f);
 
 typedef struct ns_ctx ns_ctx;
 
-/* Opens the netlink sockets: one for requests and dumps, one subscribed to
- * link notifications (the monitor). */
+/* Opens the netlink sockets: for requests and dumps, and one subscribed to
+ * link, neighbour (ARP and FDB) and IPv4 route notifications (the monitor). */
 int ns_new(ns_ctx **ret);
 void ns_free(ns_ctx *ctx);
 
@@ -76,6 +81,9 @@ typedef enum ns_overlay_action {
         NS_OVERLAY_CREATED,           /* there was none */
         NS_OVERLAY_ADOPTED,           /* a compatible device was kept (same ifindex) */
         NS_OVERLAY_REPLACED,          /* an incompatible device was deleted and created anew */
+        NS_OVERLAY_CHANGED,           /* the device was changed in place (same ifindex, peers'
+                                       * entries kept): local address, underlying device,
+                                       * learning or MAC */
 } ns_overlay_action;
 
 typedef struct ns_overlay_info {
@@ -90,9 +98,15 @@ typedef struct ns_overlay_info {
 /* Makes flannel.<vni> exist as configured: VXLAN with this VNI, port, local
  * address and underlying device, learning off; MTU; address <subnet>.0/32
  * (other addresses inside the overlay network are removed, others kept); up.
- * A device of that name that differs in kind, VNI, port, local address,
- * underlying device or learning is replaced. Remembers the device in `ctx`
- * for ns_overlay_reconcile() and the monitor. -EINVAL for a bad config. */
+ * A device of that name with another local address, underlying device,
+ * learning or MAC is changed in place (NS_OVERLAY_CHANGED; `changes` counts
+ * each attribute; the permanent ARP entries, which the kernel flushes when
+ * the MAC changes, are put back). Only a device that differs in kind, VNI or
+ * port (the kernel refuses to change these), or whose change in place the
+ * kernel refuses, is deleted and created anew: that drops all its peers'
+ * entries. Remembers the device in `ctx` for the reconcile and the monitor;
+ * notifications pending from before are discarded, except that drift is
+ * still reported. -EINVAL for a bad config. */
 int ns_overlay_setup(ns_ctx *ctx, const ns_overlay_config *cfg, ns_overlay_info *ret);
 
 /* Deletes flannel.<vni> and with it all its neighbour, FDB and route entries.
@@ -143,8 +157,22 @@ typedef struct ns_reconcile_stats {
  * returned. -ENODEV if no overlay is set up. `stats` may be NULL. */
 int ns_overlay_reconcile(ns_ctx *ctx, const ns_peer *peers, size_t n, ns_reconcile_stats *stats);
 
-enum { NS_RECONCILE_NO_REMOVE = 1 << 0 };   /* adopt: add and replace what is wanted, remove nothing */
-int ns_overlay_reconcile_flags(ns_ctx *ctx, const ns_peer *peers, size_t n, unsigned flags, ns_reconcile_stats *stats);
+enum {
+        NS_RECONCILE_NO_REMOVE = 1 << 0, /* adopt: add and replace what is wanted, remove nothing */
+};
+
+/* ns_overlay_reconcile() (= flags 0) with flags. With NS_RECONCILE_NO_REMOVE
+ * no delete request is sent: entries that are not wanted stay (also FDB
+ * entries with a port, VNI or device of their own), wanted ones are added,
+ * and wanted ones with other content (MAC, state, gateway, an FDB entry's
+ * destination) are replaced in place. For this, as long as the peer snapshot
+ * is not known to be complete. -EINVAL for unknown flags.
+ *
+ * Either way the desired entries are remembered in `ctx` for the monitor
+ * (NS_EVENT_PEERS_DRIFT), once the reconcile has reached the kernel, also if
+ * the kernel refused some of its requests: they are what the owner wants. */
+int ns_overlay_reconcile_flags(ns_ctx *ctx, const ns_peer *peers, size_t n, unsigned flags,
+                               ns_reconcile_stats *stats);
 
 /* ---- watching the overlay device ---- */
 
@@ -152,10 +180,11 @@ enum {
         NS_EVENT_OVERLAY_GONE   = 1 << 0, /* flannel.<vni> was deleted (or renamed) */
         NS_EVENT_OVERLAY_DOWN   = 1 << 1, /* flannel.<vni> is administratively down */
         NS_EVENT_UNDERLAY_DOWN  = 1 << 2, /* the private interface went down */
-        NS_EVENT_PEERS_DRIFT    = 1 << 3, /* a wanted peer entry was changed or removed by someone else */
+        NS_EVENT_PEERS_DRIFT    = 1 << 3, /* the overlay's ARP, FDB or route entries differ
+                                           * from what the last reconcile made: reconcile */
 };
 
-/* A file descriptor that becomes readable (POLLIN) when link notifications
+/* A file descriptor that becomes readable (POLLIN) when notifications
  * arrive. */
 int ns_monitor_fd(ns_ctx *ctx);
 
@@ -163,7 +192,17 @@ int ns_monitor_fd(ns_ctx *ctx);
  * bits that apply to the device set up by the last ns_overlay_setup(); 0 if
  * nothing relevant happened. After NS_EVENT_OVERLAY_GONE the device is
  * forgotten until the next ns_overlay_setup(). Notifications caused by
- * ns_overlay_setup() itself are not reported. */
+ * ns_overlay_setup() itself are not reported.
+ *
+ * NS_EVENT_PEERS_DRIFT: on the overlay device (routes: main table, inside the
+ * overlay network) an entry the last reconcile wanted was deleted or changed
+ * (other MAC, not permanent, other FDB destination or a port/VNI/device of
+ * its own, other gateway, not onlink), or, if that reconcile was without
+ * NS_RECONCILE_NO_REMOVE, one that is not wanted appeared (ARP: only
+ * permanent ones; the kernel's own resolution entries come and go with
+ * traffic and are removed at the next reconcile anyway). The reconcile's own
+ * changes do not cause it. Also set when notifications were lost (receive
+ * buffer overrun): the owner cannot know, a reconcile compares everything. */
 int ns_monitor_process(ns_ctx *ctx, unsigned *events);
 
 /* Helpers for owners and tests. */

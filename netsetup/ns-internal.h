@@ -24,10 +24,27 @@ static inline void ns_freep(void *p) {
 }
 #define _ns_cleanup_free_ _ns_cleanup_(ns_freep)
 
+struct neigh_entry;
+struct fdb_entry;
+struct route_entry;
+
+/* The desired entries of the last reconcile, sorted as the reconcile sorts
+ * them (ns-peers.h), so the monitor finds one by binary search. */
+typedef struct ns_wanted {
+        int ifindex;                  /* the device they were made for; 0 = none */
+        unsigned flags;               /* the NS_RECONCILE_* of that reconcile */
+        struct neigh_entry *neigh;
+        struct fdb_entry *fdb;
+        struct route_entry *route;
+        size_t n_neigh, n_fdb, n_route;
+} ns_wanted;
+
+void ns_wanted_clear(ns_wanted *w);
+
 struct ns_ctx {
         struct nl_sock *nl;           /* libnl object requests (links, addresses) */
         struct nl_sock *rq;           /* raw dumps and pipelined batches */
-        struct nl_sock *mon;          /* RTNLGRP_LINK notifications */
+        struct nl_sock *mon;          /* link, neighbour and IPv4 route notifications */
         uint32_t seq;                 /* sequence numbers on `rq` */
         uint8_t *rbuf;                /* receive buffer for `rq` and `mon` */
         size_t rbuf_size;
@@ -38,6 +55,9 @@ struct ns_ctx {
         ns_overlay_config ov_cfg;
         bool ov_up;
         bool ov_underlay_up;
+
+        ns_wanted wanted;
+        unsigned mon_pending;         /* NS_EVENT_* read early, for the next ns_monitor_process() */
 };
 
 /* Logging through the owner's hook. `error` is a (positive or negative) errno
@@ -114,5 +134,9 @@ static inline bool ns_in_prefix(struct in_addr a, struct in_addr net, unsigned l
 
 /* ---- ns-monitor.c ---- */
 
-/* Discards pending link notifications. */
+/* Discards pending notifications. */
 void ns_monitor_drain(ns_ctx *ctx);
+/* Reads pending notifications now (before a change of ours would mix with
+ * them); the events in `keep` are saved for the next ns_monitor_process(),
+ * all of them are returned in `*seen`. */
+int ns_monitor_absorb(ns_ctx *ctx, unsigned keep, unsigned *seen);

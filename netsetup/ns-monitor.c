@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Watching the overlay device: link notifications (RTNLGRP_LINK) tell the
- * owner when flannel.<vni> disappears or goes down, so it can be rebuilt. */
+ * owner when flannel.<vni> disappears or goes down, so it can be rebuilt;
+ * neighbour (ARP, and the vxlan FDB as AF_BRIDGE) and IPv4 route
+ * notifications tell it when the peers' entries drift (ns-drift.c). */
 #include <errno.h>
 #include <linux/rtnetlink.h>
 #include <netlink/attr.h>
@@ -8,7 +10,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "ns-internal.h"
+#include "ns-peers.h"
 
 int ns_monitor_fd(ns_ctx *ctx) {
         return nl_socket_get_fd(ctx->mon);
@@ -74,7 +76,8 @@ static void monitor_resync(ns_ctx *ctx, unsigned *events) {
                 monitor_link(ctx, ctx->ov_cfg.underlay_ifindex, false, flags, NULL, events);
 }
 
-int ns_monitor_process(ns_ctx *ctx, unsigned *events) {
+/* Reads everything pending; `*events` gets what it means. */
+static int monitor_read(ns_ctx *ctx, unsigned *events) {
         bool overrun = false;
         unsigned ev = 0;
 
@@ -87,7 +90,7 @@ int ns_monitor_process(ns_ctx *ctx, unsigned *events) {
                         continue;
                 }
                 if (k < 0)
-                        return ns_log_error_errno((int) k, "Failed to read link notifications: %m");
+                        return ns_log_error_errno((int) k, "Failed to read netlink notifications: %m");
 
                 size_t len = (size_t) k;
                 for (struct nlmsghdr *h = (struct nlmsghdr *) ctx->rbuf; NLMSG_OK(h, len); h = NLMSG_NEXT(h, len)) {
@@ -95,8 +98,11 @@ int ns_monitor_process(ns_ctx *ctx, unsigned *events) {
                         const struct ifinfomsg *ifi;
                         const char *name = NULL;
 
-                        if (h->nlmsg_type != RTM_NEWLINK && h->nlmsg_type != RTM_DELLINK)
+                        if (h->nlmsg_type != RTM_NEWLINK && h->nlmsg_type != RTM_DELLINK) {
+                                if (!(ev & NS_EVENT_PEERS_DRIFT) && ns_drift_check(ctx, h))
+                                        ev |= NS_EVENT_PEERS_DRIFT;
                                 continue;
+                        }
                         if (h->nlmsg_len < NLMSG_LENGTH(sizeof(*ifi)))
                                 continue;
                         ifi = NLMSG_DATA(h);
@@ -107,10 +113,43 @@ int ns_monitor_process(ns_ctx *ctx, unsigned *events) {
         }
 
         if (overrun) {
-                ns_log_warning("Link notifications were lost; reading the overlay state");
+                /* Lost entry notifications cannot be recovered here: the
+                 * owner's reconcile compares everything. */
+                ns_log_warning("Netlink notifications were lost; reading the overlay state");
                 monitor_resync(ctx, &ev);
+                if (ctx->ov_ifindex != 0)
+                        ev |= NS_EVENT_PEERS_DRIFT;
         }
 
+        *events = ev;
+        return 0;
+}
+
+int ns_monitor_absorb(ns_ctx *ctx, unsigned keep, unsigned *seen) {
+        unsigned ev = 0;
+        int r;
+
+        r = monitor_read(ctx, &ev);
+        if (r < 0)
+                return r;
+        ctx->mon_pending |= ev & keep;
+        *seen = ev;
+        return 0;
+}
+
+int ns_monitor_process(ns_ctx *ctx, unsigned *events) {
+        unsigned ev = 0;
+        int r;
+
+        r = monitor_read(ctx, &ev);
+        if (r < 0)
+                return r;
+        ev |= ctx->mon_pending;
+        ctx->mon_pending = 0;
+        /* A deleted device takes its entries along (their notifications come
+         * first); the owner sets it up and reconciles anyway. */
+        if (ev & NS_EVENT_OVERLAY_GONE)
+                ev &= ~(unsigned) NS_EVENT_PEERS_DRIFT;
         *events = ev;
         return 0;
 }

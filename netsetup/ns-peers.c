@@ -5,7 +5,8 @@
  * One dump per table gives what is there; both sides are sorted and merged;
  * the differences go out as one pipelined batch: removals first (route, FDB,
  * ARP), then additions (ARP, FDB, route). Nothing to change means three
- * dumps and no request. */
+ * dumps and no request. The desired lists are kept in the context afterwards:
+ * the monitor compares notifications with them. */
 #include <errno.h>
 #include <linux/neighbour.h>
 #include <linux/rtnetlink.h>
@@ -34,11 +35,11 @@ static int cmp_u32(uint32_t a, uint32_t b) {
         return a < b ? -1 : a > b;
 }
 
-static int neigh_cmp(const void *a, const void *b) {
+int ns_neigh_cmp(const void *a, const void *b) {
         return cmp_u32(((const neigh_entry *) a)->ip, ((const neigh_entry *) b)->ip);
 }
 
-static int fdb_cmp(const void *a, const void *b) {
+int ns_fdb_cmp(const void *a, const void *b) {
         const fdb_entry *x = a, *y = b;
         int c = memcmp(x->mac, y->mac, 6);
         if (!c)
@@ -50,7 +51,7 @@ static int fdb_cmp(const void *a, const void *b) {
         return c;
 }
 
-static int route_cmp(const void *a, const void *b) {
+int ns_route_cmp(const void *a, const void *b) {
         const route_entry *x = a, *y = b;
         int c = cmp_u32(x->dst, y->dst);
         if (!c)
@@ -112,9 +113,9 @@ static int build_wanted(reconcile *rc, const ns_peer *peers, size_t n) {
                 re->type = RTN_UNICAST;
         }
 
-        sort_entries(rc->want_neigh.p, rc->want_neigh.n, sizeof(neigh_entry), neigh_cmp);
-        sort_entries(rc->want_route.p, rc->want_route.n, sizeof(route_entry), route_cmp);
-        sort_entries(rc->want_fdb.p, rc->want_fdb.n, sizeof(fdb_entry), fdb_cmp);
+        sort_entries(rc->want_neigh.p, rc->want_neigh.n, sizeof(neigh_entry), ns_neigh_cmp);
+        sort_entries(rc->want_route.p, rc->want_route.n, sizeof(route_entry), ns_route_cmp);
+        sort_entries(rc->want_fdb.p, rc->want_fdb.n, sizeof(fdb_entry), ns_fdb_cmp);
 
         const neigh_entry *wn = rc->want_neigh.p;
         for (size_t i = 1; i < rc->want_neigh.n; i++)
@@ -153,9 +154,9 @@ static int diff_neigh(reconcile *rc, bool removals) {
         int r = 0;
 
         while (r >= 0 && (i < nh || j < nw)) {
-                int c = i >= nh ? 1 : j >= nw ? -1 : neigh_cmp(&h[i], &w[j]);
+                int c = i >= nh ? 1 : j >= nw ? -1 : ns_neigh_cmp(&h[i], &w[j]);
                 if (c < 0) {
-                        if (removals) {
+                        if (removals && !rc->no_remove) {
                                 r = push_op(rc, OP_NEIGH_DEL, &h[i], sizeof(h[i]));
                                 rc->stats.removed++;
                         }
@@ -187,9 +188,9 @@ static int diff_fdb(reconcile *rc, bool removals) {
         int r = 0;
 
         while (r >= 0 && (i < nh || j < nw)) {
-                int c = i >= nh ? 1 : j >= nw ? -1 : fdb_cmp(&h[i], &w[j]);
+                int c = i >= nh ? 1 : j >= nw ? -1 : ns_fdb_cmp(&h[i], &w[j]);
                 if (c < 0) {
-                        if (removals) {
+                        if (removals && !rc->no_remove) {
                                 r = push_op(rc, OP_FDB_DEL, &h[i], sizeof(h[i]));
                                 rc->stats.removed++;
                         }
@@ -206,7 +207,7 @@ static int diff_fdb(reconcile *rc, bool removals) {
                                 if (!removals)
                                         rc->stats.unchanged++;
                         } else if (removals) {
-                                if (extras)
+                                if (extras && !rc->no_remove)
                                         r = push_op(rc, OP_FDB_DEL, &h[i], sizeof(h[i]));
                         } else {
                                 r = push_op(rc, OP_FDB_SET, &w[j], sizeof(w[j]));
@@ -224,9 +225,9 @@ static int diff_route(reconcile *rc, bool removals) {
         int r = 0;
 
         while (r >= 0 && (i < nh || j < nw)) {
-                int c = i >= nh ? 1 : j >= nw ? -1 : route_cmp(&h[i], &w[j]);
+                int c = i >= nh ? 1 : j >= nw ? -1 : ns_route_cmp(&h[i], &w[j]);
                 if (c < 0) {
-                        if (removals) {
+                        if (removals && !rc->no_remove) {
                                 r = push_op(rc, OP_ROUTE_DEL, &h[i], sizeof(h[i]));
                                 rc->stats.removed++;
                         }
@@ -290,15 +291,42 @@ static int send_ops(reconcile *rc) {
         return r < 0 ? r : q;
 }
 
+void ns_wanted_clear(ns_wanted *w) {
+        free(w->neigh);
+        free(w->fdb);
+        free(w->route);
+        *w = (ns_wanted) {};
+}
+
+/* The desired lists become the context's, for the monitor. */
+static void keep_wanted(reconcile *rc, unsigned flags) {
+        ns_wanted *w = &rc->ctx->wanted;
+
+        ns_wanted_clear(w);
+        *w = (ns_wanted) {
+                .ifindex = rc->ifindex,
+                .flags = flags,
+                .neigh = rc->want_neigh.p,
+                .fdb = rc->want_fdb.p,
+                .route = rc->want_route.p,
+                .n_neigh = rc->want_neigh.n,
+                .n_fdb = rc->want_fdb.n,
+                .n_route = rc->want_route.n,
+        };
+        rc->want_neigh = rc->want_fdb = rc->want_route = (vec) {};
+}
+
 int ns_overlay_reconcile(ns_ctx *ctx, const ns_peer *peers, size_t n, ns_reconcile_stats *stats) {
         return ns_overlay_reconcile_flags(ctx, peers, n, 0, stats);
 }
 
-int ns_overlay_reconcile_flags(ns_ctx *ctx, const ns_peer *peers, size_t n, unsigned flags, ns_reconcile_stats *stats) {
+int ns_overlay_reconcile_flags(ns_ctx *ctx, const ns_peer *peers, size_t n, unsigned flags,
+                               ns_reconcile_stats *stats) {
         reconcile rc = {
                 .ctx = ctx,
                 .ifindex = ctx->ov_ifindex,
                 .cfg = &ctx->ov_cfg,
+                .no_remove = flags & NS_RECONCILE_NO_REMOVE,
                 .have_neigh.size = sizeof(neigh_entry),
                 .have_fdb.size = sizeof(fdb_entry),
                 .have_route.size = sizeof(route_entry),
@@ -307,8 +335,11 @@ int ns_overlay_reconcile_flags(ns_ctx *ctx, const ns_peer *peers, size_t n, unsi
                 .want_route.size = sizeof(route_entry),
                 .ops.size = sizeof(op),
         };
+        unsigned seen = 0, drift_before;
         int r;
 
+        if (flags & ~(unsigned) NS_RECONCILE_NO_REMOVE)
+                return ns_log_error_errno(EINVAL, "Unknown reconcile flags 0x%x", flags);
         if (ctx->ov_ifindex == 0)
                 return ns_log_error_errno(ENODEV, "No overlay device set up; cannot program peers");
         if (n > 0 && !peers)
@@ -318,34 +349,51 @@ int ns_overlay_reconcile_flags(ns_ctx *ctx, const ns_peer *peers, size_t n, unsi
         if (r < 0)
                 goto finish;
 
-        r = ns_peers_dump(&rc);
+        /* Notifications from before this point are judged against the old
+         * desired set, so that ours (judged against the new one) do not mix
+         * with them. Drift they show needs no report: the dumps below see it
+         * and this reconcile repairs it. Link events are kept for the owner. */
+        drift_before = ctx->mon_pending & NS_EVENT_PEERS_DRIFT;
+        r = ns_monitor_absorb(ctx, ~(unsigned) NS_EVENT_PEERS_DRIFT, &seen);
         if (r < 0)
                 goto finish;
-        sort_entries(rc.have_neigh.p, rc.have_neigh.n, sizeof(neigh_entry), neigh_cmp);
-        sort_entries(rc.have_fdb.p, rc.have_fdb.n, sizeof(fdb_entry), fdb_cmp);
-        sort_entries(rc.have_route.p, rc.have_route.n, sizeof(route_entry), route_cmp);
-
-        r = 0;
-        if (!(flags & NS_RECONCILE_NO_REMOVE)) {
-                r = diff_route(&rc, true);
-                if (r >= 0)
-                        r = diff_fdb(&rc, true);
-                if (r >= 0)
-                        r = diff_neigh(&rc, true);
+        ctx->mon_pending &= ~(unsigned) NS_EVENT_PEERS_DRIFT;
+        if (ctx->ov_ifindex != rc.ifindex) {
+                /* The device just went: the owner learns it from the monitor. */
+                r = ns_log_error_errno(ENODEV, "Overlay device %s disappeared; cannot program peers", ctx->ov_ifname);
+                goto finish;
         }
+
+        r = ns_peers_dump(&rc);
+        if (r < 0) {
+                ctx->mon_pending |= drift_before | (seen & NS_EVENT_PEERS_DRIFT);
+                goto finish;
+        }
+        sort_entries(rc.have_neigh.p, rc.have_neigh.n, sizeof(neigh_entry), ns_neigh_cmp);
+        sort_entries(rc.have_fdb.p, rc.have_fdb.n, sizeof(fdb_entry), ns_fdb_cmp);
+        sort_entries(rc.have_route.p, rc.have_route.n, sizeof(route_entry), ns_route_cmp);
+
+        r = diff_route(&rc, true);
+        if (r >= 0)
+                r = diff_fdb(&rc, true);
+        if (r >= 0)
+                r = diff_neigh(&rc, true);
         if (r >= 0)
                 r = diff_neigh(&rc, false);
         if (r >= 0)
                 r = diff_fdb(&rc, false);
         if (r >= 0)
                 r = diff_route(&rc, false);
-        if (r < 0)
+        if (r < 0) {
+                ctx->mon_pending |= drift_before | (seen & NS_EVENT_PEERS_DRIFT);
                 goto finish;
+        }
 
         r = send_ops(&rc);
-        ns_log_debug("Reconciled %s with %zu peers: %u added, %u replaced, %u removed, %u unchanged, %u requests, %u failed",
-                     ctx->ov_ifname, n, rc.stats.added, rc.stats.replaced, rc.stats.removed, rc.stats.unchanged,
-                     rc.stats.requests, rc.stats.failed);
+        keep_wanted(&rc, flags);
+        ns_log_debug("Reconciled %s with %zu peers%s: %u added, %u replaced, %u removed, %u unchanged, %u requests, %u failed",
+                     ctx->ov_ifname, n, rc.no_remove ? " (removing nothing)" : "", rc.stats.added,
+                     rc.stats.replaced, rc.stats.removed, rc.stats.unchanged, rc.stats.requests, rc.stats.failed);
 
 finish:
         if (stats)

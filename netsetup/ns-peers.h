@@ -44,6 +44,7 @@ typedef struct reconcile {
         ns_ctx *ctx;
         int ifindex;
         const ns_overlay_config *cfg;
+        bool no_remove;                        /* NS_RECONCILE_NO_REMOVE */
         vec have_neigh, have_fdb, have_route; /* from the dumps: ours only */
         vec want_neigh, want_fdb, want_route;
         vec ops;                               /* the changes, in the order they are sent */
@@ -69,8 +70,27 @@ typedef struct op {
         };
 } op;
 
+/* ns-peers.c: the orders the entry lists are sorted in (the key of each
+ * kind: ARP by IP; FDB by MAC, then destination, plain before extras; routes
+ * by destination, length, TOS, priority). */
+int ns_neigh_cmp(const void *a, const void *b);
+int ns_fdb_cmp(const void *a, const void *b);
+int ns_route_cmp(const void *a, const void *b);
+
 /* ns-peers-dump.c: fill have_* with the device's entries (3 dumps). */
 int ns_peers_dump(reconcile *rc);
+/* The device's ARP entries (one dump) appended to `out` (of neigh_entry). */
+int ns_dump_neigh(ns_ctx *ctx, int ifindex, vec *out);
+/* Message parsers for dumps and notifications (NEW and DEL): 1 with `e`
+ * filled if the message is an entry of that kind on `ifindex` (routes: in
+ * the main table, inside cfg's network), else 0. */
+int ns_parse_neigh(const struct nlmsghdr *nlh, int ifindex, neigh_entry *e);
+int ns_parse_fdb(const struct nlmsghdr *nlh, int ifindex, fdb_entry *e);
+int ns_parse_route(const struct nlmsghdr *nlh, int ifindex, const ns_overlay_config *cfg, route_entry *e);
+
+/* ns-drift.c: whether a neighbour or route notification shows the device's
+ * entries drifting from ctx->wanted. */
+bool ns_drift_check(const ns_ctx *ctx, const struct nlmsghdr *nlh);
 
 /* ns-peers-ops.c: queue one change; describe one for messages. */
 int ns_peers_op_queue(ns_batch *b, int ifindex, const op *o, uint32_t cookie);

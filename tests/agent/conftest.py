@@ -67,6 +67,7 @@ class Node:
         with open(self.conf, "w") as f:
             f.write(node_config(self.name, role, f"{self.ip}/24", cluster.etcd.url, self.dir))
         self.log_path = os.path.join(self.dir, "agent.log")
+        self.state_dir = os.path.join(self.dir, "state")
         self.proc = None
         self.starts = 0
         self.ns = Netns(f"{cluster.tag}{self.name}")
@@ -79,7 +80,9 @@ class Node:
         script = ('mount -t tmpfs none /run && mkdir -p /run/corekube && '
                   'mount --bind "$1" /etc/machine-id && shift && exec "$@"')
         return ["ip", "netns", "exec", self.ns.name, "unshare", "-m", "--propagation", "private",
-                "sh", "-c", script, "sh", machine_id_file or self.machine_id_file, AGENT, *agent_args]
+                "sh", "-c", script, "sh", machine_id_file or self.machine_id_file,
+                # Its persistent state (/var/lib/corekube under systemd) in the node's directory.
+                "env", f"STATE_DIRECTORY={self.state_dir}", AGENT, *agent_args]
 
     def start(self):
         self.starts += 1

@@ -9,6 +9,8 @@ packets a second; a netlink monitor (`ip monitor`, `bridge monitor`) in
 every node records each deletion on flannel.1, so a removal that a lost
 packet would not show (a hole shorter than 20 ms) still fails the test."""
 
+import json
+import os
 import re
 import signal
 import subprocess
@@ -155,3 +157,58 @@ def test_a_foreign_entry_is_removed_once_the_peer_list_is_read(cluster):
     n2 = c.nodes[1]
     n2.ns.ip("route", "add", "10.244.250.0/24", "via", "10.244.250.0", "dev", "flannel.1", "onlink")
     c.wait_converged(timeout=10)
+
+
+# ---- after a reboot (issue 16): the persisted state ----
+
+
+def test_persisted_copies_and_snapshot(cluster):
+    c = cluster
+    n = c.nodes[1]
+    with open(os.path.join(n.state_dir, "docker_opts.env")) as f:
+        assert f"--bip={n.subnet().replace('.0/', '.1/')}" in f.read()
+    with open(os.path.join(n.state_dir, "subnet.env")) as f:
+        assert f"FLANNEL_SUBNET={n.subnet().replace('.0/', '.1/')}" in f.read()
+    with open(os.path.join(n.state_dir, "peers.json")) as f:
+        snap = json.load(f)
+    assert snap["subnet"] == n.subnet() and snap["public_ip"] == n.ip
+    assert sorted((p["subnet"], p["public_ip"], p["vtep_mac"]) for p in snap["peers"]) == \
+        sorted((m.subnet(), m.ip, m.vtep_mac()) for m in c.nodes if m is not n)
+
+
+def test_overlay_works_at_boot_before_etcd_answers(cluster):
+    """A reboot while etcd is away: the node's flannel.1 is gone (and its
+    /run, which every start here gets new); the agent programs it from the
+    persisted snapshot, so traffic flows before etcd answers."""
+    c = cluster
+    n2, n3 = c.nodes[1], c.nodes[2]
+    subnet = n2.subnet()
+    want = c.expected()[n2.name]
+    assert n2.stop(signal.SIGKILL) == -signal.SIGKILL
+    n2.ns.ip("link", "del", "flannel.1")
+    c.etcd.stop()
+    n2.start()
+    wait_until(lambda: "Restored flannel.1" in n2.log_since_start(), 20, "the overlay restored")
+    wait_until(lambda: n2.kernel_state() == want, 10, "the persisted peers programmed")
+    assert n2.ns.exec("ping", "-c", "3", "-i", "0.2", "-W", "2", overlay_ip(n3), check=False).returncode == 0
+    assert n2.alive()
+    c.etcd.start(timeout=20)
+    c.wait_ready(timeout=60)
+    assert n2.subnet() == subnet
+    c.wait_converged()
+
+
+def test_a_bad_snapshot_is_ignored_with_its_name(cluster):
+    c = cluster
+    n = c.nodes[1]
+    n.stop()
+    path = os.path.join(n.state_dir, "peers.json")
+    with open(path, "w") as f:
+        f.write('{"network": "10.244.0.0/15", "vni": 1, "port": 8472, "subnet": "10.244.9.0/24", '
+                '"public_ip": "192.168.3.12", "peers": [{"subnet": "10.244.7.0/24", "public_ip": "x"}]}')
+    n.start()
+    wait_until(lambda: f"Ignoring {path}: peers[0]: not a valid address." in n.log_since_start(), 20,
+               "the bad snapshot named")
+    wait_until(lambda: ready_since_start(n), 30, f"{n.name} ready again")
+    assert "Restored flannel.1" not in n.log_since_start()
+    c.wait_converged()

@@ -429,7 +429,7 @@ class Lab:
                          "sh", "-c", script, os.path.join(a.dir, "machine-id"), self.agent_bin,
                          os.path.join(a.dir, "agent.conf")],
                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                        stderr=open(a.log, "w"), env=agent_env())
+                        stderr=open(a.log, "w"), env=dict(agent_env(), STATE_DIRECTORY=os.path.join(a.dir, "state")))
 
         def stop(self, a, grace=5):
                 if not a.proc or a.proc.poll() is not None:

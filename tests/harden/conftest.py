@@ -127,7 +127,8 @@ class Node:
         log = open(self.agent_log, "ab")
         self.agent = subprocess.Popen(self.agent_cmd("-c", self.conf, *extra, "run", wrapper=wrapper),
                                       stdout=log, stderr=subprocess.STDOUT,
-                                      env=dict(os.environ, **(env or {})),
+                                      env=dict(os.environ, STATE_DIRECTORY=os.path.join(self.tmp, "state"),
+                                               **(env or {})),
                                       preexec_fn=lambda: os.umask(umask))
         log.close()
         return self.agent

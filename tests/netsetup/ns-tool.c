@@ -6,10 +6,19 @@
  *   ns-tool [OPTIONS] check FILE        validate the peers in FILE (no netlink)
  *   ns-tool [OPTIONS] remove            delete flannel.<vni>
  *   ns-tool [OPTIONS] watch             setup, print "ready", then one line per event
+ *   ns-tool [OPTIONS] session           setup, print "ready", then one command a line on stdin:
+ *       reconcile FILE [no-remove]      reconcile, print the stats, then the events pending
+ *                                       right after it (its own notifications are queued
+ *                                       by then: the kernel sends them within the requests)
+ *       process                         the events pending now, without waiting
+ *       wait MS                         poll the monitor up to MS ms, then its events
+ *     each answer ends with "end"; events print as "event=NAME" lines.
  *
  * OPTIONS: --underlay IF (eth2) --addr A/LEN --vni N (1) --port N (8472)
  *          --mtu N (0 = auto) --network A/LEN (10.244.0.0/15) --subnet A/LEN (10.244.94.0/24)
  *          --once (watch: exit after the first event) --mac MAC (fixed VTEP MAC)
+ *          --no-remove (reconcile: NS_RECONCILE_NO_REMOVE)
+ *          --monitor-rcvbuf BYTES (shrink the monitor's receive buffer, to provoke overruns)
  * FILE: one peer a line, "SUBNET/LEN PUBLIC_IP MAC"; '#' starts a comment.
  * Output is "key=value" lines; exit status 0, or 1 with the error on stderr. */
 #include <arpa/inet.h>
@@ -20,13 +29,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <syslog.h>
 
 #include "netsetup.h"
 
 static struct {
         const char *underlay;
-        bool has_addr, once;
+        bool has_addr, once, no_remove;
+        int monitor_rcvbuf;
         struct in_addr addr;
         unsigned addr_len;
         ns_overlay_config cfg;
@@ -114,7 +125,7 @@ static int setup(ns_ctx *ctx) {
         ns_link_info link;
         ns_overlay_info ov;
         char a[INET_ADDRSTRLEN], mac[18];
-        const char *actions[] = { "created", "adopted", "replaced" };
+        const char *actions[] = { "created", "adopted", "replaced", "changed" };
         int r;
 
         r = ns_link_setup(ctx, arg.underlay, arg.has_addr ? &arg.addr : NULL, arg.addr_len, &link);
@@ -133,6 +144,27 @@ static int setup(ns_ctx *ctx) {
                actions[ov.action], ov.changes);
         fflush(stdout);
         return 0;
+}
+
+static void print_events(unsigned ev) {
+        if (ev & NS_EVENT_OVERLAY_GONE)
+                printf("event=overlay-gone\n");
+        if (ev & NS_EVENT_OVERLAY_DOWN)
+                printf("event=overlay-down\n");
+        if (ev & NS_EVENT_UNDERLAY_DOWN)
+                printf("event=underlay-down\n");
+        if (ev & NS_EVENT_PEERS_DRIFT)
+                printf("event=peers-drift\n");
+}
+
+static int reconcile(ns_ctx *ctx, const ns_peer *peers, size_t n, unsigned flags) {
+        ns_reconcile_stats st = {};
+        int r;
+
+        r = ns_overlay_reconcile_flags(ctx, peers, n, flags, &st);
+        printf("added=%u\nreplaced=%u\nremoved=%u\nunchanged=%u\nrequests=%u\ndumps=%u\nfailed=%u\n", st.added,
+               st.replaced, st.removed, st.unchanged, st.requests, st.dumps, st.failed);
+        return r;
 }
 
 static int watch(ns_ctx *ctx) {
@@ -156,16 +188,60 @@ static int watch(ns_ctx *ctx) {
                 r = ns_monitor_process(ctx, &ev);
                 if (r < 0)
                         return r;
-                if (ev & NS_EVENT_OVERLAY_GONE)
-                        printf("event=overlay-gone\n");
-                if (ev & NS_EVENT_OVERLAY_DOWN)
-                        printf("event=overlay-down\n");
-                if (ev & NS_EVENT_UNDERLAY_DOWN)
-                        printf("event=underlay-down\n");
+                print_events(ev);
                 fflush(stdout);
                 if (ev && arg.once)
                         return 0;
         }
+}
+
+static int session_command(ns_ctx *ctx, char *line) {
+        char *verb = strtok(line, " \t\n"), *a1 = strtok(NULL, " \t\n"), *a2 = strtok(NULL, " \t\n");
+        unsigned ev = 0;
+        int r = 0;
+
+        if (!verb)
+                return 0;
+        if (strcmp(verb, "reconcile") == 0 && a1) {
+                ns_peer *peers = NULL;
+                size_t n = 0;
+                unsigned flags = a2 && strcmp(a2, "no-remove") == 0 ? NS_RECONCILE_NO_REMOVE : 0;
+                r = read_peers(a1, &peers, &n);
+                if (r >= 0)
+                        r = reconcile(ctx, peers, n, flags);
+                free(peers);
+                printf("rc=%d\n", r);
+        } else if (strcmp(verb, "wait") == 0 && a1) {
+                struct pollfd p = { .fd = ns_monitor_fd(ctx), .events = POLLIN };
+                int k = poll(&p, 1, atoi(a1));
+                if (k == 0)
+                        printf("timeout\n");
+        } else if (strcmp(verb, "process") != 0) {
+                printf("error=unknown command\nend\n");
+                return 0;
+        }
+        r = ns_monitor_process(ctx, &ev);
+        if (r < 0)
+                printf("error=%s\n", strerror(-r));
+        print_events(ev);
+        printf("end\n");
+        return 0;
+}
+
+static int session(ns_ctx *ctx) {
+        char line[512];
+        int r;
+
+        r = setup(ctx);
+        if (r < 0)
+                return r;
+        printf("ready\n");
+        fflush(stdout);
+        while (fgets(line, sizeof(line), stdin)) {
+                session_command(ctx, line);
+                fflush(stdout);
+        }
+        return 0;
 }
 
 int main(int argc, char *argv[]) {
@@ -179,6 +255,8 @@ int main(int argc, char *argv[]) {
                 { "subnet", required_argument, NULL, 's' },
                 { "once", no_argument, NULL, 'o' },
                 { "mac", required_argument, NULL, 'M' },
+                { "no-remove", no_argument, NULL, 'R' },
+                { "monitor-rcvbuf", required_argument, NULL, 'B' },
                 {}
         };
         ns_ctx *ctx = NULL;
@@ -219,6 +297,12 @@ int main(int argc, char *argv[]) {
                 case 'o':
                         arg.once = true;
                         break;
+                case 'B':
+                        arg.monitor_rcvbuf = atoi(optarg);
+                        break;
+                case 'R':
+                        arg.no_remove = true;
+                        break;
                 case 'M':
                         if (ns_parse_mac(optarg, arg.cfg.mac) < 0)
                                 goto usage;
@@ -257,23 +341,27 @@ int main(int argc, char *argv[]) {
         r = ns_new(&ctx);
         if (r < 0)
                 return 1;
+        if (arg.monitor_rcvbuf > 0 &&
+            setsockopt(ns_monitor_fd(ctx), SOL_SOCKET, SO_RCVBUF, &arg.monitor_rcvbuf, sizeof(arg.monitor_rcvbuf)) < 0) {
+                fprintf(stderr, "ns-tool: SO_RCVBUF: %m\n");
+                ns_free(ctx);
+                return 1;
+        }
 
         if ((strcmp(verb, "setup") == 0))
                 r = setup(ctx);
         else if ((strcmp(verb, "watch") == 0))
                 r = watch(ctx);
+        else if ((strcmp(verb, "session") == 0))
+                r = session(ctx);
         else if ((strcmp(verb, "remove") == 0)) {
                 r = ns_overlay_remove(ctx, arg.cfg.vni);
                 if (r >= 0)
                         printf("removed=%d\n", r);
         } else if ((strcmp(verb, "reconcile") == 0)) {
-                ns_reconcile_stats st = {};
                 r = setup(ctx);
-                if (r >= 0) {
-                        r = ns_overlay_reconcile(ctx, peers, n, &st);
-                        printf("added=%u\nreplaced=%u\nremoved=%u\nunchanged=%u\nrequests=%u\ndumps=%u\nfailed=%u\n",
-                               st.added, st.replaced, st.removed, st.unchanged, st.requests, st.dumps, st.failed);
-                }
+                if (r >= 0)
+                        r = reconcile(ctx, peers, n, arg.no_remove ? NS_RECONCILE_NO_REMOVE : 0);
         } else {
                 ns_free(ctx);
                 goto usage;
@@ -289,8 +377,8 @@ int main(int argc, char *argv[]) {
 
 usage:
         fprintf(stderr, "usage: ns-tool [--underlay IF] [--addr A/LEN] [--vni N] [--port N] [--mtu N]\n"
-                        "               [--network A/LEN] [--subnet A/LEN] [--once]\n"
-                        "               setup | reconcile FILE | check FILE | remove | watch\n");
+                        "               [--network A/LEN] [--subnet A/LEN] [--once] [--mac MAC] [--no-remove]\n"
+                        "               setup | reconcile FILE | check FILE | remove | watch | session\n");
         free(peers);
         return 64;
 }

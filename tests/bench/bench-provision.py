@@ -11,8 +11,9 @@ polled every 20 ms). Prints the median of RUNS per N, the machine's CPU use,
 and, from the agents' journals in the last run of each N, when the master and
 the last minion passed each milestone.
 
-Then the second boot (issue 16): the N nodes of the last run, agent enabled,
-are powered off, the links of their network namespaces deleted (the bed's
+Then the second boot (issue 16): the N nodes of the last run, the agent and
+Docker enabled at boot (as Debian's docker.io has it; the bed's rootfs
+disables it), are powered off, the links of their network namespaces deleted (the bed's
 namespaces outlive the containers; a real power-off does not keep flannel.1
 or docker0) and their machine records deleted (a reboot longer than the
 record's ttl; their subnet leases stay), then booted all at once (bed.sh
@@ -268,7 +269,8 @@ def main():
                                 steps.append([n, names[-1]] + milestones(nodes, names[-1]))
                         if o.reboots > 0:
                                 for name in names:
-                                        bed("exec", name, "systemctl", "enable", "--quiet", "corekube-agent.service")
+                                        bed("exec", name, "systemctl", "enable", "--quiet", "corekube-agent.service",
+                                            "containerd.service", "docker.socket", "docker.service")
                                 times, agent_restarts, extra_starts = [], 0, 0
                                 for r in range(o.reboots):
                                         total, per, dock = second_boot(nodes, names, etcd)

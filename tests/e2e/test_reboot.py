@@ -9,7 +9,9 @@ Kubernetes binaries are STAND-INS (tests/standins). minion-1 is the node
 rebooted; minion-2 is its peer for pings. The tests run in file order and
 each leaves the cluster converged.
 
-A reboot here is bed.sh node-stop (a power-off from inside), then node-start
+minion-1 gets Docker enabled at boot, as Debian's docker.io package has it
+(the bed's rootfs disables it so that a first boot starts Docker only from
+the agent). A reboot here is bed.sh node-stop (a power-off from inside), then node-start
 of the same root: the node's overlay upper dir and /var/lib/docker survive,
 /run (a tmpfs of nspawn's) does not. The node's network namespace is the
 bed's and outlives the container, so while the node is off we delete every
@@ -61,6 +63,10 @@ def cluster():
         for name, role, ip in NODES:
             c.add_node(name, role, ip)
         c.wait_converged(deadline=180)
+        # The bed's rootfs leaves Docker disabled at boot (rootfs.sh: the
+        # agent starts it on first boot); a Debian node has it enabled, and
+        # a reboot is about what happens then.
+        c.sh(NODE, "systemctl enable --quiet containerd.service docker.socket docker.service")
         yield c
     finally:
         r = c.down()

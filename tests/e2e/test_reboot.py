@@ -209,13 +209,22 @@ def boot(c, node):
     return mark
 
 
+def boot_story(c, node):
+    """systemd's docker/containerd lines and the agent's in this boot, for
+    a failure message."""
+    out = c.sh(node, "journalctl -b -q --no-pager -o short-monotonic _PID=1 UNIT=docker.service + "
+                     "_PID=1 UNIT=containerd.service + _SYSTEMD_UNIT=corekube-agent.service", check=False)
+    return "\n".join(out.stdout.splitlines()[-60:])
+
+
 def check_dockerd_once_on(c, node, subnet):
     """One dockerd in this boot, on subnet from its start, and the agent
     restarted none."""
-    assert docker_starts(c, node) == (1, 1), f"{node}: docker.service (starting, started) in this boot"
+    assert docker_starts(c, node) == (1, 1), \
+        f"{node}: docker.service (starting, started) in this boot\n{boot_story(c, node)}"
     assert not dockerd_chose_default_bridge(c, node), f"{node}: dockerd started without --bip"
     restarts = agent_docker_restarts(c, node)
-    assert not restarts, f"{node}: the agent restarted Docker: {[e['MESSAGE'] for e in restarts]}"
+    assert not restarts, f"{node}: the agent restarted Docker:\n{boot_story(c, node)}"
     pid = docker_pid(c, node)
     cmdline = c.sh(node, f"tr '\\0' ' ' </proc/{pid}/cmdline").split()
     assert f"--bip={gw(subnet)}" in cmdline, cmdline

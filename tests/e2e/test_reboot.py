@@ -348,3 +348,28 @@ def test_reboot_subnet_taken_one_docker_restart(cluster):
     c.wait_converged()
     assert len(agent_docker_restarts(c, NODE)) == 1
     ping(c, NODE, APP, c.container_ip(PEER))
+
+
+def test_leave_removes_the_persisted_files(cluster):
+    """A node that left must not boot into its old subnet and peers."""
+    c = cluster
+    c.wait_converged()
+    files = ("subnet.env", "docker_opts.env", "peers.json")
+    c.sh(NODE, " && ".join(f"test -s {STATE_DIR}/{f}" for f in files))
+    c.sh(NODE, "systemctl stop corekube-agent.service; corekube-agent leave >&2")
+    assert NODE not in c.node_leases()
+    left = c.sh(NODE, f"cd {STATE_DIR} && ls -A").split()
+    assert not [f for f in files if f in left], f"{STATE_DIR} after leave: {left}"
+    mark = c.mark()
+    c.sh(NODE, "systemctl start --no-block corekube-agent.service")
+    c.wait_converged(since=mark, restarted=[NODE])
+    check_persisted(c, NODE, c.node_leases()[NODE])
+
+
+def test_purge_removes_the_state_directory(cluster):
+    # Last: NODE is without the agent afterwards.
+    c = cluster
+    c.sh(NODE, f"test -d {STATE_DIR}")
+    c.sh(NODE, "systemctl stop corekube-agent.service; "
+               "DEBIAN_FRONTEND=noninteractive dpkg --purge corekube-agent >&2")
+    assert c.sh(NODE, f"test -e {STATE_DIR} && echo present || echo gone") == "gone"

@@ -6,7 +6,9 @@ It counts connections and the requests on them (by their request line),
 can refuse new connections and cut the open ones, and can freeze a stream:
 stop relaying the server's bytes on the connections that carry a given
 request (a watch), silently, with the connection kept open, as a proxy or
-load balancer that stops forwarding does. Its hostile modes for new
+load balancer that stops forwarding does; now, or on the next such
+connection once a given marker has passed (say, right after etcd's answer
+that it created the watch). Its hostile modes for new
 connections: 'drop_response' (forward the request, never answer),
 'drop_request' (read it, never forward) and 'hang' (never answer)."""
 
@@ -30,6 +32,8 @@ class Conn:
         self.path = None        # the last request seen on it
         self.answered = 0       # server bytes relayed since that request
         self.frozen = False
+        self.freeze_after = None    # freeze once these server bytes have passed
+        self.tail = b""
 
 
 class Proxy:
@@ -43,6 +47,7 @@ class Proxy:
         self.socks = []
         self.conns = []
         self.requests = []      # (method, path) in the order they were seen
+        self.freeze_rule = None     # (path, marker) for the next such request
         self.listener = None
         self.listen()
 
@@ -89,6 +94,8 @@ class Proxy:
                             conn.path = m.group(2).decode(errors="replace")
                             conn.answered = 0
                             self.requests.append((m.group(1).decode(), conn.path))
+                            if self.freeze_rule and conn.path.startswith(self.freeze_rule[0]):
+                                conn.freeze_after, self.freeze_rule = self.freeze_rule[1], None
                     self.cond.notify_all()
                 tail = buf[-256:]
                 conn.upstream.sendall(d)
@@ -105,10 +112,18 @@ class Proxy:
                     break
                 with self.cond:
                     frozen = conn.frozen
+                    if not frozen and conn.freeze_after:
+                        buf = conn.tail + d
+                        i = buf.find(conn.freeze_after)
+                        if i >= 0:     # relay up to the marker's end, then nothing
+                            d = d[:max(i + len(conn.freeze_after) - len(conn.tail), 0)]
+                            conn.frozen, conn.freeze_after = True, None
+                        else:
+                            conn.tail = buf[-len(conn.freeze_after):]
                     if not frozen:
                         conn.answered += len(d)
                     self.cond.notify_all()
-                if not frozen:
+                if not frozen and d:
                     conn.client.sendall(d)
         except OSError:
             pass
@@ -193,6 +208,13 @@ class Proxy:
                     c.frozen = True
                     n += 1
             return n
+
+    def freeze_next(self, path="/v3/watch", after=b'"created":true}}'):
+        """Freezes the next connection that carries a request for path, as
+        freeze() does, once the server's bytes up to and including after
+        have been relayed."""
+        with self.lock:
+            self.freeze_rule = (path, after)
 
     def block(self):
         """Refuse new connections and cut the open ones."""

@@ -21,7 +21,10 @@
  *    its events, progress responses) is a put it has not delivered;
  *  - a count other than the previous probe's plus the keys the watch saw
  *    created and deleted since is a change it has not delivered (a delete
- *    leaves no mod_revision behind in the range).
+ *    leaves no mod_revision behind in the range). Before its first probe a
+ *    watch's count is taken at the revision it started from, so that a
+ *    delete between that and the first probe (a watch resumed from before
+ *    it) is not taken for the way things were.
  * Either may merely be in flight, so after a grace the watch is held against
  * the same probe once more. Not against a new one: that would see newer
  * writes, and on a busy range something is always in flight. If the watch
@@ -44,6 +47,8 @@ struct WatchCheck {
         int64_t known;              /* the watch has delivered everything up to here */
 
         bool have_base;
+        bool base_tried;            /* the count at the start was asked for */
+        int64_t base_asked;
         int64_t base_revision;      /* etcd counted base_count keys in the range here */
         int64_t base_count;
         int64_t floor;              /* deltas are complete above this revision */
@@ -169,7 +174,34 @@ static void on_probe_done(EtcdRequest *p, int error, const char *message, const 
         arm(k, true);
 }
 
-static json_object *probe_body(const EtcdRequest *r) {
+static void probe(WatchCheck *k);
+
+/* The count at the revision the watch started from: the first base. */
+static void on_base_done(EtcdRequest *p, int error, const char *message, const EtcdResult *res) {
+        EtcdRequest *r = p->owner;
+        WatchCheck *k;
+
+        if (!r || !r->liveness)
+                return;
+        k = r->liveness;
+        k->probe = NULL;
+        p->owner = NULL;
+        if (error < 0 && error != -ESTALE) {
+                log_debug("etcd watch on %s: probe failed (%s)", r->watch_key, message ? message : "?");
+                arm(k, false);
+                return;
+        }
+        /* Compacted away: the first probe's count becomes the base instead. */
+        k->base_tried = true;
+        if (error >= 0 && k->base_asked == k->floor && !k->have_base) {
+                k->have_base = true;
+                k->base_revision = k->base_asked;
+                k->base_count = res->count;
+        }
+        probe(k);
+}
+
+static json_object *probe_body(const EtcdRequest *r, int64_t at_revision) {
         _cleanup_(json_object_putp) json_object *o = json_object_new_object();
         _cleanup_free_ char *end = NULL;
         size_t end_size;
@@ -179,6 +211,10 @@ static json_object *probe_body(const EtcdRequest *r) {
         if (r->watch_prefix && (etcd_prefix_range_end(r->watch_key, &end, &end_size) < 0 ||
                                 etcd_json_add_base64(o, "range_end", end, end_size) < 0))
                 return NULL;
+        if (at_revision > 0)
+                return json_object_object_add(o, "revision", etcd_json_new_int64(at_revision)) < 0 ||
+                       json_object_object_add(o, "count_only", json_object_new_boolean(true)) < 0 ?
+                       NULL : TAKE_PTR(o);
         if (json_object_object_add(o, "limit", etcd_json_new_int64(1)) < 0 ||
             json_object_object_add(o, "sort_order", json_object_new_string("DESCEND")) < 0 ||
             json_object_object_add(o, "sort_target", json_object_new_string("MOD")) < 0 ||
@@ -188,7 +224,8 @@ static json_object *probe_body(const EtcdRequest *r) {
 }
 
 static void probe(WatchCheck *k) {
-        _cleanup_(json_object_putp) json_object *body = probe_body(k->watch);
+        bool base = !k->have_base && !k->base_tried && k->floor > 0;
+        _cleanup_(json_object_putp) json_object *body = probe_body(k->watch, base ? k->floor : 0);
         EtcdRequest *p;
 
         if (!body || etcd_request_new(k->watch->client, "/kv/range", body, &p) < 0) {
@@ -197,8 +234,9 @@ static void probe(WatchCheck *k) {
         }
         p->idempotent = true;
         p->one_round = true;        /* an unreachable etcd is the stream's business */
-        p->internal_callback = on_probe_done;
+        p->internal_callback = base ? on_base_done : on_probe_done;
         p->owner = k->watch;
+        k->base_asked = base ? k->floor : 0;
         k->probe = p;
         (void) etcd_request_submit(p);
 }

@@ -102,6 +102,24 @@ def test_frozen_watch_delete_found_by_count(etcd, tool):
         assert proxy.count(WATCH) == 2
 
 
+def test_resumed_watch_frozen_after_created_delete_found(etcd, tool):
+    # The resumed watch stops right after etcd created it, with the delete it
+    # resumed for still to come: the delete is older than its first probe, so
+    # only the count at the revision it started from shows it.
+    put_peer(etcd, 1)
+    put_peer(etcd, 2)
+    with Proxy(etcd.client_port) as proxy:
+        t = start_watch(tool, proxy)
+        proxy.freeze_next(WATCH)
+        assert proxy.freeze(WATCH) == 1
+        n = len(t.events)
+        etcd.delete(key(1))
+        wait_peers(t, sub(2), n)
+
+        assert [k for k, _ in stalls(t)] == [DIR, DIR], t.stderr()
+        assert proxy.count(WATCH) == 3
+
+
 def test_live_watch_left_alone(etcd, tool):
     # Puts, deletes and a burst in one revision, each followed by probes: the
     # watch keeps up, so no stall, no second stream.
@@ -188,3 +206,4 @@ def test_registry_rewrites_record_deleted_behind_frozen_watch(etcd, tool):
         found = stalls(t)
         assert len(found) == 1 and found[0][0] == RECORD, t.stderr()
         assert "was deleted; writing it again" in t.stderr()
+

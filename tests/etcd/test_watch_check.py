@@ -207,3 +207,22 @@ def test_registry_rewrites_record_deleted_behind_frozen_watch(etcd, tool):
         assert len(found) == 1 and found[0][0] == RECORD, t.stderr()
         assert "was deleted; writing it again" in t.stderr()
 
+
+def test_registry_resumes_before_a_delete_it_missed(etcd, tool):
+    # As above for the registry: its resumed watch stalls after etcd's
+    # "created" answer, whose revision is past the delete still to come; the
+    # next watch must resume from before the delete, not from that revision.
+    with Proxy(etcd.client_port) as proxy:
+        t = tool(f"http://127.0.0.1:{proxy.port}", "--machine-id", MID, "--name", "minion-1", "--role", "minion",
+                 "--ip", "192.168.3.12", "--subnet", OWN, "--ttl", "30", "--watch-check=1000", "register",
+                 debug=True)
+        t.wait_event("registered")
+        proxy.wait_stream(WATCH)
+
+        proxy.freeze_next(WATCH)
+        assert proxy.freeze(WATCH) == 1
+        etcd.delete(RECORD)
+        wait_until(lambda: etcd.get(RECORD), 30, "the record written again", diag=t.stderr)
+
+        assert [k for k, _ in stalls(t)] == [RECORD, RECORD], t.stderr()
+        assert proxy.count(WATCH) == 3

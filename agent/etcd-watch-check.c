@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 #include "etcd-client-internal.h"
 #include "log.h"
@@ -58,14 +57,6 @@ struct WatchCheck {
         bool grace;                 /* the last probe found the watch behind */
         int64_t probe_revision, probe_count, probe_newest;
 };
-
-static uint64_t random_u64(void) {
-        uint64_t v;
-
-        if (getrandom(&v, sizeof v, GRND_NONBLOCK) != (ssize_t) sizeof v)
-                v = (uint64_t) random() << 32 ^ (uint64_t) random();
-        return v;
-}
 
 static int on_timer(sd_event_source *s, uint64_t usec, void *userdata);
 

@@ -96,6 +96,7 @@ static void add_delta(WatchCheck *k, int64_t revision, int64_t keys) {
                 k->deltas = NULL;
                 k->n_deltas = 0;
                 k->have_base = false;
+                k->base_tried = false;  /* ask for the count at the new floor */
                 k->floor = revision;
                 return;
         }
@@ -145,8 +146,8 @@ static void on_probe_done(EtcdRequest *p, int error, const char *message, const 
         k->probe = NULL;
         p->owner = NULL;
         if (error < 0) {
-                log_debug("etcd watch on %s: probe failed (%s); next one in about %" PRIu64 " ms",
-                          r->watch_key, message ? message : "?", (uint64_t) (k->watch->client->watch_check_usec / USEC_PER_MSEC));
+                log_debug("etcd watch on %s: probe failed (%s); next one in about %" PRIu64 " ms", r->watch_key,
+                          message ? message : "?", (uint64_t) (r->client->watch_check_usec / USEC_PER_MSEC));
                 arm(k, false);
                 return;
         }

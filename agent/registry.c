@@ -199,6 +199,12 @@ static void on_watch(EtcdClient *c, int error, const char *message, const EtcdWa
                         (void) mark_dirty(r);
                 }
         }
+        /* etcd sends every event up to a response's revision before it, except
+         * the first: it names the revision when the watch was made, and a
+         * watch resumed from before that still has those events to come (a
+         * stream lost before they came must resume before them). */
+        if (resp->created && r->watch_revision > 0)
+                return;
         if (resp->revision > r->watch_revision)
                 r->watch_revision = resp->revision;
 }

@@ -51,6 +51,8 @@ typedef struct node_agent {
         OverlaySync *overlay;           /* flannel.<vni> and its peers, for the agent's whole life */
         bool restore_tried;             /* the persisted snapshot was looked at */
         size_t n_peers;                 /* in the last set the watch delivered */
+        unsigned peer_lists;            /* the watch's lists when it delivered it */
+        sd_event_source *snapshot_timer;/* peers.json to be written */
 
         curl_loop *curl;
         EtcdClient *etcd;

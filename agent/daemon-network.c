@@ -101,6 +101,33 @@ static void on_overlay(OverlaySync *o, OverlaySyncEvent ev, int error, const cha
         }
 }
 
+#define SNAPSHOT_DELAY_USEC (1 * USEC_PER_SEC)
+
+static void snapshot_write(node_agent *d) {
+        node_snapshot snap = {
+                .network.s_addr = htonl(d->netcfg.network),
+                .network_len = d->netcfg.prefixlen,
+                .vni = d->netcfg.vni,
+                .port = d->netcfg.port,
+                .subnet = d->subnet.addr,
+                .subnet_len = d->subnet.prefixlen,
+                .public_ip = d->link.addr,
+        };
+
+        if (!d->overlay || !d->have_subnet)
+                return;
+        snap.peers = (ns_peer *) overlay_sync_peers(d->overlay, &snap.n_peers);
+        (void) node_snapshot_write(&snap);
+}
+
+static int on_snapshot_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        node_agent *d = userdata;
+
+        d->snapshot_timer = sd_event_source_disable_unref(d->snapshot_timer);
+        snapshot_write(d);
+        return 0;
+}
+
 static void on_peers(PeerWatch *w, const SubnetRecord *peers, size_t n, void *userdata) {
         node_agent *d = userdata;
         _cleanup_free_ ns_peer *p = calloc(n + 1, sizeof(ns_peer));
@@ -118,23 +145,19 @@ static void on_peers(PeerWatch *w, const SubnetRecord *peers, size_t n, void *us
         d->n_peers = n;
         /* Every set the watch delivers is complete (a list, then the
          * events after it): the overlay may remove what is not in it. */
-        (void) overlay_sync_set_peers(d->overlay, p, n, true);
+        unsigned lists = peer_watch_get_lists(w);
+        /* After a list, compare with the kernel; after watch events only
+         * those peers change. */
+        (void) overlay_sync_set_peers(d->overlay, p, n,
+                                      OVERLAY_PEERS_COMPLETE | (lists == d->peer_lists ? OVERLAY_PEERS_DELTA : 0));
+        d->peer_lists = lists;
         daemon_update_status(d);
 
-        /* Kept for the next boot, to carry traffic before etcd answers. */
-        node_snapshot snap = {
-                .network.s_addr = htonl(d->netcfg.network),
-                .network_len = d->netcfg.prefixlen,
-                .vni = d->netcfg.vni,
-                .port = d->netcfg.port,
-                .subnet = d->subnet.addr,
-                .subnet_len = d->subnet.prefixlen,
-                .public_ip = d->link.addr,
-                .peers = p,
-                .n_peers = n,
-        };
-        if (d->have_subnet)
-                (void) node_snapshot_write(&snap);
+        /* Kept for the next boot (to carry traffic before etcd answers);
+         * at most once a second, since each write is an fsync. */
+        if (d->have_subnet && !d->snapshot_timer)
+                (void) sd_event_add_time_relative(d->event, &d->snapshot_timer, CLOCK_MONOTONIC, SNAPSHOT_DELAY_USEC,
+                                                  100 * USEC_PER_MSEC, on_snapshot_timer, d);
 }
 
 static int overlay_new(node_agent *d) {
@@ -182,7 +205,7 @@ static void network_restore(node_agent *d) {
         if (r >= 0)
                 r = overlay_sync_set_config(d->overlay, &cfg);
         if (r >= 0)
-                r = overlay_sync_set_peers(d->overlay, snap.peers, snap.n_peers, false);
+                r = overlay_sync_set_peers(d->overlay, snap.peers, snap.n_peers, 0);
         if (r < 0) {
                 log_warning_errno(r, "Cannot restore the overlay from %s (%m); waiting for etcd.", path ?: "peers.json");
                 goto done;
@@ -387,6 +410,10 @@ void daemon_network_free(node_agent *d) {
                 etcd_request_cancel(d->netcfg_req);
         peer_watch_free(d->peer_watch);
         subnet_lease_free(d->lease);
+        /* A change not yet saved is saved now: the next boot starts from it. */
+        if (d->snapshot_timer)
+                snapshot_write(d);
+        d->snapshot_timer = sd_event_source_disable_unref(d->snapshot_timer);
         overlay_sync_free(d->overlay);
         ns_free(d->ns);
 }

@@ -180,11 +180,11 @@ static bool same_peers(const SubnetRecord *a, const SubnetRecord *b, size_t n) {
         return true;
 }
 
-/* A change after a quiet spell is delivered at once (on the next loop
- * iteration, so that all events of one watch response go together); changes
- * within settle_usec of the last delivery are collected and delivered at its
- * end. Isolated changes reach the kernel in milliseconds, while a burst (many
- * nodes starting) costs at most one reprogramming per settle_usec. */
+/* A change is delivered on the next loop iteration, so that all events of
+ * one watch response (and of those read in the same iteration) go together;
+ * the daemon then programs just the peers that changed, so waiting longer
+ * would gain nothing. With settle_usec > 0, changes within settle_usec of the
+ * last delivery are collected and delivered at its end. */
 static void changed(PeerWatch *w) {
         uint64_t now, at;
 
@@ -391,7 +391,7 @@ int peer_watch_new(PeerWatch **ret, EtcdClient *client, sd_event *event, const P
                 .config = o->config,
                 .own_subnet = o->own_subnet,
                 .own_ip = o->own_ip,
-                .settle_usec = o->settle_usec ?: 100 * USEC_PER_MSEC,
+                .settle_usec = o->settle_usec,
                 .cb = cb,
                 .userdata = userdata,
         };

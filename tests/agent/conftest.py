@@ -66,6 +66,10 @@ class Node:
         self.subnet_file = os.path.join(self.dir, "subnet.env")
         with open(self.conf, "w") as f:
             f.write(node_config(self.name, role, f"{self.ip}/24", cluster.etcd.url, self.dir))
+        # Bound on /run/corekube in every command of this node, so that the
+        # agent and a later `leave` or `run` see the same agent.lock.
+        self.run_dir = os.path.join(self.dir, "run-corekube")
+        os.makedirs(self.run_dir)
         self.log_path = os.path.join(self.dir, "agent.log")
         self.proc = None
         self.starts = 0
@@ -75,11 +79,12 @@ class Node:
         cluster.fabric.ip("link", "set", veth, "master", "br0", "up")
 
     def argv(self, *agent_args, machine_id_file=None):
-        """The agent in this node's namespaces: private /run, our machine-id."""
-        script = ('mount -t tmpfs none /run && mkdir -p /run/corekube && '
-                  'mount --bind "$1" /etc/machine-id && shift && exec "$@"')
+        """The agent in this node's namespaces: private /run, the node's
+        /run/corekube, our machine-id."""
+        script = ('mount -t tmpfs none /run && mkdir -p /run/corekube && mount --bind "$1" /run/corekube && '
+                  'mount --bind "$2" /etc/machine-id && shift 2 && exec "$@"')
         return ["ip", "netns", "exec", self.ns.name, "unshare", "-m", "--propagation", "private",
-                "sh", "-c", script, "sh", machine_id_file or self.machine_id_file, AGENT, *agent_args]
+                "sh", "-c", script, "sh", self.run_dir, machine_id_file or self.machine_id_file, AGENT, *agent_args]
 
     def start(self):
         self.starts += 1
@@ -101,10 +106,13 @@ class Node:
         self.proc = None
         return rc
 
-    def cli(self, *args, conf=None, machine_id_file=None, timeout=60):
-        """A one-shot agent command (status, leave) in this node."""
-        return run(*self.argv(*args, "-c", conf or self.conf, machine_id_file=machine_id_file), check=False,
-                   timeout=timeout)
+    def cli(self, *args, conf=None, machine_id_file=None, timeout=60, env=None):
+        """A one-shot agent command (status, leave) in this node; env: extra
+        environment variables."""
+        argv = self.argv(*args, "-c", conf or self.conf, machine_id_file=machine_id_file)
+        if env:
+            argv = ["env", *(f"{k}={v}" for k, v in env.items()), *argv]
+        return run(*argv, check=False, timeout=timeout)
 
     def log(self):
         try:

@@ -78,13 +78,13 @@ class Node:
         cluster.fabric.ip("link", "add", veth, "type", "veth", "peer", "name", "eth2", "netns", self.ns.name)
         cluster.fabric.ip("link", "set", veth, "master", "br0", "up")
 
-    def argv(self, *agent_args, machine_id_file=None):
+    def argv(self, *agent_args, machine_id_file=None, run_dir=None):
         """The agent in this node's namespaces: private /run, the node's
-        /run/corekube, our machine-id."""
+        /run/corekube (or run_dir), our machine-id."""
         script = ('mount -t tmpfs none /run && mkdir -p /run/corekube && mount --bind "$1" /run/corekube && '
                   'mount --bind "$2" /etc/machine-id && shift 2 && exec "$@"')
         return ["ip", "netns", "exec", self.ns.name, "unshare", "-m", "--propagation", "private",
-                "sh", "-c", script, "sh", self.run_dir, machine_id_file or self.machine_id_file, AGENT, *agent_args]
+                "sh", "-c", script, "sh", run_dir or self.run_dir, machine_id_file or self.machine_id_file, AGENT, *agent_args]
 
     def start(self):
         self.starts += 1
@@ -106,10 +106,11 @@ class Node:
         self.proc = None
         return rc
 
-    def cli(self, *args, conf=None, machine_id_file=None, timeout=60, env=None):
+    def cli(self, *args, conf=None, machine_id_file=None, timeout=60, env=None, run_dir=None):
         """A one-shot agent command (status, leave) in this node; env: extra
-        environment variables."""
-        argv = self.argv(*args, "-c", conf or self.conf, machine_id_file=machine_id_file)
+        environment variables; run_dir: another /run/corekube (one without
+        the running agent's lock)."""
+        argv = self.argv(*args, "-c", conf or self.conf, machine_id_file=machine_id_file, run_dir=run_dir)
         if env:
             argv = ["env", *(f"{k}={v}" for k, v in env.items()), *argv]
         return run(*argv, check=False, timeout=timeout)

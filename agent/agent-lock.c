@@ -11,14 +11,20 @@
 #include "macro.h"
 
 int agent_lock_take(int *ret_fd) {
-        _cleanup_close_ int fd = -1;
+        _cleanup_close_ int dfd = -1, fd = -1;
         char pid[32];
         int n;
 
         if (mkdir(AGENT_LOCK_DIR, 0755) < 0 && errno != EEXIST)
                 return -errno;
+        /* A symlink planted in place of the directory or the file is not
+         * followed (-ELOOP, -ENOTDIR): we would create or truncate a file
+         * wherever it points. */
+        dfd = open(AGENT_LOCK_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (dfd < 0)
+                return -errno;
         /* No O_TRUNC: the file may be another agent's, which says its PID. */
-        fd = open(AGENT_LOCK_PATH, O_RDWR | O_CREAT | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW, 0644);
+        fd = openat(dfd, "agent.lock", O_RDWR | O_CREAT | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW, 0644);
         if (fd < 0)
                 return -errno;
         if (flock(fd, LOCK_EX | LOCK_NB) < 0) {

@@ -129,10 +129,10 @@ def test_leave_node_refuses_a_live_record_unless_forced(cluster):
     it stays alive as long as the test needs (the agent's TTL is 10 s)."""
     c, n1, n2 = cluster, cluster.nodes[0], cluster.nodes[1]
     subnet = n2.subnet()
-    _, subnet_key = keys_of(c, n2)
+    record, subnet_key = keys_of(c, n2)
     assert n2.stop() == 0
     lease = c.etcd.ctl("lease", "grant", "600").stdout.split()[1]
-    c.etcd.ctl("put", f"--lease={lease}", f"{CK_PREFIX}/machines/{n2.machine_id}", "--", n2.record()["value"])
+    c.etcd.ctl("put", f"--lease={lease}", f"{CK_PREFIX}/machines/{n2.machine_id}", "--", record["value"])
 
     p = n1.cli("leave", "--node", "n2")
     assert p.returncode == 1, (p.stdout, p.stderr)

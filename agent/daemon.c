@@ -6,6 +6,7 @@
 #include <string.h>
 #include <systemd/sd-daemon.h>
 
+#include "agent-lock.h"
 #include "daemon-internal.h"
 #include "etcd-config.h"
 #include "log.h"
@@ -225,9 +226,18 @@ static bool needs_dbus(const ck_config *c) {
 
 int daemon_run(const ck_config *c) {
         node_agent d = { .cfg = c };
+        _cleanup_close_ int lock_fd = -1;
         uint64_t wd = 0;
         int r;
 
+        /* Held until we exit: two agents on one node would fight over its
+         * record, subnet and devices, and `leave` looks for the holder. */
+        r = agent_lock_take(&lock_fd);
+        if (r == -EWOULDBLOCK)
+                return log_error("Another corekube-agent (PID %d) holds %s; two agents on one node would fight. Exiting.",
+                                 (int) agent_lock_holder(lock_fd), AGENT_LOCK_PATH), 1;
+        if (r < 0)
+                return log_error_errno(r, "Failed to lock %s: %m", AGENT_LOCK_PATH), 1;
         /* Short first retries: a minion that reaches its registration before
          * the master's apiserver listens gets in a quarter second later. */
         backoff_init(&d.backoff, 250 * USEC_PER_MSEC, 60 * USEC_PER_SEC);

@@ -193,9 +193,11 @@ def test_status_etcd_unreachable_exits_69(cluster3, tmp_path):
     p = n.cli("status", conf=str(conf))
     assert p.returncode == 69, (p.stdout, p.stderr)
     assert "http://192.168.3.1:2999" in p.stderr, p.stderr
-    p = n.cli("leave", conf=str(conf))
+    # As if the agent were stopped: a /run/corekube without its lock.
+    (tmp_path / "run").mkdir()
+    p = n.cli("leave", conf=str(conf), run_dir=str(tmp_path / "run"))
     assert p.returncode == 69, (p.stdout, p.stderr)
-    assert "nothing was changed" in p.stderr
+    assert "etcd is unreachable" in p.stderr and "nothing was changed" in p.stderr
     assert n.ns.has_link("flannel.1")
     # Waiting, it keeps trying until the timeout, then says why.
     p = n.cli("status", "--wait=1500ms", conf=str(conf))
@@ -397,6 +399,8 @@ def test_leave(cluster3):
     assert p.returncode == 0, (p.stdout, p.stderr)
     assert f"Released subnet {subnet} ({key})." in p.stdout, p.stdout
     assert "Released the machine record" in p.stdout and "Removed flannel.1" in p.stdout
+    assert "Removed the saved subnet and peer list" in p.stdout
+    assert not os.listdir(n.state_dir)
     assert not n.ns.has_link("flannel.1")
     assert c.etcd.get_prefix(key) == {}
     assert n.record() is None

@@ -218,21 +218,10 @@ static void lease_held(node_agent *d, bool moved) {
                 d->notified_ready = true;
         }
         network_recovered(d);
-        if (moved && d->step > STEP_DOCKER) {
-                /* A new subnet after the lease was lost: Docker must move.
-                 * What a later step has in flight would call back into the
-                 * step we go back to (a second download, a step skipped):
-                 * drop it; that step does it again when we get there. */
-                d->fetch = artifact_fetch_free(d->fetch);
-                if (d->masters_req) {
-                        etcd_request_cancel(d->masters_req);
-                        d->masters_req = NULL;
-                }
-                d->announce = minion_register_free(d->announce);
-                d->retry = sd_event_source_disable_unref(d->retry);
-                d->step = STEP_DOCKER;
-                d->step_busy = false;
-                daemon_advance(d);
+        if (moved && d->step >= STEP_DOCKER) {
+                /* A new subnet after the lease was lost: Docker must move,
+                 * also when its restart is already under way. */
+                daemon_subnet_moved(d);
                 return;
         }
         if (d->step == STEP_NETWORK)

@@ -123,6 +123,10 @@ void daemon_docker_step(node_agent *d) {
                 daemon_step_done(d);
                 return;
         }
+        /* Started again (a retry armed while we waited for the unit's
+         * state) with our restart or our question in flight: it calls back. */
+        if (d->rt.job_pending || d->rt.gets_pending > d->rt.gets_stale)
+                return;
         if (!d->rt.unit_state) {
                 /* daemon_on_docker_state() comes back here; the watch retries
                  * a systemd that does not answer. */

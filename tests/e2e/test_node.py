@@ -452,6 +452,71 @@ def test_status_wait_fails_for_a_failed_node(bed, minion2):
     assert r.returncode == 1, r.stdout + r.stderr
 
 
+# ------------------------------------------------------------ subnet moves ----
+
+DOCKER_HOLD = """mkdir -p /run/systemd/system/docker.service.d
+cat >/run/systemd/system/docker.service.d/50-e2e-hold.conf <<'END'
+# e2e test: while /run/e2e-hold exists, Docker's start job stays running after
+# dockerd is up, until a line is written to the FIFO /run/e2e-docker-hold.
+[Service]
+ExecStartPost=/bin/sh -c '[ ! -e /run/e2e-hold ] || read x </run/e2e-docker-hold'
+END
+rm -f /run/e2e-docker-hold; mkfifo /run/e2e-docker-hold; touch /run/e2e-hold
+systemctl daemon-reload
+"""
+
+
+def test_subnet_moving_during_the_docker_restart_ends_on_the_new_subnet(bed, master):
+    """Issue 12 (d): the lease moves while Docker's restart job runs (dockerd
+    already up on the moved-from subnet): the agent ignores that job's result,
+    restarts Docker again, and Docker ends on the new --bip."""
+    node = "master"
+    squat = {"PublicIP": "192.168.3.98", "BackendType": "vxlan",
+             "BackendData": {"VNI": 1, "VtepMAC": "02:00:00:00:fe:01"}}
+    squatted = []
+
+    def bip():
+        return bed.env_file(node, "/run/flannel/docker_opts.env")["DOCKER_OPT_BIP"].strip('"').split("=", 1)[1]
+
+    def take_over(subnet):
+        key = f"/coreos.com/network/subnets/{subnet.replace('/', '-')}"
+        bed.run("fabric", "etcdctl", f"--endpoints={ETCD}", "put", key, json.dumps(squat))
+        squatted.append(key)
+
+    def cmdline(pid):
+        return bed.out(node, f"tr '\\0' ' ' </proc/{pid}/cmdline")
+
+    wait_ready(bed, node)
+    bed.sh(node, DOCKER_HOLD)
+    try:
+        s0 = bed.record(node)["subnet"]
+        take_over(s0)           # move 1: the agent restarts Docker, whose job then holds
+        wait_until(lambda: "docker.service start running" in
+                   " ".join(bed.out(node, "systemctl list-jobs --no-legend").split()), 60,
+                   "Docker's restart job to hold", lambda: bed.agent_log(node))
+        b1 = bip()
+        assert f"--bip={b1}" in cmdline(bed.show(node, "docker.service", "MainPID")["MainPID"])
+        take_over(str(ipaddress.ip_interface(b1).network))     # move 2, that job still running
+        wait_until(lambda: bip() != b1, 60, "docker_opts.env on a third subnet", lambda: bed.agent_log(node))
+        b2 = bip()
+        bed.sh(node, "rm /run/e2e-hold; timeout 30 sh -c 'echo go >/run/e2e-docker-hold'")
+        wait_until(lambda: bed.record(node)["subnet"] == str(ipaddress.ip_interface(b2).network)
+                   and bed.record(node)["state"] == "ready" and not bed.out(node, "systemctl list-jobs --no-legend"),
+                   90, "the agent ready on the new subnet", lambda: bed.agent_log(node))
+        d = bed.show(node, "docker.service", "ActiveState", "MainPID")
+        assert d["ActiveState"] == "active"
+        assert f"--bip={b2}" in cmdline(d["MainPID"]), bed.agent_log(node)
+        addr = json.loads(bed.out(node, "ip -j -4 addr show dev docker0"))[0]
+        assert [f"{a['local']}/{a['prefixlen']}" for a in addr["addr_info"]] == [b2]
+        master["subnet"] = bed.record(node)["subnet"]       # for the leave test
+    finally:
+        bed.sh(node, "rm -f /run/e2e-hold /run/systemd/system/docker.service.d/50-e2e-hold.conf; "
+               "timeout 5 sh -c 'echo go >/run/e2e-docker-hold' || true; rm -f /run/e2e-docker-hold; "
+               "systemctl daemon-reload", check=False)
+        for key in squatted:
+            bed.run("fabric", "etcdctl", f"--endpoints={ETCD}", "del", key, check=False)
+
+
 # ------------------------------------------------------------ leave (last) ----
 
 @pytest.mark.skipif(not agent_has_verb("leave"), reason="corekube-agent has no leave verb yet")

@@ -143,7 +143,7 @@ static void on_masters(EtcdClient *c, int error, const char *message, const Etcd
         }
         daemon_cluster_cancel(d);
         if (write_cluster_env(d) < 0) {
-                daemon_step_failed(d, "cannot write /run/corekube/cluster.env");
+                daemon_step_waiting(d, "files", "cannot write /run/corekube/cluster.env");
                 return;
         }
         daemon_step_done(d);
@@ -174,7 +174,7 @@ void daemon_cluster_step(node_agent *d) {
                 if (d->cl.master_ips)
                         d->cl.master_ips[0] = strdup(inet_ntop(AF_INET, &d->link.addr, ip, sizeof ip));
                 if (!d->cl.master_ips || !d->cl.master_ips[0] || write_cluster_env(d) < 0) {
-                        daemon_step_failed(d, "cannot write /run/corekube/cluster.env");
+                        daemon_step_waiting(d, "files", "cannot write /run/corekube/cluster.env");
                         return;
                 }
                 daemon_step_done(d);

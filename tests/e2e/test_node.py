@@ -499,10 +499,13 @@ def test_subnet_moving_during_the_docker_restart_ends_on_the_new_subnet(bed, mas
         take_over(str(ipaddress.ip_interface(b1).network))     # move 2, that job still running
         wait_until(lambda: bip() != b1, 60, "docker_opts.env on a third subnet", lambda: bed.agent_log(node))
         b2 = bip()
-        bed.sh(node, "rm /run/e2e-hold; timeout 30 sh -c 'echo go >/run/e2e-docker-hold'")
+        # Release: a FIFO opened read-write never blocks; a reader held in
+        # ExecStartPost (the first run, or a second one that started before
+        # the flag went) gets the line, and no later run waits.
+        bed.sh(node, "rm /run/e2e-hold; exec 3<>/run/e2e-docker-hold; echo go >&3; exec 3>&-")
         wait_until(lambda: bed.record(node)["subnet"] == str(ipaddress.ip_interface(b2).network)
                    and bed.record(node)["state"] == "ready" and not bed.out(node, "systemctl list-jobs --no-legend"),
-                   90, "the agent ready on the new subnet", lambda: bed.agent_log(node))
+                   180, "the agent ready on the new subnet", lambda: bed.agent_log(node))
         d = bed.show(node, "docker.service", "ActiveState", "MainPID")
         assert d["ActiveState"] == "active"
         assert f"--bip={b2}" in cmdline(d["MainPID"]), bed.agent_log(node)
@@ -511,7 +514,7 @@ def test_subnet_moving_during_the_docker_restart_ends_on_the_new_subnet(bed, mas
         master["subnet"] = bed.record(node)["subnet"]       # for the leave test
     finally:
         bed.sh(node, "rm -f /run/e2e-hold /run/systemd/system/docker.service.d/50-e2e-hold.conf; "
-               "timeout 5 sh -c 'echo go >/run/e2e-docker-hold' || true; rm -f /run/e2e-docker-hold; "
+               "exec 3<>/run/e2e-docker-hold; echo go >&3; exec 3>&-; rm -f /run/e2e-docker-hold; "
                "systemctl daemon-reload", check=False)
         for key in squatted:
             bed.run("fabric", "etcdctl", f"--endpoints={ETCD}", "del", key, check=False)

@@ -67,7 +67,10 @@ static void network_failed(node_agent *d, const char *fmt, ...) {
         free(d->error);
         d->error = msg;
         d->net_failed = true;
-        log_event(LOG_ERR, MID_NODE_FAILED, NULL, "%s; keeping what is programmed.", msg ?: "network failed");
+        /* Transient: the node waits (reason network) and the lease or the
+         * overlay retries itself. */
+        log_event(LOG_NOTICE, MID_NODE_WAITING, FIELDS("COREKUBE_REASON=network"), "%s; keeping what is programmed.",
+                  msg ?: "network failed");
         daemon_update_status(d);
 }
 
@@ -310,21 +313,10 @@ static void lease_held(node_agent *d, bool moved) {
                 d->notified_ready = true;
         }
         network_recovered(d);
-        if (moved && d->step > STEP_DOCKER) {
-                /* A new subnet after the lease was lost: Docker must move.
-                 * What a later step has in flight would call back into the
-                 * step we go back to (a second download, a step skipped):
-                 * drop it; that step does it again when we get there. */
-                d->fetch = artifact_fetch_free(d->fetch);
-                if (d->masters_req) {
-                        etcd_request_cancel(d->masters_req);
-                        d->masters_req = NULL;
-                }
-                d->announce = minion_register_free(d->announce);
-                d->retry = sd_event_source_disable_unref(d->retry);
-                d->step = STEP_DOCKER;
-                d->step_busy = false;
-                daemon_advance(d);
+        if (moved && d->step >= STEP_DOCKER) {
+                /* A new subnet after the lease was lost: Docker must move,
+                 * also when its restart is already under way. */
+                daemon_subnet_moved(d);
                 return;
         }
         if (d->step == STEP_NETWORK)
@@ -339,6 +331,12 @@ static void on_netcfg(int error, const char *message, const NetworkConfig *confi
         int r;
 
         d->netcfg_req = NULL;
+        if (error == -EINVAL) {
+                /* A config in etcd that is not ours to use: an operator's call. */
+                daemon_step_failed_terminal(d, "network config %s/config: %s", d->cfg->network.prefix,
+                                            message ?: strerror(-error));
+                return;
+        }
         if (error < 0) {
                 daemon_step_failed(d, "network config %s/config: %s", d->cfg->network.prefix,
                                    message ?: strerror(-error));

@@ -74,6 +74,7 @@ class Node:
         self.state_dir = os.path.join(self.dir, "state")
         self.proc = None
         self.starts = 0
+        self.extra_env = {}         # e.g. NOTIFY_SOCKET, DBUS_SYSTEM_BUS_ADDRESS
         self.ns = Netns(f"{cluster.tag}{self.name}")
         veth = f"v{index}"          # inside the fabric namespace: no clash possible
         cluster.fabric.ip("link", "add", veth, "type", "veth", "peer", "name", "eth2", "netns", self.ns.name)
@@ -92,6 +93,7 @@ class Node:
     def start(self):
         self.starts += 1
         env = {k: v for k, v in os.environ.items() if k != "JOURNAL_STREAM"}
+        env.update(self.extra_env)
         with open(self.log_path, "ab") as log:
             log.write(f"==== start {self.starts} ====\n".encode())
             log.flush()

@@ -143,6 +143,7 @@ static void on_registry(Registry *r, RegistryEvent e, int error, const char *mes
                 [REGISTRY_WRITTEN] = "written",
                 [REGISTRY_LOST] = "lost",
                 [REGISTRY_FAILED] = "failed",
+                [REGISTRY_RENEWED] = "renewed",
         };
         json_object *o = ev(names[e]);
 

@@ -131,7 +131,9 @@ static void on_done(CURL *easy, CURLcode code, void *userdata) {
         curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
         if (status != 200) {
                 snprintf(msg, sizeof msg, "artifact %s: %s answered HTTP %ld", f->a->name, f->a->url, status);
-                finish(f, -EIO, msg, false);
+                /* A 4xx will not go away by itself (a wrong URL, no access);
+                 * a 5xx or a redirect loop may. */
+                finish(f, status >= 400 && status < 500 ? -EREMOTEIO : -EIO, msg, false);
                 return;
         }
         EVP_DigestFinal_ex(f->md, h, &hl);

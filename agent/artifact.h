@@ -15,7 +15,8 @@
 typedef struct artifact_fetch artifact_fetch;
 
 /* error: 0 (installed, or already there with that hash: *changed tells),
- * -EBADMSG for a hash mismatch, another negative errno otherwise;
+ * -EBADMSG for a hash mismatch, -EREMOTEIO for an HTTP 4xx answer, another
+ * negative errno otherwise (connection refused, timeout, 5xx: may pass);
  * the callback may free the fetch;
  * message: what happened, naming the artifact (NULL on success). */
 typedef void (*artifact_done_cb)(const ck_artifact *a, int error, const char *message, bool changed, void *userdata);

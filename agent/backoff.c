@@ -17,7 +17,7 @@ void backoff_reset(Backoff *b) {
         b->attempts = 0;
 }
 
-static uint64_t random_u64(void) {
+uint64_t random_u64(void) {
         uint64_t v;
 
         if (getrandom(&v, sizeof v, GRND_NONBLOCK) != (ssize_t) sizeof v)

@@ -18,3 +18,5 @@ void backoff_init(Backoff *b, uint64_t min_usec, uint64_t max_usec);
 /* The delay before the next attempt; advances the state. */
 uint64_t backoff_next(Backoff *b);
 void backoff_reset(Backoff *b);
+/* Random bits from the kernel (random() if it has none yet): jitter, not secrets. */
+uint64_t random_u64(void);

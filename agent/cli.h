@@ -14,6 +14,8 @@ typedef struct cli_args {
         bool json;
         bool wait;
         const char *wait_timeout;       /* NULL: no timeout given */
+        const char *node;               /* leave --node: a machine record's name or ID */
+        bool force;                     /* leave --node --force: even while it is alive */
 } cli_args;
 
 int cmd_check_config(const cli_args *a);

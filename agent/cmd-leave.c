@@ -1,15 +1,19 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* `corekube-agent leave`: graceful decommission of this node. Deletes our
- * subnet lease record and our machine record (each only if it is still the
- * version we read, so a subnet another node took in the meantime is left
- * alone) and revokes their etcd leases; then deletes flannel.<vni>, which
- * takes its ARP, FDB and route entries with it. Peers see the deletion
- * through their watch and drop their routes to us.
+/* `corekube-agent leave`: graceful decommission of this node.
  *
- * The agent must be stopped first (systemctl stop corekube-agent): a running
- * agent would take a subnet and register again at once. leave does not try
- * to detect it; the unit and --help say so. Running leave twice is fine: the
- * second finds nothing and says so. */
+ * First the agent's lock (agent-lock.h): free, and we hold it until we are
+ * done, so an agent started meanwhile refuses to run. Held by
+ * corekube-agent.service's main process (asked over D-Bus): that unit is
+ * stopped and disabled, then we take the lock. Held by anything else, or
+ * D-Bus cannot say: nothing is touched, since the holder would register and
+ * take a subnet again at once.
+ *
+ * Then deletes our subnet lease record and our machine record (each only if
+ * it is still the version we read, so a subnet another node took in the
+ * meantime is left alone) and revokes their etcd leases; then deletes
+ * flannel.<vni>, which takes its ARP, FDB and route entries with it. Peers
+ * see the deletion through their watch and drop their routes to us. Running
+ * leave twice is fine: the second finds nothing and says so. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <ifaddrs.h>
@@ -18,31 +22,32 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agent-lock.h"
 #include "cli-etcd.h"
 #include "etcd-config.h"
 #include "cli.h"
 #include "ip4-util.h"
+#include "leave.h"
+#include "leave-unit.h"
 #include "log.h"
 #include "macro.h"
 #include "message-ids.h"
 #include "netsetup.h"
+#include "node-state.h"
 #include "network-config.h"
 #include "subnet-lease.h"
 #include "subnet-record.h"
 #include "vtep-mac.h"
 
-typedef struct leave_target {
-        char *key;
-        int64_t mod_revision;
-        int64_t lease;
-        char *what;                     /* "subnet 10.244.5.0/24", "machine record" */
-} leave_target;
+/* This node's leave: the shared part first, so that a leave_cmd pointer
+ * is one to this. */
+typedef struct local_leave {
+        leave_cmd l;
 
-typedef struct leave_cmd {
-        const ck_config *cfg;
-        sd_event *event;
-        EtcdClient *etcd;
-        char *endpoints;
+        int lock_fd;
+        pid_t holder;                   /* the lock's holder, when it was held */
+        sd_bus *bus;                    /* set when the holder is the unit's main process */
+        leave_unit *unit;
 
         char machine_id[33];
         bool have_machine_id;
@@ -51,27 +56,7 @@ typedef struct leave_cmd {
         unsigned file_len;
         uint32_t vni;
         uint8_t mac[6];
-
-        leave_target *targets;
-        size_t n_targets;
-        size_t next;
-        size_t done;
-} leave_cmd;
-
-static void finish(leave_cmd *l, int code) {
-        (void) sd_event_exit(l->event, code);
-}
-
-static void etcd_failed(leave_cmd *l, int error, const char *message) {
-        if (cli_etcd_unreachable(error)) {
-                log_error("etcd is unreachable: %s; %s", message ?: l->endpoints,
-                          l->done == 0 ? "nothing was changed." : "run leave again to finish.");
-                finish(l, EXIT_UNAVAILABLE);
-        } else {
-                log_error("etcd: %s", message ?: strerror(-error));
-                finish(l, EXIT_RUNTIME);
-        }
-}
+} local_leave;
 
 /* Our address on the private interface: the configured one, else the first
  * IPv4 address there (the agent's own rule). 0 if there is none. */
@@ -90,31 +75,10 @@ static uint32_t own_address(const ck_config *c) {
         return ip;
 }
 
-static int add_target(leave_cmd *l, const EtcdKv *kv, const char *what) {
-        leave_target *t = reallocarray(l->targets, l->n_targets + 1, sizeof *t);
-
-        if (!t)
-                return -ENOMEM;
-        l->targets = t;
-        t = &t[l->n_targets];
-        *t = (leave_target) {
-                .key = strdup(kv->key),
-                .mod_revision = kv->mod_revision,
-                .lease = kv->lease,
-                .what = strdup(what),
-        };
-        if (!t->key || !t->what) {
-                free(t->key);
-                free(t->what);
-                return -ENOMEM;
-        }
-        l->n_targets++;
-        return 0;
-}
-
 /* ---- the end: the device ---- */
 
-static void remove_overlay(leave_cmd *l) {
+static void remove_overlay(leave_cmd *base) {
+        local_leave *l = (local_leave *) base;
         ns_ctx *ns = NULL;
         char f[64];
         int r;
@@ -125,86 +89,39 @@ static void remove_overlay(leave_cmd *l) {
         ns_free(ns);
         if (r < 0) {
                 log_error_errno(r, "Failed to remove flannel.%u: %m", l->vni);
-                finish(l, EXIT_RUNTIME);
+                leave_finish(base, EXIT_RUNTIME);
                 return;
         }
         if (r > 0) {
                 printf("Removed flannel.%u with its routes, ARP and FDB entries.\n", l->vni);
-                l->done++;
+                base->done++;
         }
-        if (l->done == 0) {
+        /* Not to be restored at the next boot, nor to start Docker on. */
+        r = node_state_remove();
+        if (r < 0) {
+                leave_finish(base, EXIT_RUNTIME);
+                return;
+        }
+        if (r > 0) {
+                printf("Removed the saved subnet and peer list in %s.\n", node_state_dir());
+                base->done++;
+        }
+        if (base->done == 0) {
                 printf("Nothing to do: this node has no subnet lease, no machine record and no flannel.%u.\n",
                        l->vni);
-                finish(l, 0);
+                leave_finish(base, 0);
                 return;
         }
-        snprintf(f, sizeof f, "COREKUBE_NODE_NAME=%s", l->cfg->node.name);
+        snprintf(f, sizeof f, "COREKUBE_NODE_NAME=%s", base->cfg->node.name);
         log_event(log_to_journal() ? LOG_NOTICE : LOG_DEBUG, MID_NODE_LEFT, FIELDS(f),
-                  "Node %s left the cluster.", l->cfg->node.name);
-        printf("Node %s left the cluster.\n", l->cfg->node.name);
-        finish(l, 0);
-}
-
-/* ---- deleting the keys, one after the other ---- */
-
-static void next_target(leave_cmd *l);
-
-static void on_revoked(EtcdClient *c, int error, const char *message, const EtcdResult *res, void *userdata) {
-        leave_cmd *l = userdata;
-
-        /* -ENOENT: the lease expired or was revoked already; the key is gone. */
-        if (error < 0 && error != -ENOENT) {
-                etcd_failed(l, error, message);
-                return;
-        }
-        l->next++;
-        next_target(l);
-}
-
-static void on_deleted(EtcdClient *c, int error, const char *message, const EtcdResult *res, void *userdata) {
-        leave_cmd *l = userdata;
-        leave_target *t = &l->targets[l->next];
-
-        if (error < 0) {
-                etcd_failed(l, error, message);
-                return;
-        }
-        if (res->succeeded) {
-                printf("Released %s (%s).\n", t->what, t->key);
-                l->done++;
-        } else
-                printf("%s changed since it was read; left alone (%s).\n", t->what, t->key);
-        if (res->succeeded && t->lease != 0) {
-                if (etcd_lease_revoke(l->etcd, t->lease, on_revoked, l, NULL) < 0)
-                        finish(l, EXIT_RUNTIME);
-                return;
-        }
-        l->next++;
-        next_target(l);
-}
-
-static void next_target(leave_cmd *l) {
-        _cleanup_(etcd_txn_freep) EtcdTxn *t = NULL;
-        leave_target *x;
-
-        if (l->next >= l->n_targets) {
-                remove_overlay(l);
-                return;
-        }
-        x = &l->targets[l->next];
-        /* Only the version we read: a subnet may have passed to another node. */
-        t = etcd_txn_new();
-        if (!t || etcd_txn_compare(t, x->key, ETCD_COMPARE_MOD, ETCD_COMPARE_EQUAL, x->mod_revision, NULL) < 0 ||
-            etcd_txn_delete(t, true, x->key, false) < 0 ||
-            etcd_txn_commit(l->etcd, t, on_deleted, l, NULL) < 0) {
-                log_error("Out of memory.");
-                finish(l, EXIT_RUNTIME);
-        }
+                  "Node %s left the cluster.", base->cfg->node.name);
+        printf("Node %s left the cluster.\n", base->cfg->node.name);
+        leave_finish(base, 0);
 }
 
 /* ---- finding what is ours ---- */
 
-static bool subnet_is_ours(const leave_cmd *l, const EtcdKv *kv, uint32_t subnet, unsigned len) {
+static bool subnet_is_ours(const local_leave *l, const EtcdKv *kv, uint32_t subnet, unsigned len) {
         _cleanup_(json_object_putp) json_object *o = json_tokener_parse(kv->value);
         json_object *bd, *m;
         uint8_t mac[6];
@@ -225,22 +142,22 @@ static void on_machine(EtcdClient *c, int error, const char *message, const Etcd
         leave_cmd *l = userdata;
 
         if (error < 0) {
-                etcd_failed(l, error, message);
+                leave_etcd_failed(l, error, message);
                 return;
         }
-        if (res->n_kvs > 0 && add_target(l, &res->kvs[0], "the machine record") < 0) {
-                finish(l, EXIT_RUNTIME);
+        if (res->n_kvs > 0 && leave_add_target(l, &res->kvs[0], "the machine record") < 0) {
+                leave_finish(l, EXIT_RUNTIME);
                 return;
         }
-        next_target(l);
+        leave_release(l);
 }
 
 static void on_subnets(EtcdClient *c, int error, const char *message, const EtcdResult *res, void *userdata) {
-        leave_cmd *l = userdata;
+        local_leave *l = userdata;
         _cleanup_free_ char *key = NULL;
 
         if (error < 0) {
-                etcd_failed(l, error, message);
+                leave_etcd_failed(&l->l, error, message);
                 return;
         }
         for (size_t i = 0; i < res->n_kvs; i++) {
@@ -248,31 +165,31 @@ static void on_subnets(EtcdClient *c, int error, const char *message, const Etcd
                 uint32_t subnet;
                 unsigned len;
 
-                if (network_config_parse_subnet_key(res->kvs[i].key, l->cfg->network.prefix, &subnet, &len) < 0 ||
+                if (network_config_parse_subnet_key(res->kvs[i].key, l->l.cfg->network.prefix, &subnet, &len) < 0 ||
                     !subnet_is_ours(l, &res->kvs[i], subnet, len))
                         continue;
                 snprintf(what, sizeof what, "subnet %s/%u", ip4_format(subnet, a), len);
-                if (add_target(l, &res->kvs[i], what) < 0) {
-                        finish(l, EXIT_RUNTIME);
+                if (leave_add_target(&l->l, &res->kvs[i], what) < 0) {
+                        leave_finish(&l->l, EXIT_RUNTIME);
                         return;
                 }
         }
         if (!l->have_machine_id) {
-                next_target(l);
+                leave_release(&l->l);
                 return;
         }
-        if (asprintf(&key, "%s/machines/%s", l->cfg->etcd.prefix, l->machine_id) < 0 ||
-            etcd_range(l->etcd, key, false, 0, on_machine, l, NULL) < 0)
-                finish(l, EXIT_RUNTIME);
+        if (asprintf(&key, "%s/machines/%s", l->l.cfg->etcd.prefix, l->machine_id) < 0 ||
+            etcd_range(l->l.etcd, key, false, 0, on_machine, &l->l, NULL) < 0)
+                leave_finish(&l->l, EXIT_RUNTIME);
 }
 
 static void on_config(EtcdClient *c, int error, const char *message, const EtcdResult *res, void *userdata) {
-        leave_cmd *l = userdata;
+        local_leave *l = userdata;
         _cleanup_free_ char *prefix = NULL, *why = NULL;
         NetworkConfig nc;
 
         if (error < 0) {
-                etcd_failed(l, error, message);
+                leave_etcd_failed(&l->l, error, message);
                 return;
         }
         /* The VNI in force is the cluster's, which may differ from ours. */
@@ -280,54 +197,134 @@ static void on_config(EtcdClient *c, int error, const char *message, const EtcdR
                 l->vni = nc.vni;
         if (l->have_machine_id)
                 vtep_mac_from_machine_id(l->machine_id, l->vni, l->mac);
-        if (asprintf(&prefix, "%s/subnets/", l->cfg->network.prefix) < 0 ||
-            etcd_range(l->etcd, prefix, true, 0, on_subnets, l, NULL) < 0)
-                finish(l, EXIT_RUNTIME);
+        if (asprintf(&prefix, "%s/subnets/", l->l.cfg->network.prefix) < 0 ||
+            etcd_range(l->l.etcd, prefix, true, 0, on_subnets, l, NULL) < 0)
+                leave_finish(&l->l, EXIT_RUNTIME);
 }
 
-static int leave_run(leave_cmd *l) {
+static int find_our_keys(local_leave *l) {
         _cleanup_free_ char *key = NULL;
+
+        if (asprintf(&key, "%s/config", l->l.cfg->network.prefix) < 0 ||
+            etcd_range(l->l.etcd, key, false, 0, on_config, l, NULL) < 0)
+                return -ENOMEM;
+        return 0;
+}
+
+/* ---- the agent's lock and its unit ---- */
+
+/* 0: go on, with the lock ours, or held by the unit's main process (then
+ * l->bus is set: the unit is to be stopped first); otherwise an exit code,
+ * said why. */
+static int check_lock(local_leave *l) {
+        _cleanup_free_ char *why = NULL;
+        pid_t main_pid = 0;
         int r;
 
-        l->endpoints = cli_etcd_endpoints(l->cfg);
-        l->vni = l->cfg->network.vni;
+        r = agent_lock_take(&l->lock_fd);
+        if (r >= 0)
+                return 0;
+        if (r != -EWOULDBLOCK)
+                return log_error_errno(r, "Failed to lock %s: %m", AGENT_LOCK_PATH), EXIT_RUNTIME;
+        l->holder = agent_lock_holder(l->lock_fd);
+        /* Only systemd can tell whether the holder is the unit we may stop;
+         * without it the holder could be the unit, and would re-register at
+         * once after we removed its keys. */
+        r = leave_unit_owns_pid(l->holder, &l->bus, &main_pid, &why);
+        if (r < 0) {
+                log_error("%s is held by PID %d, and whether that is %s cannot be told: %s. Nothing was changed.",
+                          AGENT_LOCK_PATH, (int) l->holder, AGENT_UNIT, why ?: strerror(-r));
+                return EXIT_UNAVAILABLE;
+        }
+        if (r == 0) {
+                if (l->holder > 0)
+                        log_error("A corekube-agent runs as PID %d (it holds %s) and is not %s's main process; "
+                                  "stop it first. Nothing was changed.", (int) l->holder, AGENT_LOCK_PATH, AGENT_UNIT);
+                else
+                        log_error("An unknown process holds %s (a corekube-agent runs); stop it first. "
+                                  "Nothing was changed.", AGENT_LOCK_PATH);
+                return EXIT_RUNTIME;
+        }
+        log_notice("%s is held by PID %d, %s's main process.", AGENT_LOCK_PATH, (int) l->holder, AGENT_UNIT);
+        return 0;
+}
+
+static void on_unit_stopped(int error, void *userdata) {
+        local_leave *l = userdata;
+        int r;
+
+        if (error < 0) {
+                leave_finish(&l->l, EXIT_RUNTIME);
+                return;
+        }
+        /* Ours from here on: an agent started now refuses to run. */
+        close(l->lock_fd);
+        l->lock_fd = -1;
+        r = agent_lock_take(&l->lock_fd);
+        if (r == -EWOULDBLOCK) {
+                log_error("PID %d took %s after %s stopped; nothing was released.",
+                          (int) agent_lock_holder(l->lock_fd), AGENT_LOCK_PATH, AGENT_UNIT);
+                leave_finish(&l->l, EXIT_RUNTIME);
+                return;
+        }
+        if (r < 0) {
+                log_error_errno(r, "Failed to lock %s: %m", AGENT_LOCK_PATH);
+                leave_finish(&l->l, EXIT_RUNTIME);
+                return;
+        }
+        if (find_our_keys(l) < 0) {
+                log_error("Out of memory.");
+                leave_finish(&l->l, EXIT_RUNTIME);
+        }
+}
+
+static int leave_run(local_leave *l) {
+        int r;
+
+        r = check_lock(l);
+        if (r != 0)
+                return r;
+        l->vni = l->l.cfg->network.vni;
+        l->l.released = remove_overlay;
         r = read_machine_id(l->machine_id);
         l->have_machine_id = r >= 0;
         if (r < 0)
                 log_warning_errno(r, "Cannot read /etc/machine-id (%m); looking for our subnet by address only.");
-        l->ip = own_address(l->cfg);
-        (void) subnet_lease_read_subnet_file(l->cfg->network.subnet_file, &l->file_subnet, &l->file_len);
+        l->ip = own_address(l->l.cfg);
+        (void) subnet_lease_read_subnet_file(l->l.cfg->network.subnet_file, &l->file_subnet, &l->file_len);
 
-        /* Two rounds over the endpoints, then exit 69 with nothing changed. */
-        r = cli_etcd_open(l->cfg, 2, &l->event, &l->etcd);
+        r = leave_open(&l->l);
         if (r != 0)
                 return r;
-        if (asprintf(&key, "%s/config", l->cfg->network.prefix) < 0 ||
-            etcd_range(l->etcd, key, false, 0, on_config, l, NULL) < 0)
-                return log_error_errno(-ENOMEM, "Out of memory."), EXIT_RUNTIME;
-        r = sd_event_loop(l->event);
-        return r < 0 ? EXIT_RUNTIME : r;
+        if (l->bus)
+                r = leave_unit_stop_disable(l->l.event, l->bus, on_unit_stopped, l, &l->unit);
+        else
+                r = find_our_keys(l);
+        if (r < 0)
+                return log_error_errno(r, "Failed to start: %m"), EXIT_RUNTIME;
+        return leave_loop(&l->l);
 }
 
 int cmd_leave(const cli_args *a) {
-        leave_cmd l = {};
+        local_leave l = { .lock_fd = -1 };
         ck_config *c = NULL;
         int r;
 
         r = cli_load_config(a, &c);
         if (r != 0)
                 return r;
-        l.cfg = c;
-        r = leave_run(&l);
+        l.l.cfg = c;
+        l.l.args = a;
+        if (a->node)
+                r = leave_node_run(&l.l);
+        else
+                r = leave_run(&l);
 
-        etcd_client_free(l.etcd);
-        sd_event_unref(l.event);
-        for (size_t i = 0; i < l.n_targets; i++) {
-                free(l.targets[i].key);
-                free(l.targets[i].what);
-        }
-        free(l.targets);
-        free(l.endpoints);
+        leave_unit_free(l.unit);
+        sd_bus_flush_close_unref(l.bus);
+        leave_done(&l.l);
+        if (l.lock_fd >= 0)
+                close(l.lock_fd);
         config_free(c);
         return r;
 }

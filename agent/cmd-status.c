@@ -44,6 +44,7 @@ typedef struct status_cmd {
         EtcdRequest *wait_req;
         EtcdRequest *watch;
         char *own_state;                /* NULL: no record seen */
+        char *own_reason;               /* with own_state waiting */
         char *last_error;               /* etcd trouble while waiting */
         bool said_waiting;
         bool read_once;                 /* etcd answered at least once */
@@ -103,8 +104,18 @@ static void print_row(const char *const cells[_COL_MAX], const size_t width[_COL
 }
 
 /* Row i: the machines, then the leases without a record. */
+/* "waiting (master)": the state with what it waits for. */
+static const char *state_cell(const machine *m, char *buf, size_t len) {
+        if (strempty(m->state))
+                return "?";
+        if (!streq(m->state, "waiting") || strempty(m->reason))
+                return m->state;
+        snprintf(buf, len, "waiting (%s)", m->reason);
+        return buf;
+}
+
 static void row_cells(const status_cmd *s, size_t i, time_t now, char units[static 32], char seen[static 32],
-                      const char *c[static _COL_MAX]) {
+                      char state[static 128], const char *c[static _COL_MAX]) {
         if (i < s->n_machines) {
                 const machine *m = &s->machines[i];
 
@@ -114,7 +125,7 @@ static void row_cells(const status_cmd *s, size_t i, time_t now, char units[stat
                 c[COL_ROLE] = m->role;
                 c[COL_IP] = strempty(m->ip) ? "-" : m->ip;
                 c[COL_SUBNET] = strempty(m->subnet) ? "-" : m->subnet;
-                c[COL_STATE] = strempty(m->state) ? "?" : m->state;
+                c[COL_STATE] = state_cell(m, state, 128);
         } else {
                 const orphan_lease *o = &s->orphans[i - s->n_machines];
 
@@ -135,10 +146,11 @@ static int print_table(const status_cmd *s) {
         size_t n = s->n_machines + s->n_orphans, width[_COL_MAX];
         _cleanup_free_ char (*units)[32] = calloc(n + 1, sizeof *units);
         _cleanup_free_ char (*seen)[32] = calloc(n + 1, sizeof *seen);
+        _cleanup_free_ char (*state)[128] = calloc(n + 1, sizeof *state);
         _cleanup_free_ const char *(*cells)[_COL_MAX] = calloc(n + 1, sizeof *cells);
         time_t now = time(NULL);
 
-        if (!units || !seen || !cells)
+        if (!units || !seen || !state || !cells)
                 return log_error_errno(-ENOMEM, "Out of memory.");
         if (n == 0) {
                 printf("No machine records under %s/machines/ and no subnet leases.\n", s->cfg->etcd.prefix);
@@ -147,7 +159,7 @@ static int print_table(const status_cmd *s) {
         for (size_t k = 0; k < _COL_MAX; k++)
                 width[k] = strlen(head[k]);
         for (size_t i = 0; i < n; i++) {
-                row_cells(s, i, now, units[i], seen[i], cells[i]);
+                row_cells(s, i, now, units[i], seen[i], state[i], cells[i]);
                 for (size_t k = 0; k < _COL_MAX; k++)
                         if (strlen(cells[i][k]) > width[k])
                                 width[k] = strlen(cells[i][k]);
@@ -158,6 +170,8 @@ static int print_table(const status_cmd *s) {
         for (size_t i = 0; i < s->n_machines; i++)
                 if (s->machines[i].error)
                         printf("%s: %s\n", s->machines[i].name, s->machines[i].error);
+                else if (s->machines[i].message)
+                        printf("%s: %s\n", s->machines[i].name, s->machines[i].message);
         if (s->n_orphans > 0)
                 printf("lease-only: a subnet lease without a machine record (a flanneld node, or an agent\n"
                        "that stopped without `corekube-agent leave`; its lease expires after 24 h).\n");
@@ -200,6 +214,10 @@ static json_object *machine_json(const status_cmd *s, const machine *m, time_t n
         k |= json_add(o, "state", json_object_new_string(m->state ?: ""));
         if (m->error)
                 k |= json_add(o, "error", json_object_new_string(m->error));
+        if (m->reason)
+                k |= json_add(o, "reason", json_object_new_string(m->reason));
+        if (m->message)
+                k |= json_add(o, "message", json_object_new_string(m->message));
         k |= json_add(o, "units", units);
         k |= json_add(o, "units_active", json_object_new_int64((int64_t) m->n_active));
         k |= json_add(o, "units_total", json_object_new_int64((int64_t) m->n_units));
@@ -393,7 +411,7 @@ static void wait_start(status_cmd *s);
 static bool wait_check(status_cmd *s, const char *value) {
         _cleanup_(json_object_putp) json_object *o = value ? json_tokener_parse(value) : NULL;
         json_object *v;
-        const char *state = NULL, *error = NULL, *name = s->cfg->node.name;
+        const char *state = NULL, *error = NULL, *reason = NULL, *name = s->cfg->node.name;
 
         if (o && json_object_object_get_ex(o, "state", &v) && json_object_is_type(v, json_type_string))
                 state = json_object_get_string(v);
@@ -401,9 +419,16 @@ static bool wait_check(status_cmd *s, const char *value) {
                 error = json_object_get_string(v);
         if (o && json_object_object_get_ex(o, "name", &v) && json_object_is_type(v, json_type_string))
                 name = json_object_get_string(v);
+        if (o && json_object_object_get_ex(o, "reason", &v) && json_object_is_type(v, json_type_string))
+                reason = json_object_get_string(v);
         free(s->own_state);
         s->own_state = state ? strdup(state) : NULL;
+        free(s->own_reason);
+        s->own_reason = reason ? strdup(reason) : NULL;
 
+        /* Only failed ends the wait early: it needs an operator. Every
+         * other state, waiting (for a master, a unit, a download) included,
+         * is the agent still working on it. */
         if (state && streq(state, "failed")) {
                 log_error("Node %s failed: %s", name, error ?: "(no error given)");
                 finish(s, EXIT_RUNTIME);
@@ -490,8 +515,9 @@ static int on_timeout(sd_event_source *src, uint64_t usec, void *userdata) {
                 log_error("Timed out after %s waiting for node %s to be ready: it has no record (%s).", t,
                           s->cfg->node.name, s->own_key);
         else
-                log_error("Timed out after %s waiting for node %s to be ready: its state is %s.", t,
-                          s->cfg->node.name, s->own_state);
+                log_error("Timed out after %s waiting for node %s to be ready: its state is %s%s%s%s.", t,
+                          s->cfg->node.name, s->own_state, s->own_reason ? " (" : "", s->own_reason ?: "",
+                          s->own_reason ? ")" : "");
         finish(s, EXIT_RUNTIME);
         return 0;
 }
@@ -565,6 +591,7 @@ int cmd_status(const cli_args *a) {
         free(s.orphans);
         free(s.own_key);
         free(s.own_state);
+        free(s.own_reason);
         free(s.last_error);
         free(s.endpoints);
         config_free(c);

@@ -19,18 +19,52 @@
 #include "subnet-lease.h"
 #include "unit-control.h"
 
-/* The bring-up steps, in order; the record's state follows from the step. */
+/* The bring-up steps, in order. Each is an object in daemon.c's table
+ * (name, the record's state meanwhile, start, cancel); the record's state
+ * follows from the step. */
 typedef enum step {
         STEP_LINK,
         STEP_REGISTER,
         STEP_NETWORK,
-        STEP_DOCKER,
+        STEP_DOCKER,                    /* the runtime step ("runtime" in the record) */
         STEP_ARTIFACTS,
         STEP_CLUSTER,
         STEP_UNITS,
         STEP_ANNOUNCE,
         STEP_READY,
 } step;
+
+/* Each step's work in flight lives in its own struct, written only by the
+ * file that owns it; cancel() drops it. */
+
+/* daemon-docker.c */
+typedef struct runtime_step {
+        char *unit_state;               /* the unit's ActiveState, NULL until known */
+        char *state_error;              /* why systemd could not tell it (watch retrying) */
+        bool want_state;                /* start() waits for the state */
+        bool job_pending;               /* our RestartUnit is in flight */
+        unsigned gets_pending;          /* ExecMainStartTimestamp Gets in flight */
+        unsigned gets_stale;            /* ... of which a cancel dropped the first ones */
+        unsigned job_failures;          /* restart jobs not "done" in a row */
+        bool limit_reset;               /* reset its start rate limit once already */
+} runtime_step;
+
+/* daemon-roles.c */
+typedef struct artifacts_step {
+        size_t next;                    /* index into the role's artifacts */
+        artifact_fetch *fetch;
+} artifacts_step;
+
+typedef struct cluster_step {
+        EtcdRequest *list;              /* the machines, for the masters */
+        EtcdRequest *watch;             /* on the machines while no master is known */
+        char **master_ips;              /* read by the announce step */
+        bool said_waiting;
+} cluster_step;
+
+typedef struct announce_step {
+        minion_register *post;
+} announce_step;
 
 typedef struct node_agent {
         const ck_config *cfg;
@@ -41,8 +75,11 @@ typedef struct node_agent {
         bool step_busy;                 /* async work of the step is in flight */
         Backoff backoff;
         sd_event_source *retry;
-        char *error;                    /* why the node is failed, or NULL */
+        char *error;                    /* why the node waits or is failed, or NULL */
+        char *reason;                   /* with error: what it waits for ("master", "unit:x") */
+        bool terminal;                  /* error needs an operator: state failed */
         bool net_failed;                /* error is the network's, after its step: cleared when it recovers */
+        char *etcd_error;               /* the machine record cannot be written: STATUS= and journal only */
         bool notified_ready;
 
         ns_ctx *ns;
@@ -51,6 +88,8 @@ typedef struct node_agent {
         OverlaySync *overlay;           /* flannel.<vni> and its peers, for the agent's whole life */
         bool restore_tried;             /* the persisted snapshot was looked at */
         size_t n_peers;                 /* in the last set the watch delivered */
+        unsigned peer_lists;            /* the watch's lists when it delivered it */
+        sd_event_source *snapshot_timer;/* peers.json to be written */
 
         curl_loop *curl;
         EtcdClient *etcd;
@@ -64,37 +103,55 @@ typedef struct node_agent {
         bool files_changed;
 
         unit_ctl *units;
-        char *docker_state;
-        bool docker_limit_reset;        /* reset its start rate limit once already */
         role_units *role;
         bool units_failing;             /* a role unit failed after the bring-up */
 
-        size_t artifact_next;
-        artifact_fetch *fetch;
+        runtime_step rt;
+        artifacts_step art;
+        cluster_step cl;
+        announce_step ann;
 
-        EtcdRequest *masters_req;
-        EtcdRequest *masters_watch;
-        char **master_ips;
-
-        minion_register *announce;
         sd_event_source *watchdog;
 } node_agent;
 
 void daemon_advance(node_agent *d);
 /* The current step succeeded: clear the error and retry, go on. */
 void daemon_step_done(node_agent *d);
+/* The current step could not finish for now: the node is waiting, with the
+ * step's own reason (network, master, unit:<runtime unit>, ...), and the
+ * step is started again after a backoff. */
 void daemon_step_failed(node_agent *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The same with an explicit reason ("master", "unit:kubelet.service",
+ * "artifact:kubelet"). */
+void daemon_step_waiting(node_agent *d, const char *reason, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+/* Something only an operator can fix (a wrong sha256, an HTTP 4xx, a
+ * network config in etcd incompatible with ours): the node is failed. The
+ * step is still retried with backoff, so a fix is picked up. */
+void daemon_step_failed_terminal(node_agent *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void daemon_update_status(node_agent *d);
+/* The subnet lease moved to another subnet while the node is at the
+ * runtime step or later: every step from the runtime step on is canceled
+ * (downloads, the machines list, the POST, the runtime's restart job) and
+ * the bring-up resumes at the runtime step, which restarts it on the new
+ * subnet. */
+void daemon_subnet_moved(node_agent *d);
 
 /* daemon-docker.c */
 void daemon_docker_step(node_agent *d);
+void daemon_docker_cancel(node_agent *d);
+void daemon_docker_free(node_agent *d);
 void daemon_on_docker_state(const char *unit, const unit_state *st, void *userdata);
 
 /* daemon-roles.c */
 void daemon_artifacts_step(node_agent *d);
+void daemon_artifacts_cancel(node_agent *d);
 void daemon_cluster_step(node_agent *d);
+void daemon_cluster_cancel(node_agent *d);
 void daemon_units_step(node_agent *d);
 void daemon_announce_step(node_agent *d);
+void daemon_announce_cancel(node_agent *d);
+void daemon_roles_free(node_agent *d);
 
 /* daemon-network.c */
 int daemon_network_start(node_agent *d);

@@ -67,7 +67,10 @@ static void network_failed(node_agent *d, const char *fmt, ...) {
         free(d->error);
         d->error = msg;
         d->net_failed = true;
-        log_event(LOG_ERR, MID_NODE_FAILED, NULL, "%s; keeping what is programmed.", msg ?: "network failed");
+        /* Transient: the node waits (reason network) and the lease or the
+         * overlay retries itself. */
+        log_event(LOG_NOTICE, MID_NODE_WAITING, FIELDS("COREKUBE_REASON=network"), "%s; keeping what is programmed.",
+                  msg ?: "network failed");
         daemon_update_status(d);
 }
 
@@ -101,6 +104,33 @@ static void on_overlay(OverlaySync *o, OverlaySyncEvent ev, int error, const cha
         }
 }
 
+#define SNAPSHOT_DELAY_USEC (1 * USEC_PER_SEC)
+
+static void snapshot_write(node_agent *d) {
+        node_snapshot snap = {
+                .network.s_addr = htonl(d->netcfg.network),
+                .network_len = d->netcfg.prefixlen,
+                .vni = d->netcfg.vni,
+                .port = d->netcfg.port,
+                .subnet = d->subnet.addr,
+                .subnet_len = d->subnet.prefixlen,
+                .public_ip = d->link.addr,
+        };
+
+        if (!d->overlay || !d->have_subnet)
+                return;
+        snap.peers = (ns_peer *) overlay_sync_peers(d->overlay, &snap.n_peers);
+        (void) node_snapshot_write(&snap);
+}
+
+static int on_snapshot_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        node_agent *d = userdata;
+
+        d->snapshot_timer = sd_event_source_disable_unref(d->snapshot_timer);
+        snapshot_write(d);
+        return 0;
+}
+
 static void on_peers(PeerWatch *w, const SubnetRecord *peers, size_t n, void *userdata) {
         node_agent *d = userdata;
         _cleanup_free_ ns_peer *p = calloc(n + 1, sizeof(ns_peer));
@@ -118,23 +148,19 @@ static void on_peers(PeerWatch *w, const SubnetRecord *peers, size_t n, void *us
         d->n_peers = n;
         /* Every set the watch delivers is complete (a list, then the
          * events after it): the overlay may remove what is not in it. */
-        (void) overlay_sync_set_peers(d->overlay, p, n, true);
+        unsigned lists = peer_watch_get_lists(w);
+        /* After a list, compare with the kernel; after watch events only
+         * those peers change. */
+        (void) overlay_sync_set_peers(d->overlay, p, n,
+                                      OVERLAY_PEERS_COMPLETE | (lists == d->peer_lists ? OVERLAY_PEERS_DELTA : 0));
+        d->peer_lists = lists;
         daemon_update_status(d);
 
-        /* Kept for the next boot, to carry traffic before etcd answers. */
-        node_snapshot snap = {
-                .network.s_addr = htonl(d->netcfg.network),
-                .network_len = d->netcfg.prefixlen,
-                .vni = d->netcfg.vni,
-                .port = d->netcfg.port,
-                .subnet = d->subnet.addr,
-                .subnet_len = d->subnet.prefixlen,
-                .public_ip = d->link.addr,
-                .peers = p,
-                .n_peers = n,
-        };
-        if (d->have_subnet)
-                (void) node_snapshot_write(&snap);
+        /* Kept for the next boot (to carry traffic before etcd answers);
+         * at most once a second, since each write is an fsync. */
+        if (d->have_subnet && !d->snapshot_timer)
+                (void) sd_event_add_time_relative(d->event, &d->snapshot_timer, CLOCK_MONOTONIC, SNAPSHOT_DELAY_USEC,
+                                                  100 * USEC_PER_MSEC, on_snapshot_timer, d);
 }
 
 static int overlay_new(node_agent *d) {
@@ -182,7 +208,7 @@ static void network_restore(node_agent *d) {
         if (r >= 0)
                 r = overlay_sync_set_config(d->overlay, &cfg);
         if (r >= 0)
-                r = overlay_sync_set_peers(d->overlay, snap.peers, snap.n_peers, false);
+                r = overlay_sync_set_peers(d->overlay, snap.peers, snap.n_peers, 0);
         if (r < 0) {
                 log_warning_errno(r, "Cannot restore the overlay from %s (%m); waiting for etcd.", path ?: "peers.json");
                 goto done;
@@ -287,21 +313,10 @@ static void lease_held(node_agent *d, bool moved) {
                 d->notified_ready = true;
         }
         network_recovered(d);
-        if (moved && d->step > STEP_DOCKER) {
-                /* A new subnet after the lease was lost: Docker must move.
-                 * What a later step has in flight would call back into the
-                 * step we go back to (a second download, a step skipped):
-                 * drop it; that step does it again when we get there. */
-                d->fetch = artifact_fetch_free(d->fetch);
-                if (d->masters_req) {
-                        etcd_request_cancel(d->masters_req);
-                        d->masters_req = NULL;
-                }
-                d->announce = minion_register_free(d->announce);
-                d->retry = sd_event_source_disable_unref(d->retry);
-                d->step = STEP_DOCKER;
-                d->step_busy = false;
-                daemon_advance(d);
+        if (moved && d->step >= STEP_DOCKER) {
+                /* A new subnet after the lease was lost: Docker must move,
+                 * also when its restart is already under way. */
+                daemon_subnet_moved(d);
                 return;
         }
         if (d->step == STEP_NETWORK)
@@ -316,6 +331,12 @@ static void on_netcfg(int error, const char *message, const NetworkConfig *confi
         int r;
 
         d->netcfg_req = NULL;
+        if (error == -EINVAL) {
+                /* A config in etcd that is not ours to use: an operator's call. */
+                daemon_step_failed_terminal(d, "network config %s/config: %s", d->cfg->network.prefix,
+                                            message ?: strerror(-error));
+                return;
+        }
         if (error < 0) {
                 daemon_step_failed(d, "network config %s/config: %s", d->cfg->network.prefix,
                                    message ?: strerror(-error));
@@ -387,6 +408,10 @@ void daemon_network_free(node_agent *d) {
                 etcd_request_cancel(d->netcfg_req);
         peer_watch_free(d->peer_watch);
         subnet_lease_free(d->lease);
+        /* A change not yet saved is saved now: the next boot starts from it. */
+        if (d->snapshot_timer)
+                snapshot_write(d);
+        d->snapshot_timer = sd_event_source_disable_unref(d->snapshot_timer);
         overlay_sync_free(d->overlay);
         ns_free(d->ns);
 }

@@ -2,52 +2,117 @@
 #include "daemon.h"
 
 #include <arpa/inet.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <systemd/sd-daemon.h>
 
+#include "agent-lock.h"
 #include "daemon-internal.h"
 #include "etcd-config.h"
 #include "log.h"
 #include "macro.h"
 #include "message-ids.h"
 
+static void *mfree(void *p) {
+        free(p);
+        return NULL;
+}
+
+/* ---- the steps ---- */
+
+static void link_start(node_agent *d);
+static void register_step(node_agent *d);
+static void network_start(node_agent *d);
+static void ready_start(node_agent *d);
+
+typedef struct step_ops {
+        const char *name;               /* for the journal */
+        const char *state;              /* the record's state while in it */
+        void (*start)(node_agent *d);   /* called with step_busy set; ends in done, failed or waiting */
+        void (*cancel)(node_agent *d);  /* drops what it has in flight; NULL: nothing ever is */
+} step_ops;
+
+static const step_ops steps[] = {
+        [STEP_LINK]      = { "link",      "registering", link_start,             NULL },
+        [STEP_REGISTER]  = { "register",  "registering", register_step,          NULL },
+        [STEP_NETWORK]   = { "network",   "network",     network_start,          NULL },
+        [STEP_DOCKER]    = { "runtime",   "runtime",     daemon_docker_step,     daemon_docker_cancel },
+        [STEP_ARTIFACTS] = { "artifacts", "artifacts",   daemon_artifacts_step,  daemon_artifacts_cancel },
+        [STEP_CLUSTER]   = { "cluster",   "units",       daemon_cluster_step,    daemon_cluster_cancel },
+        [STEP_UNITS]     = { "units",     "units",       daemon_units_step,      NULL },
+        [STEP_ANNOUNCE]  = { "announce",  "units",       daemon_announce_step,   daemon_announce_cancel },
+        [STEP_READY]     = { "ready",     "ready",       ready_start,            NULL },
+};
+
 static const char *step_state(step s) {
-        switch (s) {
-        case STEP_LINK:
+        return s <= STEP_READY ? steps[s].state : "ready";
+}
+
+/* What a step waits for when it does not say. */
+static const char *default_reason(node_agent *d, char *buf, size_t len) {
+        switch (d->step) {
         case STEP_REGISTER:
-                return "registering";
-        case STEP_NETWORK:
-                return "network";
+                return "etcd";
         case STEP_DOCKER:
-                return "docker";
+                snprintf(buf, len, "unit:%s", d->cfg->docker.unit);
+                return buf;
         case STEP_ARTIFACTS:
-                return "artifacts";
-        case STEP_CLUSTER:
         case STEP_UNITS:
+                snprintf(buf, len, "%s", steps[d->step].name);
+                return buf;
+        case STEP_CLUSTER:
         case STEP_ANNOUNCE:
-                return "units";
+                return "master";
         default:
-                return "ready";
+                return "network";
         }
 }
 
+/* ---- where the node is: STATUS=, the record ---- */
+
 void daemon_update_status(node_agent *d) {
-        char sub[32] = "none";
+        const char *role = role_to_string(d->cfg->node.role);
+        char sub[32] = "none", ureason[300];
         size_t n_units = d->role ? role_units_count(d->role) : strv_length(config_role(d->cfg)->units);
         size_t active = d->role ? role_units_active(d->role) : 0;
-        const char *error = d->error ?: (d->role ? role_units_error(d->role) : NULL);
+        const char *unit_error = d->role ? role_units_error(d->role) : NULL;
+        const char *state = step_state(d->step), *reason = NULL, *message = NULL;
+        bool failed = false;
+
+        /* One problem is shown: a terminal one first, then the step's own,
+         * then a role unit's. */
+        if (d->error && d->terminal && !d->net_failed) {
+                failed = true;
+                message = d->error;
+        } else if (unit_error && role_units_error_terminal(d->role)) {
+                failed = true;
+                message = unit_error;
+        } else if (d->error) {
+                reason = d->net_failed ? "network" : d->reason ?: "unknown";
+                message = d->error;
+        } else if (unit_error) {
+                snprintf(ureason, sizeof ureason, "unit:%s", role_units_error_unit(d->role) ?: "?");
+                reason = ureason;
+                message = unit_error;
+        }
 
         if (d->have_subnet)
                 format_cidr(&d->subnet, sub, sizeof sub);
-        if (error)
-                sd_notifyf(false, "STATUS=%s: failed (%s): %s", role_to_string(d->cfg->node.role),
-                           step_state(d->step), error);
+        if (failed)
+                sd_notifyf(false, "STATUS=%s: failed (%s): %s", role, state, message);
+        else if (d->etcd_error)
+                /* Ahead of a wait: nothing else can be recorded meanwhile. */
+                sd_notifyf(false, "STATUS=%s: waiting (etcd): %s", role, d->etcd_error);
+        else if (reason)
+                sd_notifyf(false, "STATUS=%s: waiting (%s): %s", role, reason, message);
         else
-                sd_notifyf(false, "STATUS=%s: %s, %zu peers, subnet %s, units %zu/%zu active",
-                           role_to_string(d->cfg->node.role), step_state(d->step), d->n_peers, sub, active, n_units);
+                sd_notifyf(false, "STATUS=%s: %s, %zu peers, subnet %s, units %zu/%zu active", role, state,
+                           d->n_peers, sub, active, n_units);
         if (d->registry)
-                (void) registry_set_state(d->registry, error ? "failed" : step_state(d->step), error);
+                (void) registry_set_waiting(d->registry, failed ? "failed" : reason ? "waiting" : state, reason,
+                                            message);
 }
 
 static int on_retry(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -59,35 +124,78 @@ static int on_retry(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
-void daemon_step_failed(node_agent *d, const char *fmt, ...) {
-        char f[64], delay_s[32];
+static void step_problem(node_agent *d, bool terminal, const char *reason, const char *fmt, va_list ap)
+        __attribute__((format(printf, 4, 0)));
+static void step_problem(node_agent *d, bool terminal, const char *reason, const char *fmt, va_list ap) {
+        char f[64], fr[340], delay_s[32], rbuf[300];
         uint64_t now = 0, delay;
-        va_list ap;
+        char *msg = NULL;
 
-        free(d->error);
-        d->net_failed = false;
-        va_start(ap, fmt);
-        if (vasprintf(&d->error, fmt, ap) < 0)
-                d->error = NULL;
-        va_end(ap);
+        if (vasprintf(&msg, fmt, ap) < 0)
+                msg = NULL;
+        if (!terminal && !reason)
+                reason = default_reason(d, rbuf, sizeof rbuf);
         delay = backoff_next(&d->backoff);
+        format_duration(delay - delay % USEC_PER_MSEC, delay_s, sizeof delay_s);
         snprintf(f, sizeof f, "COREKUBE_STATE=%s", step_state(d->step));
-        log_event(LOG_ERR, MID_NODE_FAILED, FIELDS(f), "%s; retrying in %s.", d->error ?: "failed",
-                  format_duration(delay - delay % USEC_PER_MSEC, delay_s, sizeof delay_s));
+        if (terminal)
+                log_event(LOG_ERR, MID_NODE_FAILED, FIELDS(f), "%s; retrying in %s.", msg ?: "failed", delay_s);
+        else {
+                snprintf(fr, sizeof fr, "COREKUBE_REASON=%s", reason);
+                /* A wait is expected (a master not up yet): notice, not warning. */
+                log_event(LOG_NOTICE, MID_NODE_WAITING, FIELDS(f, fr), "Waiting (%s): %s; retrying in %s.", reason,
+                          msg ?: "not yet", delay_s);
+        }
+        free(d->error);
+        d->error = msg;
+        free(d->reason);
+        d->reason = terminal ? NULL : strdup(reason);
+        d->terminal = terminal;
+        d->net_failed = false;
         daemon_update_status(d);
         /* The step itself may also be retried by its module (the lease, the
          * units); this timer covers the rest. */
         d->step_busy = true;
         if (!d->retry) {
                 (void) sd_event_now(d->event, CLOCK_MONOTONIC, &now);
-                (void) sd_event_add_time(d->event, &d->retry, CLOCK_MONOTONIC, now + delay, USEC_PER_MSEC, on_retry, d);
+                (void) sd_event_add_time(d->event, &d->retry, CLOCK_MONOTONIC, now + delay, USEC_PER_MSEC,
+                                         on_retry, d);
         }
 }
 
-void daemon_step_done(node_agent *d) {
-        free(d->error);
-        d->error = NULL;
+void daemon_step_failed(node_agent *d, const char *fmt, ...) {
+        va_list ap;
+
+        va_start(ap, fmt);
+        step_problem(d, false, NULL, fmt, ap);
+        va_end(ap);
+}
+
+void daemon_step_waiting(node_agent *d, const char *reason, const char *fmt, ...) {
+        va_list ap;
+
+        va_start(ap, fmt);
+        step_problem(d, false, reason, fmt, ap);
+        va_end(ap);
+}
+
+void daemon_step_failed_terminal(node_agent *d, const char *fmt, ...) {
+        va_list ap;
+
+        va_start(ap, fmt);
+        step_problem(d, true, NULL, fmt, ap);
+        va_end(ap);
+}
+
+static void clear_problem(node_agent *d) {
+        d->error = mfree(d->error);
+        d->reason = mfree(d->reason);
+        d->terminal = false;
         d->net_failed = false;
+}
+
+void daemon_step_done(node_agent *d) {
+        clear_problem(d);
         /* A retry armed by an earlier failure of this step must not fire
          * into the next one, which may have work in flight. */
         d->retry = sd_event_source_disable_unref(d->retry);
@@ -97,21 +205,57 @@ void daemon_step_done(node_agent *d) {
         daemon_advance(d);
 }
 
+void daemon_subnet_moved(node_agent *d) {
+        /* What a later step has in flight would call back into the step we
+         * go back to (a second download, a step skipped, Docker ending on
+         * the old --bip): drop it all; each step does it again when we get
+         * there. A cancel is harmless for a step that has nothing in flight. */
+        log_notice("The subnet moved while at the %s step; starting again from the %s step.",
+                   steps[d->step].name, steps[STEP_DOCKER].name);
+        for (step s = STEP_DOCKER; s < STEP_READY; s++)
+                if (steps[s].cancel)
+                        steps[s].cancel(d);
+        d->retry = sd_event_source_disable_unref(d->retry);
+        if (!d->net_failed)
+                clear_problem(d);
+        backoff_reset(&d->backoff);
+        d->step = STEP_DOCKER;
+        d->step_busy = false;
+        daemon_advance(d);
+}
+
 /* ---- registration ---- */
 
 static void on_registry(Registry *r, RegistryEvent ev, int error, const char *message, void *userdata) {
         node_agent *d = userdata;
+        const char *m = message ?: strerror(-error);
+
         switch (ev) {
         case REGISTRY_REGISTERED:
+        case REGISTRY_WRITTEN:
+        case REGISTRY_RENEWED:
+                if (d->etcd_error) {
+                        d->etcd_error = mfree(d->etcd_error);
+                        log_notice("etcd takes the machine record again.");
+                        daemon_update_status(d);
+                }
                 /* registry.c logs the milestone itself. */
-                if (d->step == STEP_REGISTER)
+                if (ev == REGISTRY_REGISTERED && d->step == STEP_REGISTER)
                         daemon_step_done(d);
                 break;
         case REGISTRY_LOST:
                 log_event(LOG_WARNING, MID_REGISTRATION_LOST, NULL, "Machine record lost; registering again.");
                 break;
         case REGISTRY_FAILED:
-                log_warning("etcd: %s", message ?: strerror(-error));
+                /* The record cannot say it: STATUS= and the journal do.
+                 * registry.c retries with backoff. */
+                if (!d->etcd_error || !streq(d->etcd_error, m)) {
+                        log_event(LOG_WARNING, MID_NODE_WAITING, FIELDS("COREKUBE_REASON=etcd"),
+                                  "Waiting (etcd): %s; retrying.", m);
+                        free(d->etcd_error);
+                        d->etcd_error = strdup(m);
+                        daemon_update_status(d);
+                }
                 break;
         default:
                 break;
@@ -139,65 +283,52 @@ static int register_start(node_agent *d) {
         return r;
 }
 
+static void register_step(node_agent *d) {
+        int r = register_start(d);
+
+        if (r < 0)
+                daemon_step_failed(d, "cannot register: %s", strerror(-r));
+}
+
+static void link_start(node_agent *d) {
+        if (daemon_link_setup(d) >= 0)
+                daemon_step_done(d);
+}
+
+static void network_start(node_agent *d) {
+        int r = daemon_network_start(d);
+
+        /* Not d->error: that may still be the failure being retried. */
+        if (r < 0 && !d->retry)
+                daemon_step_failed(d, "network: %s", strerror(-r));
+}
+
+static void ready_start(node_agent *d) {
+        const char *err = d->role ? role_units_error(d->role) : NULL;
+        char sub[32], f1[96], f2[64];
+
+        d->units_failing = err;
+        snprintf(f1, sizeof f1, "COREKUBE_NODE=%s", d->cfg->node.name);
+        snprintf(f2, sizeof f2, "COREKUBE_SUBNET=%s", format_cidr(&d->subnet, sub, sizeof sub));
+        if (err)
+                log_event(LOG_WARNING, MID_READY, FIELDS(f1, f2), "Node %s finished its bring-up, but a unit is not: %s.",
+                          d->cfg->node.name, err);
+        else
+                log_event(LOG_NOTICE, MID_READY, FIELDS(f1, f2), "Node %s is ready.", d->cfg->node.name);
+        daemon_update_status(d);
+}
+
 /* ---- the state machine ---- */
 
 void daemon_advance(node_agent *d) {
-        int r;
-
-        while (!d->step_busy) {
-                daemon_update_status(d);
-                switch (d->step) {
-                case STEP_LINK:
-                        if (daemon_link_setup(d) < 0)
-                                return;
-                        d->step++;
-                        break;
-                case STEP_REGISTER:
-                        d->step_busy = true;
-                        r = register_start(d);
-                        if (r < 0)
-                                daemon_step_failed(d, "cannot register: %s", strerror(-r));
-                        return;
-                case STEP_NETWORK:
-                        d->step_busy = true;
-                        r = daemon_network_start(d);
-                        /* Not d->error: that may still be the failure being retried. */
-                        if (r < 0 && !d->retry)
-                                daemon_step_failed(d, "network: %s", strerror(-r));
-                        return;
-                case STEP_DOCKER:
-                        daemon_docker_step(d);
-                        return;
-                case STEP_ARTIFACTS:
-                        daemon_artifacts_step(d);
-                        return;
-                case STEP_CLUSTER:
-                        daemon_cluster_step(d);
-                        return;
-                case STEP_UNITS:
-                        daemon_units_step(d);
-                        return;
-                case STEP_ANNOUNCE:
-                        daemon_announce_step(d);
-                        return;
-                case STEP_READY: {
-                        const char *err = d->role ? role_units_error(d->role) : NULL;
-                        char sub[32], f1[96], f2[64];
-
-                        d->step_busy = true;
-                        d->units_failing = err;
-                        snprintf(f1, sizeof f1, "COREKUBE_NODE=%s", d->cfg->node.name);
-                        snprintf(f2, sizeof f2, "COREKUBE_SUBNET=%s", format_cidr(&d->subnet, sub, sizeof sub));
-                        if (err)
-                                log_event(LOG_WARNING, MID_READY, FIELDS(f1, f2),
-                                          "Node %s finished its bring-up, but is failed: %s.", d->cfg->node.name, err);
-                        else
-                                log_event(LOG_NOTICE, MID_READY, FIELDS(f1, f2), "Node %s is ready.", d->cfg->node.name);
-                        daemon_update_status(d);
-                        return;
-                }
-                }
-        }
+        /* A step's start() ends in daemon_step_done() (which comes back here
+         * for the next one), in a failure or wait with its retry armed, or
+         * with work in flight that calls back. */
+        if (d->step_busy)
+                return;
+        daemon_update_status(d);
+        d->step_busy = true;
+        steps[d->step].start(d);
 }
 
 /* ---- process plumbing ---- */
@@ -225,9 +356,18 @@ static bool needs_dbus(const ck_config *c) {
 
 int daemon_run(const ck_config *c) {
         node_agent d = { .cfg = c };
+        _cleanup_close_ int lock_fd = -1;
         uint64_t wd = 0;
         int r;
 
+        /* Held until we exit: two agents on one node would fight over its
+         * record, subnet and devices, and `leave` looks for the holder. */
+        r = agent_lock_take(&lock_fd);
+        if (r == -EWOULDBLOCK)
+                return log_error("Another corekube-agent (PID %d) holds %s; two agents on one node would fight. Exiting.",
+                                 (int) agent_lock_holder(lock_fd), AGENT_LOCK_PATH), 1;
+        if (r < 0)
+                return log_error_errno(r, "Failed to lock %s: %m", AGENT_LOCK_PATH), 1;
         /* Short first retries: a minion that reaches its registration before
          * the master's apiserver listens gets in a quarter second later. */
         backoff_init(&d.backoff, 250 * USEC_PER_MSEC, 60 * USEC_PER_SEC);
@@ -283,12 +423,11 @@ int daemon_run(const ck_config *c) {
         r = r < 0 ? 1 : 0;
 
 finish:
-        minion_register_free(d.announce);
-        artifact_fetch_free(d.fetch);
-        if (d.masters_req)
-                etcd_request_cancel(d.masters_req);
-        if (d.masters_watch)
-                etcd_request_cancel(d.masters_watch);
+        for (step s = 0; s <= STEP_READY; s++)
+                if (steps[s].cancel)
+                        steps[s].cancel(&d);
+        daemon_roles_free(&d);
+        daemon_docker_free(&d);
         role_units_free(d.role);
         daemon_network_free(&d);
         registry_free(d.registry);
@@ -298,8 +437,8 @@ finish:
         sd_event_source_disable_unref(d.retry);
         sd_event_source_disable_unref(d.watchdog);
         sd_event_unref(d.event);
-        strv_free(d.master_ips);
-        free(d.docker_state);
         free(d.error);
+        free(d.reason);
+        free(d.etcd_error);
         return r;
 }

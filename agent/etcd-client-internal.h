@@ -11,6 +11,8 @@
 #include "etcd-client.h"
 #include "etcd-stream.h"
 
+typedef struct WatchCheck WatchCheck;
+
 struct EtcdRequest {
         EtcdClient *client;
         EtcdRequest *prev, *next;
@@ -30,7 +32,7 @@ struct EtcdRequest {
         etcd_callback_t callback;
         etcd_watch_callback_t watch_callback;
         void (*internal_callback)(EtcdRequest *self, int error, const char *message, const EtcdResult *result);
-        EtcdRequest *owner;         /* the txn a read-back belongs to */
+        EtcdRequest *owner;         /* the txn a read-back, or the watch a probe belongs to */
         void *userdata;
 
         CURL *easy;
@@ -42,6 +44,11 @@ struct EtcdRequest {
         json_object **pending;      /* watch responses waiting to be handed out */
         size_t n_pending;
         bool streaming;             /* a watch that has delivered a response */
+        char *watch_key;            /* a watch's range, start and liveness check */
+        bool watch_prefix;
+        int64_t watch_start;
+        WatchCheck *liveness;
+        bool one_round;             /* give up after one round over the endpoints */
         sd_event_source *silent_timer;  /* a watch must start answering within the request timeout */
 
         unsigned endpoint;
@@ -76,6 +83,7 @@ struct EtcdClient {
         uint64_t request_timeout_usec, connect_timeout_usec;
         uint64_t backoff_min_usec, backoff_max_usec;
         unsigned max_rounds;
+        uint64_t watch_check_usec, watch_check_grace_usec;
 
         char *token;
         EtcdRequest *auth_request;
@@ -98,6 +106,8 @@ void etcd_request_done(EtcdRequest *r, CURLcode cc);
 /* Hands out one queued watch response; false if that ended the watch. */
 bool etcd_request_deliver_watch(EtcdRequest *r);
 void etcd_request_free(EtcdRequest *r);
+/* Ends the request: its callback gets error and message, then it is freed. */
+void etcd_request_fail(EtcdRequest *r, int error, const char *message);
 
 /* etcd-errors.c: what a failed attempt means, and a message naming the
  * endpoint and the cause. */
@@ -107,3 +117,10 @@ Outcome etcd_classify_http(EtcdRequest *r, long code, int *ret_error, char **ret
 int etcd_request_new(EtcdClient *c, const char *path, json_object *body, EtcdRequest **ret);
 /* Queues the request; on failure frees it. */
 int etcd_request_submit(EtcdRequest *r);
+
+/* etcd-watch-check.c: the liveness check of established watches. */
+/* Each watch response, before its owner sees it. */
+void etcd_watch_check_note(EtcdRequest *r, const EtcdWatchResponse *w);
+void etcd_watch_check_free(EtcdRequest *r);
+/* A probe going away (finished or canceled). */
+void etcd_watch_check_forget_probe(EtcdRequest *watch, EtcdRequest *probe);

@@ -131,6 +131,8 @@ int etcd_client_new(EtcdClient **ret, sd_event *event, const EtcdClientOptions *
         c->backoff_min_usec = o->backoff_min_usec ?: 200 * USEC_PER_MSEC;
         c->backoff_max_usec = o->backoff_max_usec ?: 10 * USEC_PER_SEC;
         c->max_rounds = o->max_rounds;
+        c->watch_check_usec = o->watch_check_usec ?: 60 * USEC_PER_SEC;
+        c->watch_check_grace_usec = o->watch_check_grace_usec ?: 2 * USEC_PER_SEC;
 
         if (curl_loop_new(event, &c->curl) < 0)
                 return -ENOMEM;

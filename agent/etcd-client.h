@@ -36,7 +36,15 @@ typedef struct EtcdClientOptions {
         uint64_t backoff_min_usec;       /* 0: 200 ms */
         uint64_t backoff_max_usec;       /* 0: 10 s */
         unsigned max_rounds;             /* rounds over all endpoints; 0: no limit */
+        /* Liveness check of every established watch: a probe of its range
+         * this often (± 10 %); 0: 60 s; ETCD_WATCH_CHECK_OFF: none. A watch
+         * still behind what a probe saw after the grace (0: 2 s) is ended
+         * like a broken stream (-ECONNRESET), so its owner resumes. */
+        uint64_t watch_check_usec;
+        uint64_t watch_check_grace_usec;
 } EtcdClientOptions;
+
+#define ETCD_WATCH_CHECK_OFF UINT64_MAX
 
 /* error: 0 or a negative errno (-ECONNREFUSED, -ETIMEDOUT, -ENOENT when etcd
  * says not found, -EACCES for failed authentication, -EPERM, -EINVAL, -EIO,
@@ -47,7 +55,8 @@ typedef void (*etcd_callback_t)(EtcdClient *c, int error, const char *message,
                                 const EtcdResult *result, void *userdata);
 
 /* For a watch: each response in order. An error or a response with canceled
- * set ends the watch; no call follows and the handle is gone. */
+ * set ends the watch; no call follows and the handle is gone. A stream that
+ * breaks, or stalls (see watch_check_usec), ends with -ECONNRESET. */
 typedef void (*etcd_watch_callback_t)(EtcdClient *c, int error, const char *message,
                                       const EtcdWatchResponse *response, void *userdata);
 

@@ -175,6 +175,13 @@ int etcd_watch(EtcdClient *c, const char *key, bool prefix, int64_t start_revisi
                 return k;
         r->watch = true;
         r->idempotent = true;
+        r->watch_key = strdup(key);
+        if (!r->watch_key) {
+                etcd_request_free(r);
+                return -ENOMEM;
+        }
+        r->watch_prefix = prefix;
+        r->watch_start = start_revision;
         r->watch_callback = cb;
         r->userdata = userdata;
         if (ret)

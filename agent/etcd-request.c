@@ -33,6 +33,10 @@ static void request_finish(EtcdRequest *r, int error, const char *message, const
         etcd_request_free(r);
 }
 
+void etcd_request_fail(EtcdRequest *r, int error, const char *message) {
+        request_finish(r, error, message, NULL);
+}
+
 static void request_failf(EtcdRequest *r, int error, const char *format, ...) _printf_(3, 4);
 static void request_failf(EtcdRequest *r, int error, const char *format, ...) {
         _cleanup_free_ char *m = NULL;
@@ -62,6 +66,7 @@ bool etcd_request_deliver_watch(EtcdRequest *r) {
                 return false;
         }
         r->streaming = true;
+        etcd_watch_check_note(r, &w);
         r->in_callback = true;
         r->watch_callback(r->client, 0, NULL, &w, r->userdata);
         r->in_callback = false;
@@ -113,7 +118,7 @@ static void request_retry(EtcdRequest *r) {
         }
         r->tried = 0;
         r->rounds++;
-        if (c->max_rounds > 0 && r->rounds >= c->max_rounds) {
+        if (r->one_round || (c->max_rounds > 0 && r->rounds >= c->max_rounds)) {
                 request_finish(r, r->last_errno < 0 ? r->last_errno : -EHOSTUNREACH,
                                r->last_error ? r->last_error : "etcd unreachable", NULL);
                 return;
@@ -392,6 +397,7 @@ static void on_check_done(EtcdRequest *chk, int error, const char *message, cons
         if (!t)
                 return;
         t->check = NULL;
+        chk->owner = NULL;      /* t may be gone before chk is freed */
         if (error < 0) {
                 request_failf(t, error, "txn outcome unknown (%s), reading it back failed: %s",
                               t->last_error ? t->last_error : "?", message);
@@ -527,6 +533,14 @@ void etcd_request_free(EtcdRequest *r) {
                 r->check->owner = NULL;
                 etcd_request_free(r->check);
         }
+        /* Whoever this one worked for must not free it again (etcd_client_free
+         * frees requests in list order, helpers before their owners). */
+        if (r->owner) {
+                if (r->owner->check == r)
+                        r->owner->check = NULL;
+                etcd_watch_check_forget_probe(r->owner, r);
+        }
+        etcd_watch_check_free(r);
         if (c->auth_request == r)
                 c->auth_request = NULL;
         request_reset_transfer(r);
@@ -547,6 +561,7 @@ void etcd_request_free(EtcdRequest *r) {
         free(r->body);
         free(r->check_key);
         free(r->check_value);
+        free(r->watch_key);
         free(r->last_error);
         free(r);
 }
@@ -558,8 +573,6 @@ void etcd_request_cancel(EtcdRequest *r) {
                 r->canceled = true;
                 return;
         }
-        if (r->owner)
-                r->owner->check = NULL;
         etcd_request_free(r);
 }
 

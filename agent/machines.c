@@ -30,7 +30,8 @@ static int parse_one(const EtcdKv *kv, machine *m) {
         *m = (machine) {
                 .id = get_str(o, "id"), .name = get_str(o, "name"), .role = get_str(o, "role"),
                 .ip = get_str(o, "ip"), .subnet = get_str(o, "subnet"), .state = get_str(o, "state"),
-                .error = get_str(o, "error"), .updated = get_str(o, "updated"),
+                .error = get_str(o, "error"), .reason = get_str(o, "reason"),
+                .message = get_str(o, "message"), .updated = get_str(o, "updated"),
         };
         if (json_object_object_get_ex(o, "units", &units) && json_object_is_type(units, json_type_object)) {
                 size_t len = 1;
@@ -92,6 +93,8 @@ void machines_free(machine *m, size_t n) {
                 free(m[i].subnet);
                 free(m[i].state);
                 free(m[i].error);
+                free(m[i].reason);
+                free(m[i].message);
                 free(m[i].updated);
                 free(m[i].units);
         }

@@ -17,6 +17,8 @@ typedef struct machine {
         char *subnet;
         char *state;
         char *error;
+        char *reason;                   /* with state waiting: what for */
+        char *message;                  /* with state waiting: the last thing seen */
         char *updated;
         char *units;                    /* "kubelet.service=active, ..." */
         size_t n_units;

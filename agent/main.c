@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agent-lock.h"
 #include "build-config.h"
 #include "cli.h"
 #include "config.h"
@@ -28,7 +29,8 @@ static const verb verbs[] = {
         { "run", "[-c FILE]", "run the node agent (the systemd service)", cmd_run },
         { "check-config", "[-c FILE]", "validate the configuration and print the effective values", cmd_check_config },
         { "status", "[--json] [--wait[=T]]", "the cluster table from etcd; --wait: until this node is ready", cmd_status },
-        { "leave", "[-c FILE]", "leave the cluster: release the subnet, remove flannel.1", cmd_leave },
+        { "leave", "[-c FILE]", "leave: stop and disable the unit, release subnet and record, remove flannel.1", cmd_leave },
+        { "leave", "--node NAME [--force]", "remove another node's record and subnet lease", cmd_leave },
         { "version", "", "print the version", cmd_version },
 };
 
@@ -50,12 +52,16 @@ static void help(void) {
                "      --json                     status: print JSON\n"
                "      --wait[=TIMEOUT]           status: wait until this node is ready (exit 0), or\n"
                "                                 TIMEOUT (e.g. 90s, 5m) passes or it fails (exit 1)\n"
+               "      --node NAME                leave: another node (its record's name or machine\n"
+               "                                 ID); refused while its record is alive\n"
+               "      --force                    leave --node: even while its record is alive\n"
                "  -h, --help                     show this help\n"
                "      --version                  print the version\n\n"
-               "Stop the agent before 'leave' (systemctl stop corekube-agent): a running agent\n"
-               "takes its subnet and record again at once.\n\n"
+               "'leave' stops and disables corekube-agent.service first when that is what\n"
+               "runs; it refuses (exit 1) while another process holds %s,\n"
+               "and exits 69 when it cannot ask systemd (D-Bus) which one holds it.\n\n"
                "Exit codes: 0 ok, 1 runtime failure, 64 usage error, 69 service unavailable,\n"
-               "78 configuration error.\n", CONFIG_DEFAULT_PATH);
+               "78 configuration error.\n", CONFIG_DEFAULT_PATH, AGENT_LOCK_PATH);
 }
 
 __attribute__((format(printf, 1, 2)))
@@ -71,7 +77,7 @@ static int usage_error(const char *fmt, ...) {
 }
 
 int main(int argc, char *argv[]) {
-        enum { ARG_LOG_LEVEL = 0x100, ARG_VERSION, ARG_JSON, ARG_WAIT };
+        enum { ARG_LOG_LEVEL = 0x100, ARG_VERSION, ARG_JSON, ARG_WAIT, ARG_NODE, ARG_FORCE };
         static const struct option options[] = {
                 { "config", required_argument, NULL, 'c' },
                 { "help", no_argument, NULL, 'h' },
@@ -79,6 +85,8 @@ int main(int argc, char *argv[]) {
                 { "log-level", required_argument, NULL, ARG_LOG_LEVEL },
                 { "json", no_argument, NULL, ARG_JSON },
                 { "wait", optional_argument, NULL, ARG_WAIT },
+                { "node", required_argument, NULL, ARG_NODE },
+                { "force", no_argument, NULL, ARG_FORCE },
                 {}
         };
         cli_args a = {};
@@ -123,8 +131,16 @@ int main(int argc, char *argv[]) {
                                 a.wait = true;
                                 a.wait_timeout = optarg;
                                 break;
+                        case ARG_NODE:
+                                if (strempty(optarg))
+                                        return usage_error("--node needs a node name or machine ID");
+                                a.node = optarg;
+                                break;
+                        case ARG_FORCE:
+                                a.force = true;
+                                break;
                         case '?':
-                                if (optopt)
+                                if (optopt && optopt < 0x100)
                                         return usage_error("unknown or incomplete option '-%c'", optopt);
                                 return usage_error("unknown or incomplete option '%s'", argv[optind - 1]);
                         default:
@@ -136,8 +152,10 @@ int main(int argc, char *argv[]) {
                 if (optind >= argc)
                         return usage_error("missing command");
                 for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
-                        if (streq(argv[optind], verbs[i].name))
+                        if (streq(argv[optind], verbs[i].name)) {
                                 v = &verbs[i];
+                                break;
+                        }
                 if (!v)
                         return usage_error("unknown command \"%s\"", argv[optind]);
                 /* Continue after the command name. */
@@ -149,5 +167,9 @@ int main(int argc, char *argv[]) {
                 return usage_error("unexpected argument \"%s\" for %s", argv[optind], v->name);
         if ((a.json || a.wait) && v->run != cmd_status)
                 return usage_error("--json and --wait only apply to status");
+        if (a.node && v->run != cmd_leave)
+                return usage_error("--node only applies to leave");
+        if (a.force && !a.node)
+                return usage_error("--force only applies to leave --node");
         return v->run(&a);
 }

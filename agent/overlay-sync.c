@@ -34,6 +34,7 @@ struct OverlaySync {
         bool have_snapshot;             /* a complete peer set was given: removals allowed */
         bool programmed;                /* the last reconcile succeeded */
         bool failed;                    /* the last attempt failed: tell when it recovers */
+        bool incremental;               /* the next run may compare with the last desired set, no dump */
 
         sd_event_source *monitor;
         sd_event_source *work;          /* retry / repair: one pending run */
@@ -119,6 +120,12 @@ static int reconcile(OverlaySync *s) {
         unsigned flags = s->have_snapshot ? 0 : NS_RECONCILE_NO_REMOVE;
         int r;
 
+        if (s->incremental)
+                flags |= NS_RECONCILE_INCREMENTAL;
+        /* Anything but the run right after a delta (retries, repairs,
+         * resyncs, the device set up again) compares with the kernel. */
+        s->incremental = false;
+
         /* Before any peer set there is nothing to add, and nothing may go. */
         if (!s->have_snapshot && s->n_peers == 0)
                 return 0;
@@ -129,7 +136,10 @@ static int reconcile(OverlaySync *s) {
                        st.failed, st.requests, strerror(-r));
                 return r;
         }
-        if (st.requests > 0)
+        if (st.requests > 0 && (flags & NS_RECONCILE_INCREMENTAL) && st.dumps == 0)
+                log_info("Peers changed: %zu peers, %u added, %u replaced, %u removed.", s->n_peers, st.added,
+                          st.replaced, st.removed);
+        else if (st.requests > 0)
                 log_info("Peers reconciled: %zu peers, %u added, %u replaced, %u removed%s.", s->n_peers, st.added,
                          st.replaced, st.removed, s->have_snapshot ? "" : " (adopting: nothing removed yet)");
         return 0;
@@ -266,7 +276,9 @@ int overlay_sync_set_config(OverlaySync *s, const ns_overlay_config *cfg) {
         return s->up ? 0 : -ENETDOWN;
 }
 
-int overlay_sync_set_peers(OverlaySync *s, const ns_peer *peers, size_t n, bool complete) {
+int overlay_sync_set_peers(OverlaySync *s, const ns_peer *peers, size_t n, unsigned flags) {
+        bool complete = flags & OVERLAY_PEERS_COMPLETE;
+
         ns_peer *copy = calloc(n + 1, sizeof *copy);
 
         if (!copy)
@@ -278,6 +290,8 @@ int overlay_sync_set_peers(OverlaySync *s, const ns_peer *peers, size_t n, bool 
         s->n_peers = n;
         if (complete && !s->have_snapshot)
                 log_info("Peer list read (%zu peers): entries no peer wants are removed from now on.", n);
+        /* Only a set after a complete one can be a delta of what is programmed. */
+        s->incremental = (flags & OVERLAY_PEERS_DELTA) && s->have_snapshot && s->programmed;
         s->have_snapshot = s->have_snapshot || complete;
         return sync_now(s);
 }
@@ -296,6 +310,11 @@ const ns_overlay_info *overlay_sync_info(const OverlaySync *s) {
 
 size_t overlay_sync_n_peers(const OverlaySync *s) {
         return s->n_peers;
+}
+
+const ns_peer *overlay_sync_peers(const OverlaySync *s, size_t *ret_n) {
+        *ret_n = s->n_peers;
+        return s->peers;
 }
 
 bool overlay_sync_have_snapshot(const OverlaySync *s) {

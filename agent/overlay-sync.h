@@ -39,10 +39,18 @@ OverlaySync *overlay_sync_free(OverlaySync *s);
  * are reported through the handler and retried by the module. */
 int overlay_sync_set_config(OverlaySync *s, const ns_overlay_config *cfg);
 
-/* The peer set (copied). `complete`: read from etcd as a whole by this
- * process; from the first such set on, entries no peer wants are removed.
- * Otherwise (the snapshot persisted before a reboot) it is only added. */
-int overlay_sync_set_peers(OverlaySync *s, const ns_peer *peers, size_t n, bool complete);
+enum {
+        /* Read from etcd as a whole by this process; from the first such set
+         * on, entries no peer wants are removed. Without it (the snapshot
+         * persisted before a reboot) the set is only added. */
+        OVERLAY_PEERS_COMPLETE = 1 << 0,
+        /* The set differs from the last one by what the watch reported:
+         * send the requests for those peers alone, no dump. */
+        OVERLAY_PEERS_DELTA = 1 << 1,
+};
+
+/* The peer set (copied), with OVERLAY_PEERS_* flags. */
+int overlay_sync_set_peers(OverlaySync *s, const ns_peer *peers, size_t n, unsigned flags);
 
 /* A full dump-and-compare now (SIGHUP). */
 void overlay_sync_resync(OverlaySync *s);
@@ -51,6 +59,7 @@ bool overlay_sync_is_up(const OverlaySync *s);
 const ns_overlay_info *overlay_sync_info(const OverlaySync *s);
 /* The peer set last given; whether any was (removals allowed). */
 size_t overlay_sync_n_peers(const OverlaySync *s);
+const ns_peer *overlay_sync_peers(const OverlaySync *s, size_t *ret_n);
 bool overlay_sync_have_snapshot(const OverlaySync *s);
 
 /* Counters, for tests and benchmarks in the journal at debug level. */

@@ -94,48 +94,79 @@ static bool same_peers(const SubnetRecord *a, const SubnetRecord *b, size_t n);
  * ours, or one another record already uses for another public IP (the
  * kernel's FDB maps a MAC to one destination). The record created first
  * keeps the MAC; the later one is left out (warned about once), so that a
- * forged record cannot take a node's traffic or block the whole peer set. */
-static const Entry *mac_conflict(const PeerWatch *w, const Entry *e) {
-        static const uint8_t zero[6] = {};
+ * forged record cannot take a node's traffic or block the whole peer set.
+ * Found by sorting the valid records by MAC and age, so a batch costs
+ * O(n log n), not a scan of every record for every record. */
+static int cmp_mac_age(const void *a, const void *b) {
+        const Entry *x = *(Entry *const *) a, *y = *(Entry *const *) b;
+        int c = memcmp(x->rec.vtep_mac, y->rec.vtep_mac, 6);
 
-        if (memcmp(w->own_mac, zero, 6) != 0 && memcmp(e->rec.vtep_mac, w->own_mac, 6) == 0)
-                return e;
-        for (size_t i = 0; i < w->n_entries; i++) {
-                const Entry *o = &w->entries[i];
-
-                if (o == e || o->status != 0 || o->rec.public_ip == e->rec.public_ip ||
-                    memcmp(o->rec.vtep_mac, e->rec.vtep_mac, 6) != 0)
-                        continue;
-                if (o->create_revision < e->create_revision ||
-                    (o->create_revision == e->create_revision && strcmp(o->key, e->key) < 0))
-                        return o;
-        }
-        return NULL;
+        if (c)
+                return c;
+        if (x->create_revision != y->create_revision)
+                return x->create_revision < y->create_revision ? -1 : 1;
+        return strcmp(x->key, y->key);
 }
 
-static bool usable(PeerWatch *w, Entry *e) {
-        const Entry *o;
+/* Whether e may be used; `owner` is the record that holds its MAC (e itself:
+ * the MAC is ours), or NULL. */
+static bool usable(Entry *e, const Entry *owner) {
         char f[512], mac[18];
 
-        if (e->status != 0)
-                return false;
-        o = mac_conflict(w, e);
-        if (!o)
+        if (!owner)
                 return true;
         if (e->conflict_warned != e->mod_revision) {
                 e->conflict_warned = e->mod_revision;
                 mac_format(e->rec.vtep_mac, mac);
                 snprintf(f, sizeof f, "COREKUBE_ETCD_KEY=%s", e->key);
-                if (o == e)
+                if (owner == e)
                         log_event(LOG_WARNING, MID_PEER_REJECTED, FIELDS(f),
                                   "Ignoring peer record %s (revision %" PRId64 "): VTEP MAC %s is ours",
                                   e->key, e->mod_revision, mac);
                 else
                         log_event(LOG_WARNING, MID_PEER_REJECTED, FIELDS(f),
                                   "Ignoring peer record %s (revision %" PRId64 "): VTEP MAC %s belongs to %s",
-                                  e->key, e->mod_revision, mac, o->key);
+                                  e->key, e->mod_revision, mac, owner->key);
         }
         return false;
+}
+
+/* The usable peers, unsorted, into `out` (room for every entry). */
+static size_t usable_peers(PeerWatch *w, SubnetRecord *out) {
+        static const uint8_t zero[6] = {};
+        _cleanup_free_ Entry **idx = calloc(w->n_entries + 1, sizeof *idx);
+        bool own = memcmp(w->own_mac, zero, 6) != 0;
+        size_t m = 0, n = 0;
+
+        if (!idx)
+                return log_error_errno(-ENOMEM, "Peer watch: out of memory"), 0;
+        for (size_t i = 0; i < w->n_entries; i++)
+                if (w->entries[i].status == 0)
+                        idx[m++] = &w->entries[i];
+        if (m > 1)
+                qsort(idx, m, sizeof *idx, cmp_mac_age);
+        for (size_t i = 0; i < m;) {
+                size_t j = i;
+
+                /* One MAC: the oldest record holds it; a later one with the
+                 * same public IP is the same node and fine. */
+                while (j < m && memcmp(idx[j]->rec.vtep_mac, idx[i]->rec.vtep_mac, 6) == 0)
+                        j++;
+                for (size_t k = i; k < j; k++) {
+                        Entry *e = idx[k];
+                        const Entry *owner = NULL;
+
+                        if (own && memcmp(e->rec.vtep_mac, w->own_mac, 6) == 0)
+                                owner = e;
+                        for (size_t o = i; o < k && !owner; o++)
+                                if (idx[o]->rec.public_ip != e->rec.public_ip)
+                                        owner = idx[o];
+                        if (usable(e, owner))
+                                out[n++] = e->rec;
+                }
+                i = j;
+        }
+        return n;
 }
 
 static int cmp_rec(const void *a, const void *b) {
@@ -153,10 +184,9 @@ static int on_settle(sd_event_source *s, uint64_t usec, void *userdata) {
         peers = calloc(w->n_entries + 1, sizeof *peers);
         if (!peers)
                 return log_error_errno(-ENOMEM, "Peer watch: out of memory");
-        for (size_t i = 0; i < w->n_entries; i++)
-                if (usable(w, &w->entries[i]))
-                        peers[n++] = w->entries[i].rec;
-        qsort(peers, n, sizeof *peers, cmp_rec);
+        n = usable_peers(w, peers);
+        if (n > 1)
+                qsort(peers, n, sizeof *peers, cmp_rec);
 
         if (w->delivered_once && n == w->n_delivered && same_peers(peers, w->delivered, n))
                 return 0;
@@ -180,11 +210,11 @@ static bool same_peers(const SubnetRecord *a, const SubnetRecord *b, size_t n) {
         return true;
 }
 
-/* A change after a quiet spell is delivered at once (on the next loop
- * iteration, so that all events of one watch response go together); changes
- * within settle_usec of the last delivery are collected and delivered at its
- * end. Isolated changes reach the kernel in milliseconds, while a burst (many
- * nodes starting) costs at most one reprogramming per settle_usec. */
+/* A change is delivered on the next loop iteration, so that all events of
+ * one watch response (and of those read in the same iteration) go together;
+ * the daemon then programs just the peers that changed, so waiting longer
+ * would gain nothing. With settle_usec > 0, changes within settle_usec of the
+ * last delivery are collected and delivered at its end. */
 static void changed(PeerWatch *w) {
         uint64_t now, at;
 
@@ -391,7 +421,7 @@ int peer_watch_new(PeerWatch **ret, EtcdClient *client, sd_event *event, const P
                 .config = o->config,
                 .own_subnet = o->own_subnet,
                 .own_ip = o->own_ip,
-                .settle_usec = o->settle_usec ?: 100 * USEC_PER_MSEC,
+                .settle_usec = o->settle_usec,
                 .cb = cb,
                 .userdata = userdata,
         };

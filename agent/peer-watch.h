@@ -4,7 +4,7 @@
 /* The other nodes' subnet leases: a snapshot of <network.prefix>/subnets/ at
  * revision R, then a watch from R+1 (with prev_kv), kept as a cache of
  * validated peers. Changes go to the daemon in batches: one callback per
- * burst of events. A broken watch resumes after the last revision seen; a
+ * watch response (what arrived together goes together), at once. A broken watch resumes after the last revision seen; a
  * canceled or compacted one lists again and rebuilds, so no removal is
  * missed. A bad record is warned about once per revision (naming its key)
  * and left out. */
@@ -24,7 +24,8 @@ typedef struct PeerWatchOptions {
         uint32_t own_subnet;         /* 0: none yet */
         uint32_t own_ip;
         uint8_t own_mac[6];          /* our VTEP MAC; all zero: unknown */
-        uint64_t settle_usec;        /* least time between two batches (a change after a quiet spell goes at once); 0: 100 ms */
+        uint64_t settle_usec;        /* least time between two batches; 0 (the agent's): none, every
+                                      * watch response is delivered on the next loop iteration */
 } PeerWatchOptions;
 
 /* The complete set of valid peers, sorted by subnet. */

@@ -22,7 +22,7 @@ struct Registry {
         sd_event *event;
         char *key;
         char *id, *name, *role, *ip, *subnet, *version;
-        char *state, *error;
+        char *state, *error, *reason, *message;
         Unit *units;
         size_t n_units;
         uint64_t ttl_usec;
@@ -31,6 +31,7 @@ struct Registry {
 
         int64_t lease_id;
         bool registered;
+        bool keepalive_failed;      /* the last keepalive did not go through */
         bool dirty;                 /* the record changed since the last put */
         EtcdRequest *write;         /* grant or put in flight */
         EtcdRequest *keepalive;
@@ -93,6 +94,10 @@ int registry_format(Registry *r, uint64_t now_usec, char **ret) {
         k |= json_add_string(o, "state", r->state);
         if (r->error)
                 k |= json_add_string(o, "error", r->error);
+        if (r->reason)
+                k |= json_add_string(o, "reason", r->reason);
+        if (r->message)
+                k |= json_add_string(o, "message", r->message);
         for (size_t i = 0; i < r->n_units; i++)
                 k |= json_add_string(units, r->units[i].name, r->units[i].state);
         if (json_object_object_add(o, "units", units) < 0) {
@@ -136,7 +141,11 @@ static void on_keepalive(EtcdClient *c, int error, const char *message, const Et
         }
         if (error < 0) {
                 log_warning_errno(error, "Registry: keepalive failed: %s", message);
+                r->keepalive_failed = true;
                 notify(r, REGISTRY_FAILED, error, message);
+        } else if (r->keepalive_failed) {
+                r->keepalive_failed = false;
+                notify(r, REGISTRY_RENEWED, 0, NULL);
         }
         schedule_keepalive(r);
 }
@@ -199,6 +208,12 @@ static void on_watch(EtcdClient *c, int error, const char *message, const EtcdWa
                         (void) mark_dirty(r);
                 }
         }
+        /* etcd sends every event up to a response's revision before it, except
+         * the first: it names the revision when the watch was made, and a
+         * watch resumed from before that still has those events to come (a
+         * stream lost before they came must resume before them). */
+        if (resp->created && r->watch_revision > 0)
+                return;
         if (resp->revision > r->watch_revision)
                 r->watch_revision = resp->revision;
 }
@@ -394,6 +409,8 @@ Registry *registry_free(Registry *r) {
         free(r->version);
         free(r->state);
         free(r->error);
+        free(r->reason);
+        free(r->message);
         free(r);
         return NULL;
 }
@@ -411,11 +428,19 @@ int registry_start(Registry *r) {
 }
 
 int registry_set_state(Registry *r, const char *state, const char *error) {
-        int a = set_str(&r->state, state), b = set_str(&r->error, error);
+        return registry_set_waiting(r, state, NULL, error);
+}
 
-        if (a < 0 || b < 0)
+int registry_set_waiting(Registry *r, const char *state, const char *reason, const char *message) {
+        /* "error" is only for failed: what needs an operator; a wait says
+         * what it waits for ("reason") and the last thing it saw. */
+        bool waiting = reason != NULL;
+        int a = set_str(&r->state, state), b = set_str(&r->error, waiting ? NULL : message),
+            c = set_str(&r->reason, reason), e = set_str(&r->message, waiting ? message : NULL);
+
+        if (a < 0 || b < 0 || c < 0 || e < 0)
                 return -ENOMEM;
-        return a || b ? mark_dirty(r) : 0;
+        return a || b || c || e ? mark_dirty(r) : 0;
 }
 
 int registry_set_subnet(Registry *r, const char *subnet) {

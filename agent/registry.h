@@ -30,6 +30,7 @@ typedef enum RegistryEvent {
         REGISTRY_WRITTEN,           /* an update reached etcd */
         REGISTRY_LOST,              /* the lease was gone; registering again */
         REGISTRY_FAILED,            /* a write or keepalive failed; retried */
+        REGISTRY_RENEWED,           /* a keepalive went through after one failed */
 } RegistryEvent;
 
 typedef void (*registry_callback_t)(Registry *r, RegistryEvent event, int error, const char *message, void *userdata);
@@ -39,9 +40,13 @@ int registry_new(Registry **ret, EtcdClient *client, sd_event *event, const Regi
 Registry *registry_free(Registry *r);
 int registry_start(Registry *r);
 
-/* state: registering, network, docker, artifacts, units, ready, failed;
- * error: only with failed (NULL otherwise). */
+/* state: registering, network, runtime, artifacts, units, ready, waiting,
+ * failed; error: only with failed (NULL otherwise). */
 int registry_set_state(Registry *r, const char *state, const char *error);
+/* With a reason (waiting: "master", "unit:<name>", "artifact:<name>"), the
+ * record carries "reason" and "message"; without one it is
+ * registry_set_state(r, state, message). */
+int registry_set_waiting(Registry *r, const char *state, const char *reason, const char *message);
 /* active_state NULL removes the unit. */
 int registry_set_unit(Registry *r, const char *unit, const char *active_state);
 int registry_set_subnet(Registry *r, const char *subnet);

@@ -18,6 +18,7 @@ typedef struct role_unit {
         char *field;                    /* "COREKUBE_UNIT=<name>" for the journal */
         char *state;                    /* ActiveState, "failed" while Restart= is pending */
         char *failure;                  /* "<unit>: <what failed> (<result>)" until it is active again */
+        unsigned job_failures;          /* start jobs not "done" in a row */
         bool started;
 } role_unit;
 
@@ -29,6 +30,7 @@ struct role_units {
         size_t next;                    /* the unit to start next */
         bool busy;
         char *error;
+        role_unit *error_unit;          /* whose start job error is */
         Backoff backoff;
         sd_event_source *retry;
         role_units_cb cb;
@@ -47,8 +49,10 @@ static int on_retry(sd_event_source *s, uint64_t usec, void *userdata) {
 
 static void unit_started(role_units *ru, role_unit *u, const char *how) {
         u->started = true;
+        u->job_failures = 0;
         free(ru->error);
         ru->error = NULL;
+        ru->error_unit = NULL;
         backoff_reset(&ru->backoff);
         ru->retry = sd_event_source_disable_unref(ru->retry);
         log_event(LOG_INFO, MID_UNIT_STARTED, FIELDS(u->field), "Started %s%s.", u->name, how);
@@ -85,6 +89,8 @@ static void on_job(const char *unit, const char *result, const char *detail, voi
         free(ru->error);
         if (asprintf(&ru->error, "%s: start job %s (%s)", unit, result, detail ?: "unknown") < 0)
                 ru->error = NULL;
+        ru->error_unit = u;
+        u->job_failures++;
         /* Logged here; the watch then sees the unit failing and stays quiet. */
         set_failure(u, "start job failed", detail ?: "unknown");
         delay = backoff_next(&ru->backoff);
@@ -120,6 +126,10 @@ static void on_state(const char *unit, const unit_state *st, void *userdata) {
         const char *shown = failing ? "failed" : st->active_state;
         bool changed = !u->state || !streq(u->state, shown);
         char rf[96];
+
+        /* systemd could not be asked: the watch asks again; what we knew stays. */
+        if (st->error)
+                return;
 
         if (failing && !u->failure) {
                 set_failure(u, "failed", result);
@@ -210,6 +220,19 @@ const char *role_units_error(const role_units *ru) {
                 if (ru->units[i].failure)
                         return ru->units[i].failure;
         return NULL;
+}
+
+const char *role_units_error_unit(const role_units *ru) {
+        if (ru->error)
+                return ru->error_unit ? ru->error_unit->name : NULL;
+        for (size_t i = 0; i < ru->n; i++)
+                if (ru->units[i].failure)
+                        return ru->units[i].name;
+        return NULL;
+}
+
+bool role_units_error_terminal(const role_units *ru) {
+        return ru->error && ru->error_unit && ru->error_unit->job_failures >= ROLE_UNITS_FAILED_JOBS;
 }
 
 size_t role_units_count(const role_units *ru) {

@@ -27,6 +27,13 @@ bool role_units_all_started(const role_units *ru);
  * started, else the first unit that failed and is not active again; NULL
  * when none. */
 const char *role_units_error(const role_units *ru);
+/* The unit role_units_error() is about (NULL when none). */
+const char *role_units_error_unit(const role_units *ru);
+/* The error is a start job that did not end "done" this many times in a
+ * row: something only an operator can fix (the unit keeps being retried).
+ * A unit that fails after its start (systemd's Restart= at work) is not. */
+#define ROLE_UNITS_FAILED_JOBS 3
+bool role_units_error_terminal(const role_units *ru);
 size_t role_units_count(const role_units *ru);
 size_t role_units_active(const role_units *ru);
 const char *role_units_name(const role_units *ru, size_t i);

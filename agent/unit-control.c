@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backoff.h"
 #include "log.h"
 #include "macro.h"
 
@@ -36,6 +37,8 @@ typedef struct watch {
         sd_bus_slot *get;
         unsigned stage;                 /* the property being fetched */
         char *values[3];                /* ActiveState, SubState, Result */
+        sd_event_source *refetch;       /* after a failed Get */
+        Backoff backoff;
 } watch;
 
 /* Fetched one after the other on every change; the last one only for services. */
@@ -48,6 +51,7 @@ static const struct {
 };
 
 struct unit_ctl {
+        sd_event *event;
         sd_bus *bus;
         sd_bus_slot *job_removed;
         job *jobs;
@@ -70,7 +74,8 @@ static void job_finish(job *j, const char *result, const char *detail) {
                         *p = j->next;
                         break;
                 }
-        j->cb(j->unit, result, detail, j->userdata);
+        if (j->cb)
+                j->cb(j->unit, result, detail, j->userdata);
         job_free(j);
 }
 
@@ -110,19 +115,22 @@ static int on_job_removed(sd_bus_message *m, void *userdata, sd_bus_error *ret_e
 
         if (sd_bus_message_read(m, "uoss", &id, &path, &unit, &result) < 0)
                 return 0;
-        for (job *j = u->jobs; j; j = j->next) {
-                if (!j->path || !streq(j->path, path))
+        /* Several of ours can share a path: a RestartUnit while our restart
+         * of the unit runs is merged into it (systemd re-runs that job and
+         * hands back its path). Each is finished; job_finish() unlinks. */
+        for (job *j = u->jobs, *next; j; j = next) {
+                next = j->next;
+                if (!j->path || !streq(j->path, path) || j->result)
                         continue;
                 if (streq(result, "done")) {
                         job_finish(j, result, NULL);
-                        return 0;
+                        continue;
                 }
                 j->result = strdup(result);
                 if (!j->result)
                         job_finish(j, result, "unknown");
                 else
                         job_fetch_result(j);
-                return 0;
         }
         return 0;
 }
@@ -164,6 +172,12 @@ int unit_ctl_job(unit_ctl *u, const char *method, const char *unit, unit_job_cb 
         j->next = u->jobs;
         u->jobs = j;
         return 0;
+}
+
+void unit_ctl_job_detach(unit_ctl *u, unit_job_cb cb, void *userdata) {
+        for (job *j = u->jobs; j; j = j->next)
+                if (j->cb == cb && j->userdata == userdata)
+                        j->cb = NULL;
 }
 
 typedef struct get_u64 {
@@ -247,16 +261,47 @@ static bool is_service(const char *unit) {
 }
 
 static void watch_fetch(watch *w);
+static void watch_refresh(watch *w);
+
+static int on_refetch(sd_event_source *s, uint64_t usec, void *userdata) {
+        watch *w = userdata;
+
+        w->refetch = sd_event_source_disable_unref(w->refetch);
+        watch_refresh(w);
+        return 0;
+}
+
+/* A Get that failed: no PropertiesChanged may ever come (a unit that does
+ * not change), so we ask again after a while, and say why meanwhile. */
+static void watch_failed(watch *w, const char *why) {
+        uint64_t now = 0, delay = backoff_next(&w->backoff);
+        char msg[256];
+
+        snprintf(msg, sizeof msg, "cannot read %s's %s from systemd: %s", w->unit, watch_props[w->stage].name, why);
+        log_warning("%s; asking again in %.1fs.", msg, (double) delay / USEC_PER_SEC);
+        w->refetch = sd_event_source_disable_unref(w->refetch);
+        (void) sd_event_now(w->ctl->event, CLOCK_MONOTONIC, &now);
+        if (sd_event_add_time(w->ctl->event, &w->refetch, CLOCK_MONOTONIC, now + delay, USEC_PER_MSEC, on_refetch,
+                              w) < 0)
+                log_error("Failed to schedule another look at %s.", w->unit);
+        w->cb(w->unit, &(unit_state) { "unknown", "unknown", NULL, msg }, w->userdata);
+}
 
 static int on_watch_property(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
         watch *w = userdata;
+        const sd_bus_error *e = sd_bus_message_get_error(m);
         const char *value = NULL;
         char *copy;
 
         w->get = sd_bus_slot_unref(w->get);
-        if (sd_bus_message_is_method_error(m, NULL) ||
-            sd_bus_message_enter_container(m, 'v', "s") < 0 || sd_bus_message_read(m, "s", &value) < 0)
-                return 0;       /* the next PropertiesChanged tries again */
+        if (e) {
+                watch_failed(w, e->message ?: e->name);
+                return 0;
+        }
+        if (sd_bus_message_enter_container(m, 'v', "s") < 0 || sd_bus_message_read(m, "s", &value) < 0) {
+                watch_failed(w, "bad reply");
+                return 0;
+        }
         copy = strdup(value);
         if (!copy)
                 return 0;
@@ -267,20 +312,24 @@ static int on_watch_property(sd_bus_message *m, void *userdata, sd_bus_error *re
                 watch_fetch(w);
                 return 0;
         }
-        w->cb(w->unit, &(unit_state) { w->values[0], w->values[1], w->values[2] }, w->userdata);
+        backoff_reset(&w->backoff);
+        w->cb(w->unit, &(unit_state) { w->values[0], w->values[1], w->values[2], NULL }, w->userdata);
         return 0;
 }
 
 static void watch_fetch(watch *w) {
-        (void) sd_bus_call_method_async(w->ctl->bus, &w->get, SD_DEST, w->path,
-                                        "org.freedesktop.DBus.Properties", "Get",
-                                        on_watch_property, w, "ss",
-                                        watch_props[w->stage].iface, watch_props[w->stage].name);
+        int r = sd_bus_call_method_async(w->ctl->bus, &w->get, SD_DEST, w->path,
+                                         "org.freedesktop.DBus.Properties", "Get",
+                                         on_watch_property, w, "ss",
+                                         watch_props[w->stage].iface, watch_props[w->stage].name);
+        if (r < 0)
+                watch_failed(w, strerror(-r));
 }
 
 /* Starts over: a change that arrives while we fetch makes the values
  * fetched so far stale. */
 static void watch_refresh(watch *w) {
+        w->refetch = sd_event_source_disable_unref(w->refetch);
         w->get = sd_bus_slot_unref(w->get);
         w->stage = 0;
         watch_fetch(w);
@@ -304,6 +353,7 @@ int unit_ctl_watch(unit_ctl *u, const char *unit, unit_state_cb cb, void *userda
         if (!w)
                 return -ENOMEM;
         *w = (watch) { .ctl = u, .cb = cb, .userdata = userdata, .unit = strdup(unit) };
+        backoff_init(&w->backoff, USEC_PER_SEC, 30 * USEC_PER_SEC);
         r = w->unit ? sd_bus_path_encode(SD_PATH "/unit", unit, &w->path) : -ENOMEM;
         if (r >= 0 && asprintf(&match, "type='signal',sender='" SD_DEST "',path='%s',"
                                "interface='org.freedesktop.DBus.Properties',member='PropertiesChanged'",
@@ -329,6 +379,7 @@ int unit_ctl_new(sd_event *event, sd_bus *bus, unit_ctl **ret) {
 
         if (!u)
                 return -ENOMEM;
+        u->event = event;
         if (bus)
                 u->bus = sd_bus_ref(bus);
         else {
@@ -368,6 +419,7 @@ unit_ctl *unit_ctl_free(unit_ctl *u) {
                 u->watches = w->next;
                 sd_bus_slot_unref(w->match);
                 sd_bus_slot_unref(w->get);
+                sd_event_source_disable_unref(w->refetch);
                 for (size_t i = 0; i < ELEMENTSOF(w->values); i++)
                         free(w->values[i]);
                 free(w->unit);

@@ -23,6 +23,9 @@ typedef struct unit_state {
         const char *active_state;
         const char *sub_state;
         const char *result;
+        /* Set when systemd could not be asked (active_state and sub_state
+         * are then "unknown"): the watch asks again with backoff. */
+        const char *error;
 } unit_state;
 
 typedef void (*unit_state_cb)(const char *unit, const unit_state *state, void *userdata);
@@ -33,6 +36,10 @@ unit_ctl *unit_ctl_free(unit_ctl *u);
 
 /* method: "StartUnit" or "RestartUnit"; mode "replace". */
 int unit_ctl_job(unit_ctl *u, const char *method, const char *unit, unit_job_cb cb, void *userdata);
+/* Forget the callback of every job in flight queued with cb and userdata:
+ * its JobRemoved is then ignored. For a caller that queues the job again
+ * (the job's input changed meanwhile). */
+void unit_ctl_job_detach(unit_ctl *u, unit_job_cb cb, void *userdata);
 /* Calls cb with the unit's current state now-ish and after every change. */
 int unit_ctl_watch(unit_ctl *u, const char *unit, unit_state_cb cb, void *userdata);
 /* One uint64 property of a unit (a timestamp, a counter), asynchronously:

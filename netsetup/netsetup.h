@@ -159,6 +159,7 @@ int ns_overlay_reconcile(ns_ctx *ctx, const ns_peer *peers, size_t n, ns_reconci
 
 enum {
         NS_RECONCILE_NO_REMOVE = 1 << 0, /* adopt: add and replace what is wanted, remove nothing */
+        NS_RECONCILE_INCREMENTAL = 1 << 1, /* no dumps: compare with the last reconcile's desired set */
 };
 
 /* ns_overlay_reconcile() (= flags 0) with flags. With NS_RECONCILE_NO_REMOVE
@@ -167,6 +168,14 @@ enum {
  * and wanted ones with other content (MAC, state, gateway, an FDB entry's
  * destination) are replaced in place. For this, as long as the peer snapshot
  * is not known to be complete. -EINVAL for unknown flags.
+ *
+ * With NS_RECONCILE_INCREMENTAL the kernel is taken to hold what the last
+ * reconcile on this device wanted, and only the difference to the new set is
+ * sent: one peer added, changed or removed costs its own requests and no
+ * dump, whatever the number of peers. When that cannot be trusted (no earlier
+ * reconcile on this device, drift noticed since) it dumps as without the flag.
+ * The owner still does a full reconcile after a re-list, on drift and now and
+ * then, since entries it never wanted are invisible to this mode.
  *
  * Either way the desired entries are remembered in `ctx` for the monitor
  * (NS_EVENT_PEERS_DRIFT), once the reconcile has reached the kernel, also if

@@ -320,6 +320,30 @@ int ns_overlay_reconcile(ns_ctx *ctx, const ns_peer *peers, size_t n, ns_reconci
         return ns_overlay_reconcile_flags(ctx, peers, n, 0, stats);
 }
 
+/* The last desired set as what the kernel holds (already sorted). */
+static int vec_copy(vec *v, const void *p, size_t n) {
+        if (n == 0)
+                return 0;
+        v->p = malloc(n * v->size);
+        if (!v->p)
+                return ns_log_error_errno(ENOMEM, "Failed to allocate the reconcile plan");
+        memcpy(v->p, p, n * v->size);
+        v->n = v->cap = n;
+        return 0;
+}
+
+static int wanted_as_have(reconcile *rc) {
+        const ns_wanted *w = &rc->ctx->wanted;
+        int r;
+
+        r = vec_copy(&rc->have_neigh, w->neigh, w->n_neigh);
+        if (r >= 0)
+                r = vec_copy(&rc->have_fdb, w->fdb, w->n_fdb);
+        if (r >= 0)
+                r = vec_copy(&rc->have_route, w->route, w->n_route);
+        return r;
+}
+
 int ns_overlay_reconcile_flags(ns_ctx *ctx, const ns_peer *peers, size_t n, unsigned flags,
                                ns_reconcile_stats *stats) {
         reconcile rc = {
@@ -338,7 +362,7 @@ int ns_overlay_reconcile_flags(ns_ctx *ctx, const ns_peer *peers, size_t n, unsi
         unsigned seen = 0, drift_before;
         int r;
 
-        if (flags & ~(unsigned) NS_RECONCILE_NO_REMOVE)
+        if (flags & ~(unsigned) (NS_RECONCILE_NO_REMOVE | NS_RECONCILE_INCREMENTAL))
                 return ns_log_error_errno(EINVAL, "Unknown reconcile flags 0x%x", flags);
         if (ctx->ov_ifindex == 0)
                 return ns_log_error_errno(ENODEV, "No overlay device set up; cannot program peers");
@@ -364,7 +388,11 @@ int ns_overlay_reconcile_flags(ns_ctx *ctx, const ns_peer *peers, size_t n, unsi
                 goto finish;
         }
 
-        r = ns_peers_dump(&rc);
+        if ((flags & NS_RECONCILE_INCREMENTAL) && ctx->wanted.ifindex == rc.ifindex && !drift_before &&
+            !(seen & NS_EVENT_PEERS_DRIFT))
+                r = wanted_as_have(&rc);
+        else
+                r = ns_peers_dump(&rc);
         if (r < 0) {
                 ctx->mon_pending |= drift_before | (seen & NS_EVENT_PEERS_DRIFT);
                 goto finish;

@@ -10,6 +10,8 @@ PACKAGES=(
         libcurl4-openssl-dev libjson-c-dev libsystemd-dev libnl-3-dev libnl-route-3-dev libssl-dev
         # tests
         libcmocka-dev python3-pytest etcd-server etcd-client iproute2 iputils-ping openssl
+        # tests/standins/systemd-standin.py: a stand-in for systemd on a private bus
+        dbus-daemon python3-dbus python3-gi
         # the systemd-nspawn test bed
         systemd-container debootstrap busybox-static
         # deployment: the .deb and its checks, the RPM spec, cloud-config

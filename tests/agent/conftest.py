@@ -66,27 +66,34 @@ class Node:
         self.subnet_file = os.path.join(self.dir, "subnet.env")
         with open(self.conf, "w") as f:
             f.write(node_config(self.name, role, f"{self.ip}/24", cluster.etcd.url, self.dir))
+        # Bound on /run/corekube in every command of this node, so that the
+        # agent and a later `leave` or `run` see the same agent.lock.
+        self.run_dir = os.path.join(self.dir, "run-corekube")
+        os.makedirs(self.run_dir)
         self.log_path = os.path.join(self.dir, "agent.log")
         self.state_dir = os.path.join(self.dir, "state")
         self.proc = None
         self.starts = 0
+        self.extra_env = {}         # e.g. NOTIFY_SOCKET, DBUS_SYSTEM_BUS_ADDRESS
         self.ns = Netns(f"{cluster.tag}{self.name}")
         veth = f"v{index}"          # inside the fabric namespace: no clash possible
         cluster.fabric.ip("link", "add", veth, "type", "veth", "peer", "name", "eth2", "netns", self.ns.name)
         cluster.fabric.ip("link", "set", veth, "master", "br0", "up")
 
-    def argv(self, *agent_args, machine_id_file=None):
-        """The agent in this node's namespaces: private /run, our machine-id."""
-        script = ('mount -t tmpfs none /run && mkdir -p /run/corekube && '
-                  'mount --bind "$1" /etc/machine-id && shift && exec "$@"')
+    def argv(self, *agent_args, machine_id_file=None, run_dir=None):
+        """The agent in this node's namespaces: private /run, the node's
+        /run/corekube (or run_dir), our machine-id."""
+        script = ('mount -t tmpfs none /run && mkdir -p /run/corekube && mount --bind "$1" /run/corekube && '
+                  'mount --bind "$2" /etc/machine-id && shift 2 && exec "$@"')
         return ["ip", "netns", "exec", self.ns.name, "unshare", "-m", "--propagation", "private",
-                "sh", "-c", script, "sh", machine_id_file or self.machine_id_file,
+                "sh", "-c", script, "sh", run_dir or self.run_dir, machine_id_file or self.machine_id_file,
                 # Its persistent state (/var/lib/corekube under systemd) in the node's directory.
                 "env", f"STATE_DIRECTORY={self.state_dir}", AGENT, *agent_args]
 
     def start(self):
         self.starts += 1
         env = {k: v for k, v in os.environ.items() if k != "JOURNAL_STREAM"}
+        env.update(self.extra_env)
         with open(self.log_path, "ab") as log:
             log.write(f"==== start {self.starts} ====\n".encode())
             log.flush()
@@ -104,10 +111,14 @@ class Node:
         self.proc = None
         return rc
 
-    def cli(self, *args, conf=None, machine_id_file=None, timeout=60):
-        """A one-shot agent command (status, leave) in this node."""
-        return run(*self.argv(*args, "-c", conf or self.conf, machine_id_file=machine_id_file), check=False,
-                   timeout=timeout)
+    def cli(self, *args, conf=None, machine_id_file=None, timeout=60, env=None, run_dir=None):
+        """A one-shot agent command (status, leave) in this node; env: extra
+        environment variables; run_dir: another /run/corekube (one without
+        the running agent's lock)."""
+        argv = self.argv(*args, "-c", conf or self.conf, machine_id_file=machine_id_file, run_dir=run_dir)
+        if env:
+            argv = ["env", *(f"{k}={v}" for k, v in env.items()), *argv]
+        return run(*argv, check=False, timeout=timeout)
 
     def log(self):
         try:

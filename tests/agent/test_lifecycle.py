@@ -162,18 +162,36 @@ def test_a_foreign_entry_is_removed_once_the_peer_list_is_read(cluster):
 # ---- after a reboot (issue 16): the persisted state ----
 
 
+def snapshot_of(n):
+    try:
+        with open(os.path.join(n.state_dir, "peers.json")) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def wait_snapshot(c, n):
+    """peers.json of n (written within a second of a change) lists every other node."""
+    want = sorted((m.subnet(), m.ip, m.vtep_mac()) for m in c.nodes if m is not n)
+
+    def check():
+        snap = snapshot_of(n)
+        assert snap, "no peers.json yet"
+        got = sorted((p["subnet"], p["public_ip"], p["vtep_mac"]) for p in snap["peers"])
+        assert got == want, f"peers.json lists {got}, want {want}"
+        return snap
+    return wait_until(check, 10, f"{n.name}'s peers.json")
+
+
 def test_persisted_copies_and_snapshot(cluster):
     c = cluster
     n = c.nodes[1]
+    snap = wait_snapshot(c, n)
+    assert snap["subnet"] == n.subnet() and snap["public_ip"] == n.ip
     with open(os.path.join(n.state_dir, "docker_opts.env")) as f:
         assert f"--bip={n.subnet().replace('.0/', '.1/')}" in f.read()
     with open(os.path.join(n.state_dir, "subnet.env")) as f:
         assert f"FLANNEL_SUBNET={n.subnet().replace('.0/', '.1/')}" in f.read()
-    with open(os.path.join(n.state_dir, "peers.json")) as f:
-        snap = json.load(f)
-    assert snap["subnet"] == n.subnet() and snap["public_ip"] == n.ip
-    assert sorted((p["subnet"], p["public_ip"], p["vtep_mac"]) for p in snap["peers"]) == \
-        sorted((m.subnet(), m.ip, m.vtep_mac()) for m in c.nodes if m is not n)
 
 
 def test_overlay_works_at_boot_before_etcd_answers(cluster):
@@ -184,6 +202,7 @@ def test_overlay_works_at_boot_before_etcd_answers(cluster):
     n2, n3 = c.nodes[1], c.nodes[2]
     subnet = n2.subnet()
     want = c.expected()[n2.name]
+    wait_snapshot(c, n2)
     assert n2.stop(signal.SIGKILL) == -signal.SIGKILL
     n2.ns.ip("link", "del", "flannel.1")
     c.etcd.stop()

@@ -171,6 +171,10 @@ def test_version(args):
     (["--log-level=loud", "version"], 'invalid log level "loud"'),
     (["version", "--log-level", "8"], 'invalid log level "8"'),
     (["--log-level=", "version"], 'invalid log level ""'),
+    (["leave", "--force"], "--force only applies to leave --node"),
+    (["status", "--node", "n1"], "--node only applies to leave"),
+    (["leave", "--node"], "unknown or incomplete option '--node'"),
+    (["leave", "--node="], "--node needs a node name or machine ID"),
 ])
 def test_usage_errors(args, message):
     assert_usage_error(run(*args), message)

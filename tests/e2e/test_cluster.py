@@ -39,6 +39,7 @@ MID = {
     "ready": "55bbe08da66a1b049c31d9b0d47824dd",
 }
 MID_PEER_REJECTED = "5ce862eb66364ecd8758301c0cb97046"
+MID_NODE_FAILED = "08d4a8c9d3bc5efaf2eb8284afc6c58c"
 SHORT_TTL = 4
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the bed needs root")
@@ -185,6 +186,10 @@ def test_journal_holds_the_milestones(cluster):
         assert lease[-1]["COREKUBE_SUBNET"] == str(cluster.node_leases()[name])
         assert ids.index(MID["registered"]) < ids.index(MID["lease acquired"]) < ids.index(MID["ready"])
         assert ids.count(MID["ready"]) == 1, f"{name}: ready said {ids.count(MID['ready'])} times"
+        # Issue 12: a normal bring-up waits (a minion POSTing before the
+        # apiserver listens: waiting (master)) but is never failed.
+        failed = [e["MESSAGE"] for e in entries if e.get("MESSAGE_ID") == MID_NODE_FAILED]
+        assert failed == [], f"{name}: failed during a normal bring-up: {failed}"
 
 
 def test_status_command(cluster):

@@ -236,14 +236,16 @@ def test_unit_failing_after_ready_is_reported_and_recovers(bed, master):
     try:
         bed.sh(node, "touch /etc/kube-standin/fail-kube-scheduler; systemctl restart kube-scheduler.service || true")
 
-        def failed():
+        # systemd's Restart= is at it: waiting for the unit, not failed.
+        def waiting():
             rec = bed.record(node)
-            return rec if rec["state"] == "failed" and rec["units"]["kube-scheduler.service"] == "failed" else None
+            return rec if rec["state"] == "waiting" and rec["units"]["kube-scheduler.service"] == "failed" else None
 
-        rec = wait_until(failed, 60, "a failed record", lambda: bed.agent_log(node))
-        assert rec["error"] == "kube-scheduler.service: failed (exit-code)", rec
-        assert rec["units"]["kube-scheduler.service"] == "failed", rec
-        assert bed.status_text(node) == "master: failed (ready): kube-scheduler.service: failed (exit-code)"
+        rec = wait_until(waiting, 60, "a waiting record", lambda: bed.agent_log(node))
+        assert rec["reason"] == "unit:kube-scheduler.service", rec
+        assert rec["message"] == "kube-scheduler.service: failed (exit-code)" and "error" not in rec, rec
+        assert bed.status_text(node) == \
+            "master: waiting (unit:kube-scheduler.service): kube-scheduler.service: failed (exit-code)"
         failures = by_mid(bed.journal(node, f"_SYSTEMD_UNIT={AGENT}"), "unit_failed")
         assert [(e["COREKUBE_UNIT"], e["COREKUBE_RESULT"]) for e in failures] == \
             [("kube-scheduler.service", "exit-code")], failures
@@ -252,7 +254,7 @@ def test_unit_failing_after_ready_is_reported_and_recovers(bed, master):
     wait_until(lambda: bed.record(node)["state"] == "ready", 60, "the record to be ready again",
                lambda: bed.agent_log(node))
     rec = bed.record(node)
-    assert "error" not in rec and rec["units"] == {u: "active" for u in MASTER_UNITS}, rec
+    assert not {"error", "reason", "message"} & set(rec) and rec["units"] == {u: "active" for u in MASTER_UNITS}, rec
     wait_ready(bed, node)
     assert bed.docker_starts(node) == 1
 
@@ -348,19 +350,20 @@ def minion1(bed, master):
     return "minion-1"
 
 
-def test_failing_unit_gives_failed_record_and_recovers(bed, minion1):
-    """The kubelet stand-in exits 1 (its fail switch) from the first start."""
+def test_failing_unit_gives_waiting_record_and_recovers(bed, minion1):
+    """The kubelet stand-in exits 1 (its fail switch) from the first start:
+    its start job is done (Type=exec), systemd's Restart= retries, so the
+    node waits for it; it is not failed."""
     node = minion1
 
-    def failed():
+    def waiting():
         rec = bed.record(node)
-        return rec if rec and rec["state"] == "failed" and "kubelet.service" in rec.get("error", "") \
+        return rec if rec and rec["state"] == "waiting" and rec.get("reason") == "unit:kubelet.service" \
             and rec["units"].get("kubelet.service") == "failed" else None
 
-    rec = wait_until(failed, 120, "a failed record naming kubelet.service", lambda: bed.agent_log(node))
-    assert "exit-code" in rec["error"], rec
-    assert rec["units"].get("kubelet.service") == "failed", rec
-    assert "failed" in bed.status_text(node) and "kubelet.service" in bed.status_text(node)
+    rec = wait_until(waiting, 120, "a waiting record naming kubelet.service", lambda: bed.agent_log(node))
+    assert "exit-code" in rec["message"] and "error" not in rec, rec
+    assert bed.status_text(node).startswith("minion: waiting (unit:kubelet.service): "), bed.status_text(node)
     failures = by_mid(bed.journal(node, f"_SYSTEMD_UNIT={AGENT}"), "unit_failed")
     assert failures and failures[0]["COREKUBE_UNIT"] == "kubelet.service"
     assert failures[0]["COREKUBE_RESULT"] == "exit-code" and failures[0]["PRIORITY"] in ("3", "4")
@@ -369,7 +372,8 @@ def test_failing_unit_gives_failed_record_and_recovers(bed, minion1):
     wait_until(lambda: (bed.record(node) or {}).get("state") == "ready", 120,
                "the record to be ready again", lambda: bed.agent_log(node))
     rec = bed.record(node)
-    assert "error" not in rec and rec["units"] == {"kubelet.service": "active", "kube-proxy.service": "active"}
+    assert not {"error", "reason", "message"} & set(rec)
+    assert rec["units"] == {"kubelet.service": "active", "kube-proxy.service": "active"}
     assert bed.status_text(node).startswith("minion: ready")
 
 
@@ -446,6 +450,74 @@ def test_status_wait_fails_for_a_failed_node(bed, minion2):
     wait_until(lambda: (bed.record(node) or {}).get("state") == "failed", 120, "a failed record")
     r = bed.sh(node, "corekube-agent status --wait=30s", check=False)
     assert r.returncode == 1, r.stdout + r.stderr
+
+
+# ------------------------------------------------------------ subnet moves ----
+
+DOCKER_HOLD = """mkdir -p /run/systemd/system/docker.service.d
+cat >/run/systemd/system/docker.service.d/50-e2e-hold.conf <<'END'
+# e2e test: while /run/e2e-hold exists, Docker's start job stays running after
+# dockerd is up, until a line is written to the FIFO /run/e2e-docker-hold.
+[Service]
+ExecStartPost=/bin/sh -c '[ ! -e /run/e2e-hold ] || read x </run/e2e-docker-hold'
+END
+rm -f /run/e2e-docker-hold; mkfifo /run/e2e-docker-hold; touch /run/e2e-hold
+systemctl daemon-reload
+"""
+
+
+def test_subnet_moving_during_the_docker_restart_ends_on_the_new_subnet(bed, master):
+    """Issue 12 (d): the lease moves while Docker's restart job runs (dockerd
+    already up on the moved-from subnet): the agent ignores that job's result,
+    restarts Docker again, and Docker ends on the new --bip."""
+    node = "master"
+    squat = {"PublicIP": "192.168.3.98", "BackendType": "vxlan",
+             "BackendData": {"VNI": 1, "VtepMAC": "02:00:00:00:fe:01"}}
+    squatted = []
+
+    def bip():
+        return bed.env_file(node, "/run/flannel/docker_opts.env")["DOCKER_OPT_BIP"].strip('"').split("=", 1)[1]
+
+    def take_over(subnet):
+        key = f"/coreos.com/network/subnets/{subnet.replace('/', '-')}"
+        bed.run("fabric", "etcdctl", f"--endpoints={ETCD}", "put", key, json.dumps(squat))
+        squatted.append(key)
+
+    def cmdline(pid):
+        return bed.out(node, f"tr '\\0' ' ' </proc/{pid}/cmdline")
+
+    wait_ready(bed, node)
+    bed.sh(node, DOCKER_HOLD)
+    try:
+        s0 = bed.record(node)["subnet"]
+        take_over(s0)           # move 1: the agent restarts Docker, whose job then holds
+        wait_until(lambda: "docker.service start running" in
+                   " ".join(bed.out(node, "systemctl list-jobs --no-legend").split()), 60,
+                   "Docker's restart job to hold", lambda: bed.agent_log(node))
+        b1 = bip()
+        assert f"--bip={b1}" in cmdline(bed.show(node, "docker.service", "MainPID")["MainPID"])
+        take_over(str(ipaddress.ip_interface(b1).network))     # move 2, that job still running
+        wait_until(lambda: bip() != b1, 60, "docker_opts.env on a third subnet", lambda: bed.agent_log(node))
+        b2 = bip()
+        # Release: a FIFO opened read-write never blocks; a reader held in
+        # ExecStartPost (the first run, or a second one that started before
+        # the flag went) gets the line, and no later run waits.
+        bed.sh(node, "rm /run/e2e-hold; exec 3<>/run/e2e-docker-hold; echo go >&3; exec 3>&-")
+        wait_until(lambda: bed.record(node)["subnet"] == str(ipaddress.ip_interface(b2).network)
+                   and bed.record(node)["state"] == "ready" and not bed.out(node, "systemctl list-jobs --no-legend"),
+                   180, "the agent ready on the new subnet", lambda: bed.agent_log(node))
+        d = bed.show(node, "docker.service", "ActiveState", "MainPID")
+        assert d["ActiveState"] == "active"
+        assert f"--bip={b2}" in cmdline(d["MainPID"]), bed.agent_log(node)
+        addr = json.loads(bed.out(node, "ip -j -4 addr show dev docker0"))[0]
+        assert [f"{a['local']}/{a['prefixlen']}" for a in addr["addr_info"]] == [b2]
+        master["subnet"] = bed.record(node)["subnet"]       # for the leave test
+    finally:
+        bed.sh(node, "rm -f /run/e2e-hold /run/systemd/system/docker.service.d/50-e2e-hold.conf; "
+               "exec 3<>/run/e2e-docker-hold; echo go >&3; exec 3>&-; rm -f /run/e2e-docker-hold; "
+               "systemctl daemon-reload", check=False)
+        for key in squatted:
+            bed.run("fabric", "etcdctl", f"--endpoints={ETCD}", "del", key, check=False)
 
 
 # ------------------------------------------------------------ leave (last) ----

@@ -1,13 +1,12 @@
 # SPDX-License-Identifier: Apache-2.0
 """Fixtures for the etcd integration tests: a real etcd (Debian's etcd-server)
-on free loopback ports with a fresh data dir, the etcd-tool test driver, a
-counting/blocking TCP proxy and a few helpers. Everything started here is
-stopped by PID and every temporary file removed, on every exit path."""
+on free loopback ports with a fresh data dir, the etcd-tool test driver, the
+TCP proxy of corekube_test.proxy and a few helpers. Everything started here
+is stopped by PID and every temporary file removed, on every exit path."""
 
 import json
 import os
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -15,9 +14,9 @@ import time
 import pytest
 
 from corekube_test.etcd import Etcd
-from corekube_test.http import read_request
 from corekube_test.poll import wait_until
 from corekube_test.proc import free_port, temp_dir
+from corekube_test.proxy import Proxy
 
 __all__ = ["Etcd", "Proxy", "Tool", "free_port", "run_tool", "wait_until"]
 
@@ -126,129 +125,6 @@ def run_tool(endpoints, *args, timeout=30, debug=False):
                        timeout=timeout, stdin=subprocess.DEVNULL, env=env)
     events = [json.loads(l) for l in r.stdout.split("\n") if l.strip()]
     return r.returncode, events, r.stderr
-
-
-class Proxy:
-    """A TCP proxy on a free loopback port: counts connections, can refuse
-    new ones and cut existing ones, and has two hostile modes that lose a
-    request's answer ('drop_response': forward, never answer) or the request
-    itself ('drop_request': read, never forward), or just never answers
-    ('hang')."""
-
-    def __init__(self, target_port):
-        self.target = ("127.0.0.1", target_port)
-        self.port = free_port()
-        self.connections = 0
-        self.mode = "forward"
-        self.lock = threading.Lock()
-        self.socks = []
-        self.listener = None
-        self.stopping = False
-        self.listen()
-
-    def listen(self):
-        s = socket.socket()
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind(("127.0.0.1", self.port))
-        s.listen(64)
-        self.listener = s
-        threading.Thread(target=self._accept, args=(s,), daemon=True).start()
-
-    def _accept(self, listener):
-        while True:
-            try:
-                c, _ = listener.accept()
-            except OSError:
-                return
-            with self.lock:
-                self.connections += 1
-                self.socks.append(c)
-                mode = self.mode
-            threading.Thread(target=self._serve, args=(c, mode), daemon=True).start()
-
-    def _pipe(self, src, dst, forward=True):
-        try:
-            while True:
-                d = src.recv(65536)
-                if not d:
-                    break
-                if forward:
-                    dst.sendall(d)
-        except OSError:
-            pass
-        for s in (src, dst):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-    def _serve(self, c, mode):
-        if mode == "hang":
-            # Take the request, never answer, keep the connection open.
-            try:
-                while c.recv(65536):
-                    pass
-            except OSError:
-                pass
-            c.close()
-            return
-        if mode == "drop_request":
-            try:
-                read_request(c)
-                time.sleep(0.5)
-            except OSError:
-                pass
-            c.close()
-            return
-        try:
-            u = socket.create_connection(self.target, timeout=5)
-            u.settimeout(None)
-        except OSError:
-            c.close()
-            return
-        with self.lock:
-            self.socks.append(u)
-        if mode == "drop_response":
-            try:
-                req = read_request(c)
-                if req:
-                    u.sendall(req[0] + b"\r\n\r\n" + req[1])
-                time.sleep(1.0)    # etcd applies it; the answer never comes back
-            except OSError:
-                pass
-            c.close()
-            u.close()
-            return
-        threading.Thread(target=self._pipe, args=(u, c), daemon=True).start()
-        self._pipe(c, u)
-
-    def block(self):
-        """Refuse new connections and cut the open ones."""
-        with self.lock:
-            if self.listener:
-                # shutdown() wakes the thread blocked in accept(); close() alone would not.
-                try:
-                    self.listener.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-                self.listener.close()
-                self.listener = None
-            socks, self.socks = self.socks, []
-        for s in socks:
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            s.close()
-
-    def unblock(self):
-        with self.lock:
-            if self.listener:
-                return
-        self.listen()
-
-    def close(self):
-        self.block()
 
 
 @pytest.fixture

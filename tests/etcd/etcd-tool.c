@@ -143,6 +143,7 @@ static void on_registry(Registry *r, RegistryEvent e, int error, const char *mes
                 [REGISTRY_WRITTEN] = "written",
                 [REGISTRY_LOST] = "lost",
                 [REGISTRY_FAILED] = "failed",
+                [REGISTRY_RENEWED] = "renewed",
         };
         json_object *o = ev(names[e]);
 
@@ -360,7 +361,7 @@ static int parse_args(int argc, char *argv[]) {
         enum { O_ENDPOINTS = 256, O_CACERT, O_CERT, O_KEY, O_USER, O_PASSWORD, O_MAX_ROUNDS, O_BACKOFF_MIN,
                O_BACKOFF_MAX, O_TIMEOUT, O_PREFIX, O_NET_PREFIX, O_NETWORK, O_SUBNET_LEN, O_VNI, O_MACHINE_ID,
                O_NAME, O_ROLE, O_IP, O_SUBNET, O_MAC, O_SUBNET_FILE, O_OWN_SUBNET, O_OWN_IP, O_TTL, O_MARGIN,
-               O_ONCE, O_RANGE_PREFIX, O_REVISION };
+               O_ONCE, O_RANGE_PREFIX, O_REVISION, O_WATCH_CHECK, O_WATCH_GRACE };
         static const struct option options[] = {
                 { "endpoints", required_argument, NULL, O_ENDPOINTS },
                 { "cacert", required_argument, NULL, O_CACERT },
@@ -391,6 +392,8 @@ static int parse_args(int argc, char *argv[]) {
                 { "once", no_argument, NULL, O_ONCE },
                 { "range-prefix", no_argument, NULL, O_RANGE_PREFIX },
                 { "revision", required_argument, NULL, O_REVISION },
+                { "watch-check", required_argument, NULL, O_WATCH_CHECK },   /* ms; "off" */
+                { "watch-grace", required_argument, NULL, O_WATCH_GRACE },   /* ms */
                 {}
         };
         int c;
@@ -429,6 +432,10 @@ static int parse_args(int argc, char *argv[]) {
                 case O_ONCE: arg.once = true; break;
                 case O_RANGE_PREFIX: arg.prefix_range = true; break;
                 case O_REVISION: arg.revision = strtoll(optarg, NULL, 10); break;
+                case O_WATCH_CHECK:
+                        arg.client.watch_check_usec = streq(optarg, "off") ? ETCD_WATCH_CHECK_OFF : parse_ms(optarg);
+                        break;
+                case O_WATCH_GRACE: arg.client.watch_check_grace_usec = parse_ms(optarg); break;
                 default:
                         return -EINVAL;
                 }

@@ -16,7 +16,8 @@ again. The scenario is tests/pylib/corekube_test/disruption.py, shared with
 tests/e2e/test_lifecycle.py.
 
 Printed: packets sent and lost (busybox ping's per-reply sequence numbers;
-the one request in flight when ping is stopped is not counted as lost), the
+ping is stopped once every node has converged after the last event, and up
+to 5 requests in flight at that moment are not counted as lost), the
 deletions of a live peer's route, ARP and FDB entry (and of flannel.1), and
 per kind of event the restart-to-ready time:
 

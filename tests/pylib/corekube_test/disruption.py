@@ -45,7 +45,8 @@ SHOW = ("MainPID", "ActiveState", "SubState", "NRestarts", "Result",
         "ExecMainStartTimestampMonotonic", "ActiveEnterTimestampMonotonic")
 # What the agent logs when SIGHUP makes it list the peers again: a message
 # of the signalled process, after the signal, that mentions it.
-RELIST = re.compile(r"(?i)\bre-?list|\bSIGHUP\b")
+RELIST = re.compile(r"(?i)\bre-?list|\bSIGHUP\b|\blist(?:ing|s|ed)?\b.*\bagain\b")
+IN_FLIGHT = 5
 
 
 def _stamp(t):
@@ -228,19 +229,29 @@ class ContainerPing:
             out = self.c.sh(self.src, f"docker exec {self.container} cat /tmp/ping.out")
             assert "packets transmitted" in out, out[-300:]
             return out
-        out = wait_until(summary, 15, f"{self.src}'s ping summary", retry_on=(AssertionError,), interval=0.1)
+        try:
+            out = wait_until(summary, 15, f"{self.src}'s ping summary", retry_on=(AssertionError,), interval=0.1)
+        except AssertionError as e:
+            # No summary: the container or the ping went away (a restart of
+            # Docker stops the container). Traffic was lost; how much, unknown.
+            self.result = {"src": self.src, "dst": self.dst, "transmitted": 0, "received": 0, "lost": 1,
+                           "gaps": [], "in_flight_at_stop": 0, "interval": float(self.interval),
+                           "started": self.started, "error": f"ping did not survive: {e}"}
+            return self.result
         m = re.search(r"(\d+) packets transmitted, (\d+) packets received", out)
         tx, rx = int(m.group(1)), int(m.group(2))
         seqs = sorted({int(s) for s in re.findall(r"seq=(\d+)", out)})
         top = seqs[-1] if seqs else -1
         have = set(seqs)
         # Lost: every request sent before the last one answered that got no
-        # answer. The requests after the last answer were in flight when
-        # SIGINT came (at most one at 50 a second and a sub-millisecond RTT):
-        # reported, and counted as lost if more than one.
+        # answer (late answers count: busybox prints them too). ping is
+        # stopped well after the last event, once every node has converged;
+        # the requests after the last answer were in flight when SIGINT came:
+        # up to IN_FLIGHT of them (100 ms at 50/s, room for a loaded machine
+        # not scheduling ping) are reported as such, more count as lost.
         gaps = [s for s in range(top + 1) if s not in have]
         tail = max(0, tx - (top + 1))
-        lost = len(gaps) + (tail if tail > 1 else 0)
+        lost = len(gaps) + (tail if tail > IN_FLIGHT else 0)
         self.result = {"src": self.src, "dst": self.dst, "transmitted": tx, "received": rx,
                        "lost": lost, "gaps": _ranges(gaps), "in_flight_at_stop": tail,
                        "interval": float(self.interval), "started": self.started}
@@ -457,6 +468,9 @@ class Disruption:
         under way and the node's agent journal around it, the problems."""
         lines = []
         for p in report["pings"]:
+            if p.get("error"):
+                lines.append(f"ping {p['src']} -> {p['dst']}: {p['error']}")
+                continue
             lines.append(f"ping {p['src']} -> {p['dst']}: {p['transmitted']} sent, {p['received']} received, "
                          f"{p['lost']} lost, {p['in_flight_at_stop']} in flight at the stop")
             for a, b in p["gaps"][:20]:
@@ -465,24 +479,29 @@ class Disruption:
         for t, node, text in report["problems"]:
             lines.append(f"{_stamp(t)} {node}: {text}")
         dels = report["deletions"]
-        if dels:
-            lines.append(f"{len(dels)} deletions of a live peer's entry:")
-        shown = set()
-        for d in dels[:40]:
+        groups = {}                         # (node, event under way) -> deletions, in time order
+        for d in dels:
             act = [a for a in report["actions"] if a["t0"] <= d["t"]]
-            under = f"{act[-1]['node']}: {act[-1]['action']}" if act else "before any event"
-            lines.append(f"  {_stamp(d['t'])} {d['node']}: {d['kind']} of {d['peer']} ({under}): {d['line']}")
-            key = (d["node"], int(d["t"]))
-            if key in shown:
-                continue
-            shown.add(key)
-            j = self.c.sh(d["node"], f"journalctl -q -u {AGENT} -o short-precise --no-pager "
-                                     f"--since=@{int(d['t']) - context} --until=@{int(d['t']) + 1} | tail -n 25",
+            under = f"{act[-1]['node']}: {act[-1]['action']} at {_stamp(act[-1]['t0'])}" if act else "before any event"
+            groups.setdefault((d["node"], under), []).append(d)
+        if dels:
+            lines.append(f"{len(dels)} deletions of a live peer's entry, during {len(groups)} events:")
+        for i, ((node, under), ds) in enumerate(groups.items()):
+            if i == 12:
+                lines.append(f"  ... and {len(groups) - 12} more events with deletions: "
+                             + ", ".join(f"{n} during {u} ({len(g)})" for (n, u), g in list(groups.items())[12:]))
+                break
+            lines.append(f"  in {node} during {under}: {len(ds)} deletions, {_stamp(ds[0]['t'])} to {_stamp(ds[-1]['t'])}")
+            for d in ds[:8]:
+                lines.append(f"    {_stamp(d['t'])} {d['kind']} of {d['peer']}: {d['line'].strip()}")
+            if len(ds) > 8:
+                lines.append(f"    ... and {len(ds) - 8} more")
+            j = self.c.sh(node, f"journalctl -q -u {AGENT} -o short-precise --no-pager "
+                                f"--since=@{int(ds[0]['t']) - context} --until=@{int(ds[-1]['t']) + 1} | tail -n 20",
                           check=False)
+            lines.append(f"    {node}'s journal (corekube-agent.service) around it:")
             for ln in (j.stdout or "").splitlines():
                 lines.append(f"      | {ln}")
-        if len(dels) > 40:
-            lines.append(f"  ... and {len(dels) - 40} more")
         return "\n".join(lines)
 
 

@@ -50,7 +50,10 @@ static void on_docker_job(const char *unit, const char *result, const char *deta
         d->rt.limit_reset = false;
         d->rt.job_failures = 0;
         snprintf(f, sizeof f, "COREKUBE_UNIT=%s", unit);
-        log_event(LOG_INFO, MID_DOCKER_RESTARTED, FIELDS(f), "Restarted %s with the flannel options.", unit);
+        if (d->rt.start_only)
+                log_info("Started %s; it runs with the current flannel options.", unit);
+        else
+                log_event(LOG_INFO, MID_DOCKER_RESTARTED, FIELDS(f), "Restarted %s with the flannel options.", unit);
         d->files_changed = false;
         daemon_step_done(d);
 }
@@ -78,7 +81,8 @@ static void docker_restart(node_agent *d) {
         char r[128];
         int k;
 
-        k = unit_ctl_job(d->units, "RestartUnit", d->cfg->docker.unit, on_docker_job, d);
+        k = unit_ctl_job(d->units, d->rt.start_only ? "StartUnit" : "RestartUnit", d->cfg->docker.unit,
+                         on_docker_job, d);
         if (k < 0) {
                 daemon_step_waiting(d, unit_reason(d, r, sizeof r), "%s: cannot queue the restart: %s",
                                     d->cfg->docker.unit, strerror(-k));
@@ -113,6 +117,7 @@ static void on_docker_started(const char *unit, int error, uint64_t started_usec
                 log_warning_errno(error, "Cannot tell when %s started (%m); restarting it.", unit);
         else
                 log_info("%s runs since before %s was last written; restarting it.", unit, file);
+        d->rt.start_only = false;
         docker_restart(d);
 }
 
@@ -151,6 +156,10 @@ void daemon_docker_step(node_agent *d) {
                         return;
                 }
         }
+        /* Not running, with current options (at boot: its start may still
+         * be queued behind its dependencies): start it, or join the queued
+         * start; a restart would be logged, and counted, for nothing. */
+        d->rt.start_only = !d->files_changed && !streq(d->rt.unit_state, "active");
         docker_restart(d);
 }
 

@@ -42,7 +42,8 @@ typedef struct runtime_step {
         char *unit_state;               /* the unit's ActiveState, NULL until known */
         char *state_error;              /* why systemd could not tell it (watch retrying) */
         bool want_state;                /* start() waits for the state */
-        bool job_pending;               /* our RestartUnit is in flight */
+        bool job_pending;
+        bool start_only;                /* the job is a StartUnit: Docker was down, its options current */               /* our RestartUnit is in flight */
         unsigned gets_pending;          /* ExecMainStartTimestamp Gets in flight */
         unsigned gets_stale;            /* ... of which a cancel dropped the first ones */
         unsigned job_failures;          /* restart jobs not "done" in a row */

@@ -1,6 +1,6 @@
 #!/bin/sh
-# Every benchmark of issue 8 at its full size, one after the other, printing
-# their tables (docs/performance.md holds a run of this). Root; about 6 min.
+# Every benchmark (issues 8 and 12) at its full size, one after the other, printing
+# their tables (docs/performance.md holds a run of this). Root; about 12 min.
 #   tests/bench/run-all.sh BUILD_DIR
 set -eu
 build=$(realpath "${1:?usage: $0 BUILD_DIR}")
@@ -20,5 +20,7 @@ echo; echo "## 4. Footprint"
 "$py" "$here/bench-footprint.py" "$build" --peers 1000 --idle 60 || rc=1
 echo; echo "## 5. Scale"
 "$py" "$here/bench-scale.py" "$build" 100 250 || rc=1
+echo; echo "## 6. Disruption by the agent's lifecycle"
+"$py" "$here/bench-disruption.py" --count 100 || rc=1
 echo; echo "# done, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 exit $rc

@@ -7,6 +7,8 @@ import base64
 import functools
 import ipaddress
 import json
+import os
+import shutil
 import time
 
 import corekube_test.bed
@@ -57,6 +59,28 @@ class Cluster(corekube_test.bed.Bed):
         if check and r.returncode != 0:
             raise AssertionError(f"{node}: `{script}` exited {r.returncode}:\n{r.stdout}\n{r.stderr}")
         return r.stdout.strip() if check else r
+
+    def netns(self, node):
+        """The node's network namespace (bed.sh: ckb-BED-NODE), for tools run
+        from the host by PID (ip -n NS monitor ...)."""
+        return f"ckb-{self.name}-{node}"
+
+    def deb_path(self):
+        """The suite's .deb, as the bed installed it on every node."""
+        with open(os.path.join(self.state, "deb.env")) as f:
+            return dict(line.strip().split("=", 1) for line in f if "=" in line)["CKB_DEB"]
+
+    def install_deb(self, node, deb, timeout=180):
+        """dpkg -i of DEB inside the running node (its maintainer scripts
+        run there, as on a real host: an upgrade's postinst restarts the
+        agent); the output of dpkg."""
+        root = os.path.join(self.data, "nodes", node, "root")
+        dest = "/var/tmp/" + os.path.basename(deb)
+        shutil.copyfile(deb, root + dest)
+        try:
+            return self.sh(node, f"DEBIAN_FRONTEND=noninteractive dpkg -i {dest}", timeout=timeout)
+        finally:
+            self.sh(node, f"rm -f {dest}", check=False)
 
     def fabric(self, *args, check=True):
         return self.run("fabric", *args, check=check)

@@ -128,8 +128,9 @@ def bed_all(cmd, names):
 
 def second_boot(nodes, names, etcd, timeout=180):
         """Power every node off, then boot them all at once with their leases
-        in etcd; seconds until every record says ready, and per node the
-        ready time and (agent restarts of Docker, starts of docker.service)."""
+        in etcd; seconds until every record says ready, per node the ready
+        time and (agent restarts of Docker, starts of docker.service), and
+        the machine's CPU busy % meanwhile."""
         bed_all("node-stop", names)
         for n in names:
                 wipe_links(n)
@@ -137,6 +138,7 @@ def second_boot(nodes, names, etcd, timeout=180):
                 etcd.delete("/corekube/machines/", prefix=True)
         ids = {nodes.machine_id[n]: n for n in names}
         ready = {}
+        m0 = cklab.machine_ticks()
         t0 = time.monotonic()
         procs = [subprocess.Popen(BEDSH + ["node-start", n], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                   text=True) for n in names]
@@ -154,6 +156,7 @@ def second_boot(nodes, names, etcd, timeout=180):
                                 raise RuntimeError("second boot: not every node ready after %d s: %s"
                                                    % (timeout, sorted(ready.values())))
                         time.sleep(0.02)        # polling granularity of the measurement
+                m1 = cklab.machine_ticks()
         finally:
                 for p in procs:
                         p.communicate()
@@ -162,8 +165,9 @@ def second_boot(nodes, names, etcd, timeout=180):
                         raise RuntimeError("bed.sh node-start %s failed" % n)
         for n in names:
                 nodes.pid1[n] = int(bed("pid", n).strip())
+        busy = (m1[0] - m0[0]) / max(1, m1[1] - m0[1]) * 100
         return max(ready.values()), {ids[m]: t for m, t in ready.items()}, \
-                {n: docker_restarts(nodes, n) for n in names}
+                {n: docker_restarts(nodes, n) for n in names}, busy
 
 
 def clear_etcd(etcd):
@@ -271,10 +275,11 @@ def main():
                                 for name in names:
                                         bed("exec", name, "systemctl", "enable", "--quiet", "corekube-agent.service",
                                             "containerd.service", "docker.socket", "docker.service")
-                                times, agent_restarts, extra_starts = [], 0, 0
+                                times, agent_restarts, extra_starts, busy = [], 0, 0, []
                                 for r in range(o.reboots):
-                                        total, per, dock = second_boot(nodes, names, etcd)
+                                        total, per, dock, b = second_boot(nodes, names, etcd)
                                         times.append(total)
+                                        busy.append(b)
                                         agent_restarts += sum(a for a, _ in dock.values())
                                         extra_starts += sum(max(0, s - 1) for _, s in dock.values())
                                         print("# N=%d second boot %d: %.2f s (first node %.2f s), Docker restarts: "
@@ -282,7 +287,7 @@ def main():
                                               % (n, r + 1, total, min(per.values()),
                                                  sum(a for a, _ in dock.values()),
                                                  ",".join(str(s) for _, s in dock.values())), flush=True)
-                                reboots.append((n, times, agent_restarts, extra_starts))
+                                reboots.append((n, times, agent_restarts, extra_starts, cklab.median(busy)))
                                 reboot_steps.append([n, "master"] + milestones(nodes, "master"))
                                 if n > 1:
                                         reboot_steps.append([n, names[-1]] + milestones(nodes, names[-1]))
@@ -303,12 +308,13 @@ def main():
                               "%d reboots" % o.reboots)
                         print(cklab.table(["N", "median s", "min s", "max s", "vs N=%d" % reboots[0][0],
                                            "Docker restarts by the agent (all boots)",
-                                           "extra docker.service starts (all boots)"],
+                                           "extra docker.service starts (all boots)",
+                                           "machine CPU busy % (median)"],
                                           [[n, "%.2f" % cklab.median(t), "%.2f" % min(t), "%.2f" % max(t),
-                                            "%.2f x" % (cklab.median(t) / base), a, x]
-                                           for n, t, a, x in reboots]))
-                        t = {n: cklab.median(ts) for n, ts, _, _ in reboots}
-                        restarts = sum(a + x for _, _, a, x in reboots)
+                                            "%.2f x" % (cklab.median(t) / base), a, x, "%.0f" % b]
+                                           for n, t, a, x, b in reboots]))
+                        t = {n: cklab.median(ts) for n, ts, _, _, _ in reboots}
+                        restarts = sum(a + x for _, _, a, x, _ in reboots)
                         line = "Goal: 0 Docker restarts (%d)" % restarts
                         if 1 in t and 8 in t:
                                 line += "; T(8) <= 1.5 x T(1) (%.2f x)" % (t[8] / t[1])

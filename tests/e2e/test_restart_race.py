@@ -96,6 +96,12 @@ def diagnosis(c, node):
     recs = c.etcdctl("get", "--prefix", "/corekube/machines/", "-w", "json", check=False).stdout
     leases = c.etcdctl("lease", "list", check=False).stdout
     parts.append(f"--- etcd records\n{recs}\n--- etcd leases\n{leases}")
+    # Every write to the machine records, in revision order: who put what on
+    # which lease. A watch from revision 1 replays the history and then
+    # waits; `timeout` ends it (diagnosis only, nothing waits on it).
+    hist = c.fabric("timeout", "3", "env", "ETCDCTL_API=3", "etcdctl", "--endpoints=http://127.0.0.1:2379",
+                    "watch", "--prefix", "/corekube/machines/", "--rev=1", "-w", "json", check=False).stdout
+    parts.append(f"--- etcd history of the records\n{hist[-20000:]}")
     return "\n".join(parts)
 
 

@@ -274,13 +274,13 @@ def test_agent_restart_does_not_restart_docker(bed, master):
 
 
 def test_docker_older_than_its_options_is_restarted(bed, master):
-    """As if a previous run had written docker_opts.env and died before the
-    restart: the file's content is what the agent wants, but newer than
-    Docker's start."""
+    """As if a previous run had written docker_opts.env (both copies: /run and
+    the persisted one Docker reads) and died before the restart: the content
+    is what the agent wants, but newer than Docker's start."""
     pid = bed.show("master", "docker.service", "MainPID")["MainPID"]
     starts = bed.docker_starts("master")
     bed.run("exec", "master", "systemctl", "stop", AGENT)
-    bed.sh("master", "touch /run/flannel/docker_opts.env")
+    bed.sh("master", "touch /run/flannel/docker_opts.env /var/lib/corekube/docker_opts.env")
     bed.run("exec", "master", "systemctl", "start", AGENT)
     inv = bed.show("master", AGENT, "InvocationID")["InvocationID"]
     wait_ready(bed, "master")

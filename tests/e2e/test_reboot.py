@@ -341,8 +341,12 @@ def test_reboot_subnet_taken_one_docker_restart(cluster):
         assert json.loads(c.kvs(key)[0][1])["PublicIP"] == "192.168.3.99", "the other node's lease was taken"
         restarts = agent_docker_restarts(c, NODE)
         assert len(restarts) == 1, f"{NODE}: {len(restarts)} Docker restarts by the agent"
+        # Two dockerd at most: the boot's, on the old options, and the one
+        # after the restart. A restart while the boot's was still starting
+        # stops it before it says started: (2, 1).
         starting, started = docker_starts(c, NODE)
-        assert 1 <= started <= 2 and starting == started, (starting, started)
+        assert 1 <= started <= starting <= 2, \
+            f"docker.service (starting, started) = {(starting, started)}\n{boot_story(c, NODE)}"
         assert not dockerd_chose_default_bridge(c, NODE), "dockerd started without --bip"
         pid = docker_pid(c, NODE)
         cmdline = c.sh(NODE, f"tr '\\0' ' ' </proc/{pid}/cmdline").split()

@@ -148,10 +148,11 @@ def test_agent_unit_exposure_at_most_3(bed):
 
 
 def write_docker_opts(bed, node, n):
-    """What the agent will write (SPEC 6), here by hand; flannel.1 is left to the agent."""
+    """What the agent will write (SPEC 6: the persisted copy, which Docker's
+    drop-in reads), here by hand; flannel.1 is left to the agent."""
     bed.sh(node, f"""
-mkdir -p /run/flannel
-cat >/run/flannel/docker_opts.env <<'EOF'
+mkdir -p /var/lib/corekube
+cat >/var/lib/corekube/docker_opts.env <<'EOF'
 DOCKER_OPT_BIP="--bip=10.244.{n}.1/24"
 DOCKER_OPT_MTU="--mtu=1450"
 DOCKER_OPT_IPMASQ="--ip-masq=true"

@@ -230,6 +230,9 @@ static void on_registry(Registry *r, RegistryEvent ev, int error, const char *me
         node_agent *d = userdata;
         const char *m = message ?: strerror(-error);
 
+        if (!m)         /* never; but gcc -fsanitize cannot tell (-Wformat-overflow) */
+                m = "unknown error";
+
         switch (ev) {
         case REGISTRY_REGISTERED:
         case REGISTRY_WRITTEN:

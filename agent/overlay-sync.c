@@ -39,10 +39,8 @@ struct OverlaySync {
         sd_event_source *monitor;
         sd_event_source *work;          /* retry / repair: one pending run */
         sd_event_source *resync;        /* the periodic one */
-        uint64_t resync_period;
         Backoff backoff;
         enum { WORK_NONE, WORK_RETRY, WORK_REPAIR } work_kind;
-        OverlaySyncStats stats;
 };
 
 static void emit(OverlaySync *s, OverlaySyncEvent ev, int error, const char *message) {
@@ -78,7 +76,6 @@ static void failed(OverlaySync *s, int r, const char *fmt, ...) {
         va_end(ap);
         s->failed = true;
         s->programmed = false;
-        s->stats.failures++;
         log_warning("%s; trying again in %.1fs.", msg ?: "Overlay failed", (double) delay / USEC_PER_SEC);
         /* A peer set the kernel refuses as a whole (-EINVAL) would be refused
          * again: it waits for the next change instead. */
@@ -129,7 +126,6 @@ static int reconcile(OverlaySync *s) {
         /* Before any peer set there is nothing to add, and nothing may go. */
         if (!s->have_snapshot && s->n_peers == 0)
                 return 0;
-        s->stats.reconciles++;
         r = ns_overlay_reconcile_flags(s->ns, s->peers, s->n_peers, flags, &st);
         if (r < 0) {
                 failed(s, r, "Cannot program the peers on %s (%u of %u changes refused): %s", s->info.ifname,
@@ -174,8 +170,6 @@ static int on_work(sd_event_source *es, uint64_t usec, void *userdata) {
         OverlaySync *s = userdata;
 
         s->work = sd_event_source_disable_unref(s->work);
-        if (s->work_kind == WORK_REPAIR)
-                s->stats.repairs++;
         (void) sync_now(s);
         return 0;
 }
@@ -192,10 +186,9 @@ static uint64_t jittered(uint64_t period) {
 static int on_resync(sd_event_source *es, uint64_t usec, void *userdata) {
         OverlaySync *s = userdata;
 
-        s->stats.resyncs++;
         log_debug("Overlay: periodic resync.");
         (void) sync_now(s);
-        (void) sd_event_source_set_time(es, usec + jittered(s->resync_period));
+        (void) sd_event_source_set_time(es, usec + jittered(RESYNC_PERIOD_USEC));
         (void) sd_event_source_set_enabled(es, SD_EVENT_ON);
         return 0;
 }
@@ -233,8 +226,7 @@ int overlay_sync_new(OverlaySync **ret, sd_event *event, ns_ctx *ns, overlay_syn
         s->ns = ns;
         s->handler = handler;
         s->userdata = userdata;
-        s->resync_period = RESYNC_PERIOD_USEC;
-        backoff_init(&s->backoff, 100 * USEC_PER_MSEC, 30 * USEC_PER_SEC);
+                backoff_init(&s->backoff, 100 * USEC_PER_MSEC, 30 * USEC_PER_SEC);
         r = sd_event_add_io(event, &s->monitor, ns_monitor_fd(ns), EPOLLIN, on_netlink, s);
         if (r < 0) {
                 overlay_sync_free(s);
@@ -265,7 +257,7 @@ int overlay_sync_set_config(OverlaySync *s, const ns_overlay_config *cfg) {
         s->have_config = true;
         s->up = false;          /* set up again: ns_overlay_setup() adopts what fits */
         if (!s->resync) {
-                r = sd_event_add_time_relative(s->event, &s->resync, CLOCK_MONOTONIC, jittered(s->resync_period),
+                r = sd_event_add_time_relative(s->event, &s->resync, CLOCK_MONOTONIC, jittered(RESYNC_PERIOD_USEC),
                                                USEC_PER_SEC, on_resync, s);
                 if (r < 0)
                         log_warning_errno(r, "Cannot arm the periodic overlay resync: %m");
@@ -300,33 +292,16 @@ void overlay_sync_resync(OverlaySync *s) {
         (void) sync_now(s);
 }
 
-bool overlay_sync_is_up(const OverlaySync *s) {
-        return s->up;
-}
 
 const ns_overlay_info *overlay_sync_info(const OverlaySync *s) {
         return &s->info;
 }
 
-size_t overlay_sync_n_peers(const OverlaySync *s) {
-        return s->n_peers;
-}
 
 const ns_peer *overlay_sync_peers(const OverlaySync *s, size_t *ret_n) {
         *ret_n = s->n_peers;
         return s->peers;
 }
 
-bool overlay_sync_have_snapshot(const OverlaySync *s) {
-        return s->have_snapshot;
-}
 
-const OverlaySyncStats *overlay_sync_stats(const OverlaySync *s) {
-        return &s->stats;
-}
 
-void overlay_sync_set_resync_period(OverlaySync *s, uint64_t usec) {
-        s->resync_period = usec > 0 ? usec : RESYNC_PERIOD_USEC;
-        if (s->resync)
-                (void) sd_event_source_set_time_relative(s->resync, jittered(s->resync_period));
-}

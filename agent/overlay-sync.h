@@ -55,21 +55,6 @@ int overlay_sync_set_peers(OverlaySync *s, const ns_peer *peers, size_t n, unsig
 /* A full dump-and-compare now (SIGHUP). */
 void overlay_sync_resync(OverlaySync *s);
 
-bool overlay_sync_is_up(const OverlaySync *s);
 const ns_overlay_info *overlay_sync_info(const OverlaySync *s);
-/* The peer set last given; whether any was (removals allowed). */
-size_t overlay_sync_n_peers(const OverlaySync *s);
+/* The peer set last given. */
 const ns_peer *overlay_sync_peers(const OverlaySync *s, size_t *ret_n);
-bool overlay_sync_have_snapshot(const OverlaySync *s);
-
-/* Counters, for tests and benchmarks in the journal at debug level. */
-typedef struct OverlaySyncStats {
-        unsigned reconciles;    /* dump-and-compare runs */
-        unsigned repairs;       /* runs started by a drift notification */
-        unsigned resyncs;       /* periodic runs */
-        unsigned failures;
-} OverlaySyncStats;
-const OverlaySyncStats *overlay_sync_stats(const OverlaySync *s);
-
-/* The period of the kernel-only resync (default 5 min; ±10 % is added). */
-void overlay_sync_set_resync_period(OverlaySync *s, uint64_t usec);

@@ -384,37 +384,6 @@ def test_new_minion_joins_the_running_cluster(cluster3):
         wait_until(lambda: ping(n, overlay_ip(m)), 10, f"the new {n.name} -> {m.name}")
 
 
-# ---- leave (last: the cluster loses a node) ----
-
-
-def test_leave(cluster3):
-    c = cluster3
-    n = c.nodes[2]
-    subnet, key = n.subnet(), n.subnet_record()[0]
-    # The service is stopped first (documented): SIGTERM keeps network and leases.
-    assert n.stop() == 0
-    assert n.ns.has_link("flannel.1") and n.subnet_record() is not None
-
-    p = n.cli("leave")
-    assert p.returncode == 0, (p.stdout, p.stderr)
-    assert f"Released subnet {subnet} ({key})." in p.stdout, p.stdout
-    assert "Released the machine record" in p.stdout and "Removed flannel.1" in p.stdout
-    assert "Removed the saved subnet and peer list" in p.stdout
-    assert not os.listdir(n.state_dir)
-    assert not n.ns.has_link("flannel.1")
-    assert c.etcd.get_prefix(key) == {}
-    assert n.record() is None
-    # Every peer drops its routes to the node that left.
-    rest = c.live()
-    c.wait_converged(rest, timeout=10)
-    for m in rest:
-        assert subnet not in {r["dst"] for r in m.ns.ipj("route", "show", "dev", "flannel.1")}
-
-    p = n.cli("leave")
-    assert p.returncode == 0, (p.stdout, p.stderr)
-    assert "Nothing to do" in p.stdout
-
-
 # ---- faults that need a cluster of their own ----
 
 

@@ -11,6 +11,7 @@ The tests share one cluster and run in file order: n1 (master) stays, n2 and
 n3 leave, n4 joins and dies."""
 
 import json
+import os
 import signal
 import subprocess
 
@@ -196,3 +197,34 @@ def test_leave_node_with_two_records_of_that_name_asks_for_the_id(cluster):
     c.etcd.delete(f"{CK_PREFIX}/machines/{ids[1]}")
     # Nobody else's keys went with them.
     assert n1.record() is not None and n1.subnet_record() is not None
+
+
+# ---- leave with the agent stopped (moved from test_agent.py) ----
+
+
+def test_leave_with_the_agent_stopped(cluster3):
+    c = cluster3
+    n = c.nodes[2]
+    subnet, key = n.subnet(), n.subnet_record()[0]
+    # The service is stopped first (documented): SIGTERM keeps network and leases.
+    assert n.stop() == 0
+    assert n.ns.has_link("flannel.1") and n.subnet_record() is not None
+
+    p = n.cli("leave")
+    assert p.returncode == 0, (p.stdout, p.stderr)
+    assert f"Released subnet {subnet} ({key})." in p.stdout, p.stdout
+    assert "Released the machine record" in p.stdout and "Removed flannel.1" in p.stdout
+    assert "Removed the saved subnet and peer list" in p.stdout
+    assert not os.listdir(n.state_dir)
+    assert not n.ns.has_link("flannel.1")
+    assert c.etcd.get_prefix(key) == {}
+    assert n.record() is None
+    # Every peer drops its routes to the node that left.
+    rest = c.live()
+    c.wait_converged(rest, timeout=10)
+    for m in rest:
+        assert subnet not in {r["dst"] for r in m.ns.ipj("route", "show", "dev", "flannel.1")}
+
+    p = n.cli("leave")
+    assert p.returncode == 0, (p.stdout, p.stderr)
+    assert "Nothing to do" in p.stdout

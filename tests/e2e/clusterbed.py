@@ -4,18 +4,20 @@ suite: nodes, etcd as seen from the fabric, each node's flannel.1 as the
 kernel holds it, Docker containers, and polls with deadlines."""
 
 import base64
+import contextlib
 import functools
 import ipaddress
 import json
 import os
 import shutil
+import signal
 import time
 
 import corekube_test.bed
 from corekube_test import poll
 from corekube_test.bed import BED_SH
 
-__all__ = ["BED_SH", "Cluster", "wait_until"]
+__all__ = ["BED_SH", "Cluster", "running_cluster", "wait_until"]
 
 ETCD = "http://127.0.0.1:2379"          # etcd's loopback inside the fabric netns
 MACHINES = "/corekube/machines/"
@@ -31,6 +33,39 @@ wait_until = functools.partial(poll.wait_until, retry_on=(AssertionError,), inte
 
 def b64(s):
     return base64.b64decode(s).decode(errors="replace")
+
+
+def _sigterm(signum, frame):
+    # meson's timeout sends SIGTERM: an exception lets the teardown run.
+    raise KeyboardInterrupt("SIGTERM")
+
+
+@contextlib.contextmanager
+def running_cluster(prefix, nodes, wait="ready", deadline=180, timings=None):
+    """The body of every e2e module's `cluster` fixture: a bed named after
+    prefix, the nodes [(name, role, ip), ...] booted with their agents,
+    then waited for: "ready" (every record ready) or "converged" (and every
+    flannel.1 exact). The bed is removed on the way out, also when meson's
+    timeout sends SIGTERM; timings, if given, names the line printed then."""
+    old = signal.signal(signal.SIGTERM, _sigterm)
+    c = Cluster(prefix)
+    try:
+        c.up()
+        for name, role, ip in nodes:
+            c.add_node(name, role, ip)
+        if wait == "converged":
+            c.wait_converged(deadline=deadline)
+        else:
+            _, took = c.wait_ready(deadline=deadline)
+            c.timings["all ready after boot"] = took
+        c.initial = {n: r["subnet"] for n, r in c.records().items()}
+        yield c
+    finally:
+        r = c.down()
+        signal.signal(signal.SIGTERM, old)
+        if timings:
+            print(f"\n{timings} timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in c.timings.items()))
+        assert r.returncode == 0, r.stderr
 
 
 class Node:

@@ -14,13 +14,12 @@ import ipaddress
 import os
 import random
 import re
-import signal
 import subprocess
 import time
 
 import pytest
 
-from clusterbed import BED_SH, Cluster, wait_until
+from clusterbed import BED_SH, running_cluster, wait_until
 
 NETWORK = ipaddress.ip_network("10.244.0.0/15")
 NODES = [("master", "master", "192.168.3.11"), ("minion-1", "minion", "192.168.3.12"),
@@ -45,29 +44,10 @@ SHORT_TTL = 4
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the bed needs root")
 
 
-def _sigterm(signum, frame):
-    # meson's timeout sends SIGTERM: turn it into an exception so that the
-    # fixture's finally tears the bed down.
-    raise KeyboardInterrupt("SIGTERM")
-
-
 @pytest.fixture(scope="module")
 def cluster():
-    old = signal.signal(signal.SIGTERM, _sigterm)
-    c = Cluster()
-    try:
-        c.up()
-        for name, role, ip in NODES:
-            c.add_node(name, role, ip)
-        _, took = c.wait_ready(deadline=180)
-        c.timings["all ready after boot"] = took
-        c.initial = {n: r["subnet"] for n, r in c.records().items()}
+    with running_cluster("ec", NODES, timings="cluster") as c:
         yield c
-    finally:
-        r = c.down()
-        signal.signal(signal.SIGTERM, old)
-        print("\ncluster timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in c.timings.items()))
-        assert r.returncode == 0, r.stderr
 
 
 def has_verb(c, verb):

@@ -35,11 +35,10 @@ of a few seconds and asserts no timing), with the same agent process.
 Needs root; the rootfs is built once and cached (tests/bed/rootfs.sh)."""
 
 import os
-import signal
 
 import pytest
 
-from clusterbed import Cluster, wait_until
+from clusterbed import running_cluster, wait_until
 from corekube_test.disruption import Disruption, NetlinkMonitor, agent_show, deletions, peer_entries, totals
 
 NODES = [("master", "master", "192.168.3.11"), ("minion-1", "minion", "192.168.3.12"),
@@ -54,27 +53,12 @@ def count(name, default):
     return int(os.environ.get(f"CKB_LC_{name}", default))
 
 
-def _sigterm(signum, frame):
-    raise KeyboardInterrupt("SIGTERM")      # meson's timeout: let the fixture tear down
-
-
 @pytest.fixture(scope="module")
 def cluster():
-    old = signal.signal(signal.SIGTERM, _sigterm)
-    c = Cluster("lc")
-    try:
-        c.up()
-        for name, role, ip in NODES:
-            c.add_node(name, role, ip)
-        c.wait_converged(deadline=180)
+    with running_cluster("lc", NODES, wait="converged", timings="bed") as c:
         for n in MINIONS:
             c.container_ip(n)
         yield c
-    finally:
-        r = c.down()
-        signal.signal(signal.SIGTERM, old)
-        print("\nbed timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in c.timings.items()))
-        assert r.returncode == 0, r.stderr
 
 
 def schedule(restarts, kills, sighups, upgrades):

@@ -23,12 +23,11 @@ Needs root; the rootfs is built once and cached (tests/bed/rootfs.sh)."""
 import ipaddress
 import json
 import os
-import signal
 import subprocess
 
 import pytest
 
-from clusterbed import BED_SH, IMAGE, SUBNETS, Cluster, wait_until
+from clusterbed import BED_SH, IMAGE, SUBNETS, running_cluster, wait_until
 
 NODES = [("master", "master", "192.168.3.11"), ("minion-1", "minion", "192.168.3.12"),
          ("minion-2", "minion", "192.168.3.13")]
@@ -49,30 +48,14 @@ DOCKER_DEFAULT_BRIDGE = "Default bridge (docker0) is assigned with an IP address
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the bed needs root")
 
 
-def _sigterm(signum, frame):
-    # meson's timeout sends SIGTERM: the fixture's finally tears the bed down.
-    raise KeyboardInterrupt("SIGTERM")
-
-
 @pytest.fixture(scope="module")
 def cluster():
-    old = signal.signal(signal.SIGTERM, _sigterm)
-    c = Cluster(prefix="rb")
-    try:
-        c.up()
-        for name, role, ip in NODES:
-            c.add_node(name, role, ip)
-        c.wait_converged(deadline=180)
+    with running_cluster("rb", NODES, wait="converged", timings="reboot") as c:
         # The bed's rootfs leaves Docker disabled at boot (rootfs.sh: the
         # agent starts it on first boot); a Debian node has it enabled, and
         # a reboot is about what happens then.
         c.sh(NODE, "systemctl enable --quiet containerd.service docker.socket docker.service")
         yield c
-    finally:
-        r = c.down()
-        signal.signal(signal.SIGTERM, old)
-        print("\nreboot timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in c.timings.items()))
-        assert r.returncode == 0, r.stderr
 
 
 # ------------------------------------------------------------ helpers ----

@@ -13,11 +13,10 @@ The Kubernetes binaries are stand-ins (tests/standins). Needs root."""
 import json
 import os
 import re
-import signal
 
 import pytest
 
-from clusterbed import Cluster, b64, wait_until
+from clusterbed import b64, running_cluster, wait_until
 
 NODES = [("master", "master", "192.168.3.11"), ("minion-1", "minion", "192.168.3.12")]
 NODE = "minion-1"
@@ -29,26 +28,10 @@ MID_READY = "55bbe08da66a1b049c31d9b0d47824dd"
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the bed needs root")
 
 
-def _sigterm(signum, frame):
-    # meson's timeout sends SIGTERM: the fixture's finally removes the bed.
-    raise KeyboardInterrupt("SIGTERM")
-
-
 @pytest.fixture(scope="module")
 def cluster():
-    old = signal.signal(signal.SIGTERM, _sigterm)
-    c = Cluster(prefix="race")
-    try:
-        c.up()
-        for name, role, ip in NODES:
-            c.add_node(name, role, ip)
-        c.wait_ready(deadline=180)
-        c.initial = {n: r["subnet"] for n, r in c.records().items()}
+    with running_cluster("race", NODES) as c:
         yield c
-    finally:
-        r = c.down()
-        signal.signal(signal.SIGTERM, old)
-        assert r.returncode == 0, r.stderr
 
 
 def lease_ttl(c, lease):

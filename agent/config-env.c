@@ -27,6 +27,11 @@ static int apply_env_one(loader *l, const char *name, const char *value) {
                         if (!e)
                                 return -ENOMEM;
                         if (streq(e, name)) {
+                                if (ck_sections[i].alias_of) {
+                                        _cleanup_free_ char *use = config_env_name(ck_sections[i].alias_of,
+                                                                                   ck_sections[i].keys[j].name);
+                                        config_diag(l, LOG_NOTICE, &o, "deprecated: use %s", use ?: "[runtime]");
+                                }
                                 int r = config_assign(l, &ck_sections[i], config_section_base(l->c, &ck_sections[i]),
                                                &ck_sections[i].keys[j], value, &o);
                                 return r == -ENOMEM ? r : 1;

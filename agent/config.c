@@ -192,9 +192,13 @@ static int on_section(const char *name, const char *file, unsigned line, void *u
                 if (streq(ck_sections[i].name, name)) {
                         l->sect = &ck_sections[i];
                         l->base = config_section_base(l->c, l->sect);
+                        if (l->sect->alias_of)
+                                config_diag(l, LOG_NOTICE, &o, "[%s] is deprecated: its keys are [%s]'s, write them there",
+                                            name, l->sect->alias_of);
                         return 0;
                 }
-                names[n++] = ck_sections[i].name;
+                if (!ck_sections[i].alias_of)
+                        names[n++] = ck_sections[i].name;
         }
         if (strncmp(name, "artifact.", 9) == 0) {
                 char err[CK_ERRLEN];
@@ -233,7 +237,7 @@ static void report_unknown_key(loader *l, const ck_origin *o, const char *key) {
         /* Right key, wrong section? That beats a near miss here ("ttl" in
          * [network] is not a typo of "mtu"). */
         for (size_t i = 0; i < ck_n_sections; i++)
-                if (key_find(&ck_sections[i], key)) {
+                if (!ck_sections[i].alias_of && key_find(&ck_sections[i], key)) {
                         config_diag(l, LOG_ERR, o, "unknown key \"%s\" in [%s%s] (it belongs in [%s])",
                              key, sname, aname, ck_sections[i].name);
                         return;
@@ -381,6 +385,40 @@ static void check_secret(loader *l, const char *key, const char *path, const ck_
                      key, path, (unsigned) (st.st_mode & 07777));
 }
 
+static bool origin_given(const ck_origin *o) {
+        return o->kind == ORIGIN_FILE || o->kind == ORIGIN_ENV;
+}
+
+/* Fills the defaults that depend on kind, and refuses what cannot work
+ * with it. The origin indices are runtime_keys' and cni_keys' order. */
+static void check_runtime(loader *l) {
+        ck_runtime_config *rt = &l->c->runtime;
+        ck_cni_config *cni = &l->c->cni;
+        bool containerd = rt->kind == RUNTIME_CONTAINERD;
+
+        if (!rt->unit) {
+                rt->unit = strdup(containerd ? "containerd.service" : "docker.service");
+                rt->origin[0] = (ck_origin) { .kind = ORIGIN_DEFAULT };
+        }
+        if (!containerd) {
+                /* docker0 (--bip) and cni0 (the bridge plugin's gateway)
+                 * would both claim the subnet's first address. */
+                if (cni->conf_file)
+                        config_diag(l, LOG_ERR, &cni->origin[0],
+                                    "[cni] conf-file is only used with [runtime] kind = containerd: with Docker, "
+                                    "docker0 and cni0 would both claim the subnet's first address");
+                return;
+        }
+        if (origin_given(&rt->origin[1]))
+                config_diag(l, LOG_NOTICE, &rt->origin[1],
+                            "[runtime] restart is ignored with kind = containerd: it reads the CNI file per pod, "
+                            "nothing is restarted");
+        if (!cni->conf_file) {
+                cni->conf_file = strdup(CNI_CONF_FILE_DEFAULT);
+                cni->origin[0] = (ck_origin) { .kind = ORIGIN_DEFAULT };
+        }
+}
+
 static void cross_check(loader *l) {
         ck_config *c = l->c;
         char where[600];
@@ -406,6 +444,8 @@ static void cross_check(loader *l) {
         if (!!c->etcd.username != !!c->etcd.password_file)
                 config_diag(l, LOG_ERR, c->etcd.username ? &c->etcd.origin[6] : &c->etcd.origin[7],
                      "[etcd] username and password-file must be given together");
+
+        check_runtime(l);
 
         check_secret(l, "key-file", c->etcd.key_file, &c->etcd.origin[5]);
         check_secret(l, "password-file", c->etcd.password_file, &c->etcd.origin[7]);
@@ -435,6 +475,9 @@ void config_free(ck_config *c) {
         for (size_t i = 0; i < ck_n_sections; i++) {
                 void *base = config_section_base(c, &ck_sections[i]);
                 ck_origin *o = config_section_origins(base, &ck_sections[i]);
+
+                if (ck_sections[i].alias_of)
+                        continue;       /* its values are the real section's */
                 for (size_t k = 0; k < ck_sections[i].n_keys; k++) {
                         config_value_free(ck_sections[i].keys[k].type, (uint8_t *) base + ck_sections[i].keys[k].offset);
                         free(o[k].env);
@@ -480,7 +523,8 @@ int config_load(const ck_load_options *opts, ck_config **ret) {
         }
 
         for (size_t i = 0; i < ck_n_sections; i++)
-                apply_defaults(&l, &ck_sections[i], config_section_base(c, &ck_sections[i]));
+                if (!ck_sections[i].alias_of)
+                        apply_defaults(&l, &ck_sections[i], config_section_base(c, &ck_sections[i]));
         if (gethostname(host, sizeof host - 1) < 0 || parse_hostname(host, NULL) < 0)
                 snprintf(host, sizeof host, "localhost");
         c->node.name = strdup(host);

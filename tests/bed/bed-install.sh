@@ -81,9 +81,9 @@ write_cloud_seed() {
 
 # The agent.conf of a node the bed provisions itself (not --conf, not
 # --cloud-init): its role, eth2, the bed's etcd, the role's artifacts from
-# the artifact server, and [runtime] kind = containerd on containerd nodes.
+# the artifact server.
 write_config() {
-        local n=$1 role=$2 ip=$3 addr_by_agent=$4 runtime=$5 a list
+        local n=$1 role=$2 ip=$3 addr_by_agent=$4 a list
         local f
         f=$(node_root "$n")/etc/corekube/agent.conf
         [[ $role == master ]] && list=$ROLE_MASTER_ARTIFACTS || list=$ROLE_MINION_ARTIFACTS
@@ -98,11 +98,6 @@ write_config() {
                 echo "[etcd]"
                 echo "endpoints = $ETCD_URL"
                 echo
-                if [[ $runtime == containerd ]]; then
-                        echo "[runtime]"
-                        echo "kind = containerd"
-                        echo
-                fi
                 # The role's artifacts are only those its list names.
                 echo "[role.$role]"
                 echo "artifacts = $list"

@@ -322,8 +322,13 @@ step_node_root() {
         install -m 0644 "$CKB_BUSYBOX_TAR" "$root/usr/share/corekube-bed/busybox.tar"
         install -m 0644 "$CKB_BUSYBOX_OCI" "$root/usr/share/corekube-bed/busybox-oci.tar"
         if [[ $runtime == containerd ]]; then
+                # A drop-in, so that it holds for every way of provisioning
+                # (agent.conf by the bed, --conf, cloud-init's user-data).
                 # containerd runs from boot, Docker not at all (its own
                 # containerd would be a second one on the same socket).
+                install -d -m 0755 "$root/etc/corekube/agent.conf.d"
+                printf '%s\n' "# Written by the corekube test bed: a containerd node." "[runtime]" \
+                        "kind = containerd" >"$root/etc/corekube/agent.conf.d/50-bed-runtime.conf"
                 mkdir -p "$root/etc/systemd/system/multi-user.target.wants"
                 ln -sf /dev/null "$root/etc/systemd/system/docker.service"
                 ln -sf /dev/null "$root/etc/systemd/system/docker.socket"
@@ -337,7 +342,7 @@ step_node_root() {
         elif [[ -n $conf ]]; then
                 install -m 0644 "$conf" "$root/etc/corekube/agent.conf"
         else
-                write_config "$n" "$role" "$ip" "$addr_by_agent" "$runtime"
+                write_config "$n" "$role" "$ip" "$addr_by_agent"
         fi
         tr -d '-' </proc/sys/kernel/random/uuid >"$root/etc/machine-id"
         echo "$n" >"$root/etc/hostname"

@@ -84,6 +84,7 @@ container_exec() {
 # containerd: `ctr run --cni` in the foreground under a transient unit, so
 # that its CNI DEL runs when the task ends; the address comes from the
 # agent's CNI file (bridge cni0, host-local over the node's subnet).
+# --cpu-shares 0: the node's cgroup has no cpu controller for runc to set.
 start_ctr_container() {
         local node=$1
         "${BEDSH[@]}" exec "$node" sh -ec "
@@ -92,7 +93,7 @@ start_ctr_container() {
                 ctr task kill -s KILL demo >/dev/null 2>&1 || true
                 systemctl stop demo-ctr.service >/dev/null 2>&1 || true
                 ctr container rm demo >/dev/null 2>&1 || true
-                systemd-run --quiet --unit=demo-ctr ctr run --rm --cni --snapshotter native $CTR_IMAGE demo \
+                systemd-run --quiet --unit=demo-ctr ctr run --rm --cni --snapshotter native --cpu-shares 0 $CTR_IMAGE demo \
                         sh -c 'trap \"exit 0\" TERM; sleep 86400 & wait'
                 for i in \$(seq 100); do
                         ctr task ls -q 2>/dev/null | grep -qx demo &&

@@ -8,7 +8,9 @@ a master (Docker) and two minions booted with `node-add --runtime containerd`
 and containernetworking-plugins), all real systemd in systemd-nspawn. The
 Kubernetes binaries are STAND-INS (tests/standins). Containers are started
 with `ctr run --cni` in the foreground under a transient unit, so that ctr
-itself runs CNI DEL when the task ends (ctr 1.6 has no other way). The tests
+itself runs CNI DEL when the task ends (ctr 1.6 has no other way), and with
+--cpu-shares 0: the node's cgroup has no cpu controller delegated, and ctr
+would set cpu.weight (Docker does not). The tests
 run in file order and each leaves the cluster converged.
 
 Needs root; the rootfs is built once and cached (tests/bed/rootfs.sh)."""
@@ -66,7 +68,7 @@ def start(c, node, name):
     transient unit ctr-NAME; its eth0 address once it has one."""
     c.sh(node, f"ctr image inspect {IMAGE} >/dev/null 2>&1 || "
                f"ctr image import --snapshotter native /usr/share/corekube-bed/busybox-oci.tar >/dev/null; "
-               f"systemd-run --quiet --unit=ctr-{name} ctr run --rm --cni --snapshotter native {IMAGE} {name} "
+               f"systemd-run --quiet --unit=ctr-{name} ctr run --rm --cni --snapshotter native --cpu-shares 0 {IMAGE} {name} "
                f"sh -c 'trap \"exit 0\" TERM; sleep 86400 & wait'")
 
     def addr():

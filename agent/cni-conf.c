@@ -19,8 +19,8 @@ static json_object *add(json_object *o, const char *key, json_object *v) {
 }
 
 static json_object *bridge_plugin(const ck_cidr *subnet, unsigned mtu) {
-        ck_cidr net = { .addr.s_addr = subnet->addr.s_addr & htonl(subnet->prefixlen ? ~0U << (32 - subnet->prefixlen) : 0),
-                        .prefixlen = subnet->prefixlen };
+        uint32_t mask = subnet->prefixlen ? ~UINT32_C(0) << (32 - subnet->prefixlen) : 0;
+        ck_cidr net = { .addr.s_addr = subnet->addr.s_addr & htonl(mask), .prefixlen = subnet->prefixlen };
         struct in_addr gw = { .s_addr = htonl(ntohl(net.addr.s_addr) + 1) };
         char cidr[32], gws[INET_ADDRSTRLEN];
         json_object *p = json_object_new_object(), *ipam, *ranges, *set, *range;

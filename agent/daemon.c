@@ -412,7 +412,8 @@ int daemon_run(const ck_config *c) {
                         goto finish;
                 }
                 /* Without it the runtime step would wait for its state forever. */
-                if (daemon_runtime_watched(c) && unit_ctl_watch(d.units, c->runtime.unit, daemon_on_docker_state, &d) < 0) {
+                if (daemon_runtime_watched(c) &&
+                    unit_ctl_watch(d.units, c->runtime.unit, daemon_on_docker_state, &d) < 0) {
                         r = 69;
                         goto finish;
                 }

@@ -2,6 +2,8 @@
 BUILD ?= build
 MESON_SETUP = meson setup $(BUILD) --prefix=/usr -Dwerror=true
 NODES ?= 3
+# make demo RUNTIME=containerd: the nodes run containerd (CNI) instead of Docker.
+RUNTIME ?= docker
 
 .PHONY: all deps build check test demo demo-down bench clean
 
@@ -24,7 +26,7 @@ check: build
 test: check
 
 demo: build
-	tests/bed/demo.sh up $(NODES)
+	RUNTIME=$(RUNTIME) tests/bed/demo.sh up $(NODES)
 
 demo-down:
 	tests/bed/demo.sh down

@@ -29,7 +29,8 @@ void config_dump(const ck_config *c, FILE *f) {
                 fprintf(f, " %s", *p);
         fprintf(f, "\n");
         for (size_t i = 0; i < ck_n_sections; i++)
-                dump_section(f, ck_sections[i].name, &ck_sections[i], config_section_base(c, &ck_sections[i]));
+                if (!ck_sections[i].alias_of)
+                        dump_section(f, ck_sections[i].name, &ck_sections[i], config_section_base(c, &ck_sections[i]));
         for (size_t i = 0; i < c->n_artifacts; i++) {
                 _cleanup_free_ char *h = NULL;
                 if (asprintf(&h, "artifact.%s", c->artifacts[i].name) < 0)

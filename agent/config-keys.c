@@ -43,9 +43,17 @@ static const ck_key_def network_keys[] = {
         K(ck_network_config, "ip-masq", T_BOOL, ip_masq, "false", 0, 0, false),
 };
 
-static const ck_key_def docker_keys[] = {
-        K(ck_docker_config, "unit", T_UNIT, unit, "docker.service", 0, 0, false),
-        K(ck_docker_config, "restart", T_BOOL, restart, "yes", 0, 0, false),
+/* unit and restart first: [docker] names these two. The unit's default
+ * depends on kind, so it is filled in after loading. */
+static const ck_key_def runtime_keys[] = {
+        K(ck_runtime_config, "unit", T_UNIT, unit, NULL, 0, 0, false),
+        K(ck_runtime_config, "restart", T_BOOL, restart, "yes", 0, 0, false),
+        K(ck_runtime_config, "kind", T_RUNTIME, kind, "docker", 0, 0, false),
+};
+
+/* Its default depends on kind too. */
+static const ck_key_def cni_keys[] = {
+        K(ck_cni_config, "conf-file", T_PATH, conf_file, NULL, 0, 0, false),
 };
 
 #define REGISTER_BODY "{\"kind\":\"Minion\",\"id\":\"${NODE_IP}\",\"hostIP\":\"${NODE_IP}\",\"apiVersion\":\"v1beta1\"}"
@@ -80,7 +88,10 @@ const ck_section_def ck_sections[] = {
         S("node", node_keys, ck_node_config, node),
         S("etcd", etcd_keys, ck_etcd_config, etcd),
         S("network", network_keys, ck_network_config, network),
-        S("docker", docker_keys, ck_docker_config, docker),
+        S("runtime", runtime_keys, ck_runtime_config, runtime),
+        { .name = "docker", .keys = runtime_keys, .n_keys = 2, .offset = offsetof(ck_config, runtime),
+          .origin_offset = offsetof(ck_runtime_config, origin), .alias_of = "runtime" },
+        S("cni", cni_keys, ck_cni_config, cni),
         S("role.master", master_keys, ck_role_config, roles[ROLE_MASTER]),
         S("role.minion", minion_keys, ck_role_config, roles[ROLE_MINION]),
 };

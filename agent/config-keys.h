@@ -30,6 +30,7 @@ typedef enum ck_type {
         T_NAME_LIST,            /* char **, artifact names */
         T_SHA256,               /* ck_sha256 */
         T_MODE,                 /* mode_t */
+        T_RUNTIME,              /* ck_runtime_kind */
 } ck_type;
 
 typedef struct ck_key_def {
@@ -47,6 +48,7 @@ typedef struct ck_section_def {
         size_t n_keys;
         size_t offset;          /* of the section's struct in ck_config (not for artifacts) */
         size_t origin_offset;   /* of the origin[] array in the section's struct */
+        const char *alias_of;   /* a deprecated name whose keys are the first n_keys of this section */
 } ck_section_def;
 
 extern const ck_section_def ck_sections[];

@@ -19,10 +19,21 @@ const char *role_to_string(ck_role r) {
         return r >= 0 && r < _ROLE_MAX ? role_names[r] : "invalid";
 }
 
+static const char *const runtime_names[_RUNTIME_MAX] = {
+        [RUNTIME_DOCKER] = "docker",
+        [RUNTIME_CONTAINERD] = "containerd",
+};
+
+const char *runtime_kind_to_string(ck_runtime_kind k) {
+        return k >= 0 && k < _RUNTIME_MAX ? runtime_names[k] : "invalid";
+}
+
 size_t config_value_size(ck_type t) {
         switch (t) {
         case T_ROLE:
                 return sizeof(ck_role);
+        case T_RUNTIME:
+                return sizeof(ck_runtime_kind);
         case T_HOST_CIDR:
                 return sizeof(ck_opt_cidr);
         case T_NET_CIDR:
@@ -141,6 +152,14 @@ int config_value_parse(const ck_key_def *k, const char *value, void *p, char *er
                                 return 0;
                         }
                 snprintf(err, CK_ERRLEN, "invalid role \"%s\" (use master or minion)", value);
+                return -EINVAL;
+        case T_RUNTIME:
+                for (int i = 0; i < _RUNTIME_MAX; i++)
+                        if (streq(value, runtime_names[i])) {
+                                *(ck_runtime_kind *) p = (ck_runtime_kind) i;
+                                return 0;
+                        }
+                snprintf(err, CK_ERRLEN, "unsupported runtime \"%s\" (use docker or containerd)", value);
                 return -EINVAL;
         case T_HOSTNAME:
                 r = parse_hostname(value, err);
@@ -279,6 +298,8 @@ char *config_value_format(ck_type t, const void *p) {
                 ck_role r = *(const ck_role *) p;
                 return strdup(r == ROLE_INVALID ? "" : role_to_string(r));
         }
+        case T_RUNTIME:
+                return strdup(runtime_kind_to_string(*(const ck_runtime_kind *) p));
         case T_HOST_CIDR: {
                 const ck_opt_cidr *c = p;
                 return strdup(c->set ? format_cidr(&c->v, buf, sizeof buf) : "");

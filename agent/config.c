@@ -2,7 +2,6 @@
 #include "config.h"
 
 #include <arpa/inet.h>
-#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -12,25 +11,11 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include "config-internal.h"
 #include "config-keys.h"
 #include "ini.h"
 #include "macro.h"
 
-extern char **environ;
-
-typedef struct loader {
-        ck_config *c;
-        const ck_load_options *opts;
-        unsigned errors;
-        /* current section while reading a file */
-        const ck_section_def *sect;
-        void *base;
-        bool skip_section;              /* unknown section: its keys are not reported again */
-        /* keys whose value was rejected: "is required" would only repeat that */
-        const ck_key_def *rejected[64];
-        const char *rejected_artifact[64];      /* the artifact's name, for artifact keys */
-        size_t n_rejected;
-} loader;
 
 static bool was_rejected(const loader *l, const char *section, const char *key) {
         for (size_t i = 0; i < l->n_rejected; i++)
@@ -75,8 +60,7 @@ static void diag_at(loader *l, int level, const char *where, const char *fmt, ..
         va_end(ap);
 }
 
-__attribute__((format(printf, 4, 5)))
-static void diag(loader *l, int level, const ck_origin *o, const char *fmt, ...) {
+void config_diag(loader *l, int level, const ck_origin *o, const char *fmt, ...) {
         char where[512];
         va_list ap;
 
@@ -92,7 +76,7 @@ static ck_origin file_origin(const char *file, unsigned line) {
 
 /* Assigns one key. An empty value resets the key to its default (lists: to
  * an empty list), so a drop-in can undo what the main file said. */
-static int assign(loader *l, const ck_section_def *s, void *base, const ck_key_def *k,
+int config_assign(loader *l, const ck_section_def *s, void *base, const ck_key_def *k,
                   const char *value, const ck_origin *o) {
         uint8_t tmp[64] = {};
         char err[CK_ERRLEN] = "";
@@ -122,7 +106,7 @@ static int assign(loader *l, const ck_section_def *s, void *base, const ck_key_d
                                 s == &ck_artifact_section ? ((ck_artifact *) base)->name : NULL;
                         l->rejected[l->n_rejected++] = k;
                 }
-                diag(l, LOG_ERR, o, "[%s%s] %s: %s", s->name,
+                config_diag(l, LOG_ERR, o, "[%s%s] %s: %s", s->name,
                      s == &ck_artifact_section ? ((ck_artifact *) base)->name : "", k->name, err);
                 return r;
         }
@@ -140,7 +124,7 @@ static void apply_defaults(loader *l, const ck_section_def *s, void *base) {
 
         for (size_t i = 0; i < s->n_keys; i++)
                 if (s->keys[i].def)
-                        (void) assign(l, s, base, &s->keys[i], s->keys[i].def, &def);
+                        (void) config_assign(l, s, base, &s->keys[i], s->keys[i].def, &def);
 }
 
 /* ---- sections and keys ---- */
@@ -159,7 +143,7 @@ static const char *closest(const char *word, const char *const *cands, size_t n)
         return bd <= 2 && bd < strlen(word) ? best : NULL;
 }
 
-static ck_artifact *artifact_find(ck_config *c, const char *name) {
+ck_artifact *config_artifact_find(ck_config *c, const char *name) {
         for (size_t i = 0; i < c->n_artifacts; i++)
                 if (streq(c->artifacts[i].name, name))
                         return &c->artifacts[i];
@@ -167,10 +151,10 @@ static ck_artifact *artifact_find(ck_config *c, const char *name) {
 }
 
 const ck_artifact *config_artifact(const ck_config *c, const char *name) {
-        return artifact_find((ck_config *) c, name);
+        return config_artifact_find((ck_config *) c, name);
 }
 
-static ck_artifact *artifact_add(loader *l, const char *name, const ck_origin *o) {
+ck_artifact *config_artifact_add(loader *l, const char *name, const ck_origin *o) {
         ck_config *c = l->c;
         ck_artifact *a = realloc(c->artifacts, (c->n_artifacts + 1) * sizeof *a);
 
@@ -208,21 +192,25 @@ static int on_section(const char *name, const char *file, unsigned line, void *u
                 if (streq(ck_sections[i].name, name)) {
                         l->sect = &ck_sections[i];
                         l->base = config_section_base(l->c, l->sect);
+                        if (l->sect->alias_of)
+                                config_diag(l, LOG_NOTICE, &o, "[%s] is deprecated: its keys are [%s]'s, write them there",
+                                            name, l->sect->alias_of);
                         return 0;
                 }
-                names[n++] = ck_sections[i].name;
+                if (!ck_sections[i].alias_of)
+                        names[n++] = ck_sections[i].name;
         }
         if (strncmp(name, "artifact.", 9) == 0) {
                 char err[CK_ERRLEN];
                 ck_artifact *a;
 
                 if (name[9] == '\0' || config_check_artifact_name(name + 9, err) < 0) {
-                        diag(l, LOG_ERR, &o, "invalid section [%s]: artifact name missing or invalid", name);
+                        config_diag(l, LOG_ERR, &o, "invalid section [%s]: artifact name missing or invalid", name);
                         l->skip_section = true;
                         return 0;
                 }
-                a = artifact_find(l->c, name + 9);
-                if (!a && !(a = artifact_add(l, name + 9, &o)))
+                a = config_artifact_find(l->c, name + 9);
+                if (!a && !(a = config_artifact_add(l, name + 9, &o)))
                         return -ENOMEM;
                 l->sect = &ck_artifact_section;
                 l->base = a;
@@ -232,9 +220,9 @@ static int on_section(const char *name, const char *file, unsigned line, void *u
         {
                 const char *hint = closest(name, names, n);
                 if (hint)
-                        diag(l, LOG_ERR, &o, "unknown section [%s] (did you mean [%s]?)", name, hint);
+                        config_diag(l, LOG_ERR, &o, "unknown section [%s] (did you mean [%s]?)", name, hint);
                 else
-                        diag(l, LOG_ERR, &o, "unknown section [%s]", name);
+                        config_diag(l, LOG_ERR, &o, "unknown section [%s]", name);
         }
         l->skip_section = true;
         return 0;
@@ -249,8 +237,8 @@ static void report_unknown_key(loader *l, const ck_origin *o, const char *key) {
         /* Right key, wrong section? That beats a near miss here ("ttl" in
          * [network] is not a typo of "mtu"). */
         for (size_t i = 0; i < ck_n_sections; i++)
-                if (key_find(&ck_sections[i], key)) {
-                        diag(l, LOG_ERR, o, "unknown key \"%s\" in [%s%s] (it belongs in [%s])",
+                if (!ck_sections[i].alias_of && key_find(&ck_sections[i], key)) {
+                        config_diag(l, LOG_ERR, o, "unknown key \"%s\" in [%s%s] (it belongs in [%s])",
                              key, sname, aname, ck_sections[i].name);
                         return;
                 }
@@ -258,10 +246,10 @@ static void report_unknown_key(loader *l, const ck_origin *o, const char *key) {
                 cands[i] = l->sect->keys[i].name;
         hint = closest(key, cands, l->sect->n_keys);
         if (hint) {
-                diag(l, LOG_ERR, o, "unknown key \"%s\" in [%s%s] (did you mean \"%s\"?)", key, sname, aname, hint);
+                config_diag(l, LOG_ERR, o, "unknown key \"%s\" in [%s%s] (did you mean \"%s\"?)", key, sname, aname, hint);
                 return;
         }
-        diag(l, LOG_ERR, o, "unknown key \"%s\" in [%s%s]", key, sname, aname);
+        config_diag(l, LOG_ERR, o, "unknown key \"%s\" in [%s%s]", key, sname, aname);
 }
 
 static int on_key(const char *key, const char *value, const char *file, unsigned line, void *userdata) {
@@ -273,7 +261,7 @@ static int on_key(const char *key, const char *value, const char *file, unsigned
         if (l->skip_section)
                 return 0;
         if (!l->sect) {
-                diag(l, LOG_ERR, &o, "key \"%s\" outside of any section", key);
+                config_diag(l, LOG_ERR, &o, "key \"%s\" outside of any section", key);
                 return 0;
         }
         k = key_find(l->sect, key);
@@ -281,7 +269,7 @@ static int on_key(const char *key, const char *value, const char *file, unsigned
                 report_unknown_key(l, &o, key);
                 return 0;
         }
-        r = assign(l, l->sect, l->base, k, value, &o);
+        r = config_assign(l, l->sect, l->base, k, value, &o);
         return r == -ENOMEM ? r : 0;
 }
 
@@ -289,7 +277,7 @@ static int on_syntax_error(const char *msg, const char *file, unsigned line, voi
         loader *l = userdata;
         ck_origin o = file_origin(file, line);
 
-        diag(l, LOG_ERR, &o, "%s", msg);
+        config_diag(l, LOG_ERR, &o, "%s", msg);
         return 0;
 }
 
@@ -375,104 +363,6 @@ static int read_dropins(loader *l, const char *main_path) {
         return r;
 }
 
-/* ---- environment ---- */
-
-static void env_to_key(char *s) {
-        for (char *p = s; *p; p++)
-                *p = *p == '_' ? '-' : (char) tolower((unsigned char) *p);
-}
-
-static int apply_env_one(loader *l, const char *name, const char *value) {
-        ck_origin o = { .kind = ORIGIN_ENV, .env = (char *) name };
-
-        for (size_t i = 0; i < ck_n_sections; i++)
-                for (size_t j = 0; j < ck_sections[i].n_keys; j++) {
-                        _cleanup_free_ char *e = config_env_name(ck_sections[i].name, ck_sections[i].keys[j].name);
-                        if (!e)
-                                return -ENOMEM;
-                        if (streq(e, name)) {
-                                int r = assign(l, &ck_sections[i], config_section_base(l->c, &ck_sections[i]),
-                                               &ck_sections[i].keys[j], value, &o);
-                                return r == -ENOMEM ? r : 1;
-                        }
-                }
-
-        /* COREKUBE_ARTIFACT_<NAME>_<KEY>: NAME matched against the artifacts
-         * named so far, in sections or role lists; else taken as given. */
-        if (strncmp(name, "COREKUBE_ARTIFACT_", 18) == 0)
-                for (size_t j = 0; j < ck_artifact_section.n_keys; j++) {
-                        const ck_key_def *k = &ck_artifact_section.keys[j];
-                        _cleanup_free_ char *suffix = config_env_name("", k->name);
-                        _cleanup_free_ char *aname = NULL;
-                        size_t nl = strlen(name), sl;
-                        ck_artifact *a = NULL;
-
-                        if (!suffix)
-                                return -ENOMEM;
-                        /* suffix is "COREKUBE__URL": keep "_URL" */
-                        sl = strlen(suffix + 9);
-                        if (nl <= 18 + sl || !streq(name + nl - sl, suffix + 9))
-                                continue;
-                        aname = strndup(name + 18, nl - 18 - sl);
-                        if (!aname)
-                                return -ENOMEM;
-                        for (size_t i = 0; i < l->c->n_artifacts && !a; i++) {
-                                _cleanup_free_ char *e = config_env_name("ARTIFACT", l->c->artifacts[i].name);
-                                if (e && strncmp(e, name, strlen(e)) == 0 && streq(name + strlen(e), suffix + 9))
-                                        a = &l->c->artifacts[i];
-                        }
-                        for (int ro = 0; ro < _ROLE_MAX && !a; ro++)
-                                for (char **p = l->c->roles[ro].artifacts; p && *p && !a; p++) {
-                                        _cleanup_free_ char *e = config_env_name("ARTIFACT", *p);
-                                        if (e && strncmp(e, name, strlen(e)) == 0 &&
-                                            streq(name + strlen(e), suffix + 9) && !(a = artifact_add(l, *p, &o)))
-                                                return -ENOMEM;
-                                }
-                        if (!a) {
-                                env_to_key(aname);
-                                if (!(a = artifact_add(l, aname, &o)))
-                                        return -ENOMEM;
-                        }
-                        return assign(l, &ck_artifact_section, a, k, value, &o) == -ENOMEM ? -ENOMEM : 1;
-                }
-        return 0;
-}
-
-static int apply_env(loader *l) {
-        char *const *env = l->opts->environ ? l->opts->environ : environ;
-
-        /* Role sections first: their artifact lists decide how
-         * COREKUBE_ARTIFACT_* names are split. */
-        for (int pass = 0; pass < 2; pass++)
-                for (char *const *e = env; e && *e; e++) {
-                        _cleanup_free_ char *name = NULL;
-                        const char *eq = strchr(*e, '=');
-                        bool is_artifact;
-                        int r;
-
-                        if (strncmp(*e, "COREKUBE_", 9) != 0 || !eq)
-                                continue;
-                        name = strndup(*e, (size_t) (eq - *e));
-                        if (!name)
-                                return -ENOMEM;
-                        if (streq(name, "COREKUBE_LOG_LEVEL"))
-                                continue;
-                        is_artifact = strncmp(name, "COREKUBE_ARTIFACT_", 18) == 0;
-                        if (is_artifact != (pass == 1))
-                                continue;
-                        r = apply_env_one(l, name, eq + 1);
-                        if (r < 0)
-                                return r;
-                        if (r == 0) {
-                                ck_origin o = { .kind = ORIGIN_ENV, .env = name };
-                                /* Not an error: role units' cluster.env also uses the
-                                 * COREKUBE_ namespace, and a shell may carry it. */
-                                diag(l, LOG_WARNING, &o, "unknown variable, ignored");
-                        }
-                }
-        return 0;
-}
-
 /* ---- cross checks ---- */
 
 static const ck_origin *best_origin(const ck_origin *a, const ck_origin *b) {
@@ -488,11 +378,45 @@ static void check_secret(loader *l, const char *key, const char *path, const ck_
         if (!path || stat(path, &st) < 0)
                 return;
         if (!S_ISREG(st.st_mode))
-                diag(l, LOG_ERR, o, "[etcd] %s %s is not a regular file", key, path);
+                config_diag(l, LOG_ERR, o, "[etcd] %s %s is not a regular file", key, path);
         else if ((st.st_mode & 0077) != 0)
-                diag(l, LOG_ERR, o, "[etcd] %s %s is accessible by group or others (mode %04o): "
+                config_diag(l, LOG_ERR, o, "[etcd] %s %s is accessible by group or others (mode %04o): "
                      "make it readable by its owner only (chmod 0600)",
                      key, path, (unsigned) (st.st_mode & 07777));
+}
+
+static bool origin_given(const ck_origin *o) {
+        return o->kind == ORIGIN_FILE || o->kind == ORIGIN_ENV;
+}
+
+/* Fills the defaults that depend on kind, and refuses what cannot work
+ * with it. The origin indices are runtime_keys' and cni_keys' order. */
+static void check_runtime(loader *l) {
+        ck_runtime_config *rt = &l->c->runtime;
+        ck_cni_config *cni = &l->c->cni;
+        bool containerd = rt->kind == RUNTIME_CONTAINERD;
+
+        if (!rt->unit) {
+                rt->unit = strdup(containerd ? "containerd.service" : "docker.service");
+                rt->origin[0] = (ck_origin) { .kind = ORIGIN_DEFAULT };
+        }
+        if (!containerd) {
+                /* docker0 (--bip) and cni0 (the bridge plugin's gateway)
+                 * would both claim the subnet's first address. */
+                if (cni->conf_file)
+                        config_diag(l, LOG_ERR, &cni->origin[0],
+                                    "[cni] conf-file is only used with [runtime] kind = containerd: with Docker, "
+                                    "docker0 and cni0 would both claim the subnet's first address");
+                return;
+        }
+        if (origin_given(&rt->origin[1]))
+                config_diag(l, LOG_NOTICE, &rt->origin[1],
+                            "[runtime] restart is ignored with kind = containerd: it reads the CNI file per pod, "
+                            "nothing is restarted");
+        if (!cni->conf_file) {
+                cni->conf_file = strdup(CNI_CONF_FILE_DEFAULT);
+                cni->origin[0] = (ck_origin) { .kind = ORIGIN_DEFAULT };
+        }
 }
 
 static void cross_check(loader *l) {
@@ -509,25 +433,27 @@ static void cross_check(loader *l) {
 
         if (c->network.subnet_len <= c->network.network.prefixlen) {
                 char n[64];
-                diag(l, LOG_ERR, best_origin(&c->network.origin[2], &c->network.origin[1]),
+                config_diag(l, LOG_ERR, best_origin(&c->network.origin[2], &c->network.origin[1]),
                      "[network] subnet-len %u must be greater than the prefix length of network %s",
                      c->network.subnet_len, format_cidr(&c->network.network, n, sizeof n));
         }
 
         if (!!c->etcd.cert_file != !!c->etcd.key_file)
-                diag(l, LOG_ERR, c->etcd.cert_file ? &c->etcd.origin[4] : &c->etcd.origin[5],
+                config_diag(l, LOG_ERR, c->etcd.cert_file ? &c->etcd.origin[4] : &c->etcd.origin[5],
                      "[etcd] cert-file and key-file must be given together");
         if (!!c->etcd.username != !!c->etcd.password_file)
-                diag(l, LOG_ERR, c->etcd.username ? &c->etcd.origin[6] : &c->etcd.origin[7],
+                config_diag(l, LOG_ERR, c->etcd.username ? &c->etcd.origin[6] : &c->etcd.origin[7],
                      "[etcd] username and password-file must be given together");
+
+        check_runtime(l);
 
         check_secret(l, "key-file", c->etcd.key_file, &c->etcd.origin[5]);
         check_secret(l, "password-file", c->etcd.password_file, &c->etcd.origin[7]);
 
         for (int r = 0; r < _ROLE_MAX; r++)
                 for (char **p = c->roles[r].artifacts; p && *p; p++)
-                        if (!artifact_find(c, *p))
-                                diag(l, LOG_ERR, &c->roles[r].origin[1],
+                        if (!config_artifact_find(c, *p))
+                                config_diag(l, LOG_ERR, &c->roles[r].origin[1],
                                      "[role.%s] artifacts names \"%s\", but there is no [artifact.%s] section",
                                      role_to_string((ck_role) r), *p, *p);
 
@@ -536,7 +462,7 @@ static void cross_check(loader *l) {
                 for (size_t k = 0; k < ck_artifact_section.n_keys; k++)
                         if (ck_artifact_section.keys[k].required && a->origin[k].kind == ORIGIN_UNSET &&
                             !artifact_key_rejected(l, a->name, &ck_artifact_section.keys[k]))
-                                diag(l, LOG_ERR, &a->section, "[artifact.%s] %s is required",
+                                config_diag(l, LOG_ERR, &a->section, "[artifact.%s] %s is required",
                                      a->name, ck_artifact_section.keys[k].name);
         }
 }
@@ -549,6 +475,9 @@ void config_free(ck_config *c) {
         for (size_t i = 0; i < ck_n_sections; i++) {
                 void *base = config_section_base(c, &ck_sections[i]);
                 ck_origin *o = config_section_origins(base, &ck_sections[i]);
+
+                if (ck_sections[i].alias_of)
+                        continue;       /* its values are the real section's */
                 for (size_t k = 0; k < ck_sections[i].n_keys; k++) {
                         config_value_free(ck_sections[i].keys[k].type, (uint8_t *) base + ck_sections[i].keys[k].offset);
                         free(o[k].env);
@@ -594,7 +523,8 @@ int config_load(const ck_load_options *opts, ck_config **ret) {
         }
 
         for (size_t i = 0; i < ck_n_sections; i++)
-                apply_defaults(&l, &ck_sections[i], config_section_base(c, &ck_sections[i]));
+                if (!ck_sections[i].alias_of)
+                        apply_defaults(&l, &ck_sections[i], config_section_base(c, &ck_sections[i]));
         if (gethostname(host, sizeof host - 1) < 0 || parse_hostname(host, NULL) < 0)
                 snprintf(host, sizeof host, "localhost");
         c->node.name = strdup(host);
@@ -604,7 +534,7 @@ int config_load(const ck_load_options *opts, ck_config **ret) {
         if (r >= 0)
                 r = read_dropins(&l, c->main_path);
         if (r >= 0)
-                r = apply_env(&l);
+                r = config_apply_env(&l);
         if (r >= 0 && !c->node.name) {
                 /* "name =" resets to the default, which is the host name. */
                 c->node.name = strdup(host);

@@ -83,11 +83,30 @@ typedef struct ck_network_config {
         ck_origin origin[CK_MAX_KEYS];
 } ck_network_config;
 
-typedef struct ck_docker_config {
-        char *unit;
-        bool restart;
+typedef enum ck_runtime_kind {
+        RUNTIME_DOCKER,                 /* docker_opts.env, and the unit restarted when it changed */
+        RUNTIME_CONTAINERD,             /* a CNI network configuration, read per pod */
+        _RUNTIME_MAX,
+        RUNTIME_INVALID = -1,
+} ck_runtime_kind;
+
+const char *runtime_kind_to_string(ck_runtime_kind k);
+
+#define CNI_CONF_FILE_DEFAULT "/etc/cni/net.d/10-corekube.conflist"
+
+/* [runtime]; [docker] is its deprecated alias for unit and restart, which
+ * come first so that both sections index the same origins. */
+typedef struct ck_runtime_config {
+        char *unit;                     /* always set after loading: docker.service or containerd.service by default */
+        bool restart;                   /* docker only */
+        ck_runtime_kind kind;
         ck_origin origin[CK_MAX_KEYS];
-} ck_docker_config;
+} ck_runtime_config;
+
+typedef struct ck_cni_config {
+        char *conf_file;                /* NULL with kind = docker */
+        ck_origin origin[CK_MAX_KEYS];
+} ck_cni_config;
 
 typedef struct ck_role_config {
         char **units;                   /* NULL-terminated, in start order */
@@ -111,7 +130,8 @@ typedef struct ck_config {
         ck_node_config node;
         ck_etcd_config etcd;
         ck_network_config network;
-        ck_docker_config docker;
+        ck_runtime_config runtime;
+        ck_cni_config cni;
         ck_role_config roles[_ROLE_MAX];
         ck_artifact *artifacts;
         size_t n_artifacts;

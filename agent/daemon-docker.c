@@ -16,7 +16,7 @@
 static void docker_restart(node_agent *d);
 
 static const char *unit_reason(node_agent *d, char *buf, size_t len) {
-        snprintf(buf, len, "unit:%s", d->cfg->docker.unit);
+        snprintf(buf, len, "unit:%s", d->cfg->runtime.unit);
         return buf;
 }
 
@@ -81,11 +81,11 @@ static void docker_restart(node_agent *d) {
         char r[128];
         int k;
 
-        k = unit_ctl_job(d->units, d->rt.start_only ? "StartUnit" : "RestartUnit", d->cfg->docker.unit,
+        k = unit_ctl_job(d->units, d->rt.start_only ? "StartUnit" : "RestartUnit", d->cfg->runtime.unit,
                          on_docker_job, d);
         if (k < 0) {
                 daemon_step_waiting(d, unit_reason(d, r, sizeof r), "%s: cannot queue the restart: %s",
-                                    d->cfg->docker.unit, strerror(-k));
+                                    d->cfg->runtime.unit, strerror(-k));
                 return;
         }
         d->rt.job_pending = true;
@@ -122,10 +122,14 @@ static void on_docker_started(const char *unit, int error, uint64_t started_usec
 }
 
 void daemon_docker_step(node_agent *d) {
-        const char *unit = d->cfg->docker.unit;
+        const char *unit = d->cfg->runtime.unit;
         char r[128];
 
-        if (!d->cfg->docker.restart) {
+        if (d->cfg->runtime.kind == RUNTIME_CONTAINERD) {
+                daemon_containerd_step(d);
+                return;
+        }
+        if (!d->cfg->runtime.restart) {
                 daemon_step_done(d);
                 return;
         }

@@ -144,6 +144,16 @@ void daemon_docker_cancel(node_agent *d);
 void daemon_docker_free(node_agent *d);
 void daemon_on_docker_state(const char *unit, const unit_state *st, void *userdata);
 
+/* daemon-containerd.c: the runtime step for kind = containerd, which
+ * daemon_docker_step() hands over to. */
+void daemon_containerd_step(node_agent *d);
+
+/* The runtime's unit is watched: Docker's to restart it, containerd's to
+ * wait for it. */
+static inline bool daemon_runtime_watched(const ck_config *c) {
+        return c->runtime.kind == RUNTIME_CONTAINERD || c->runtime.restart;
+}
+
 /* daemon-roles.c */
 void daemon_artifacts_step(node_agent *d);
 void daemon_artifacts_cancel(node_agent *d);

@@ -241,13 +241,16 @@ static int write_files(node_agent *d) {
                 .mtu = overlay_sync_info(d->overlay)->mtu,
                 .ip_masq = d->cfg->network.ip_masq,
         };
+        const char *runtime_file = d->cfg->runtime.kind == RUNTIME_CONTAINERD ? d->cfg->cni.conf_file :
+                                   d->cfg->network.docker_opts_file;
         int r;
 
         n.network.addr.s_addr = htonl(d->netcfg.network);
         n.network.prefixlen = d->netcfg.prefixlen;
         r = node_write_network_files(d->cfg, &n);
         if (r < 0) {
-                network_failed(d, "cannot write %s: %s", d->cfg->network.subnet_file, strerror(-r));
+                network_failed(d, "cannot write %s or %s: %s", d->cfg->network.subnet_file, runtime_file,
+                               strerror(-r));
                 return r;
         }
         if (r > 0) {
@@ -256,7 +259,7 @@ static int write_files(node_agent *d) {
                 d->files_changed = true;
                 snprintf(f, sizeof f, "COREKUBE_SUBNET=%s", format_cidr(&d->subnet, sub, sizeof sub));
                 log_event(LOG_INFO, MID_NETWORK_FILES, FIELDS(f), "Wrote %s and %s.", d->cfg->network.subnet_file,
-                          d->cfg->network.docker_opts_file);
+                          runtime_file);
         }
         return 0;
 }

@@ -56,7 +56,7 @@ static const char *default_reason(node_agent *d, char *buf, size_t len) {
         case STEP_REGISTER:
                 return "etcd";
         case STEP_DOCKER:
-                snprintf(buf, len, "unit:%s", d->cfg->docker.unit);
+                snprintf(buf, len, "unit:%s", d->cfg->runtime.unit);
                 return buf;
         case STEP_ARTIFACTS:
         case STEP_UNITS:
@@ -354,7 +354,7 @@ static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void
 }
 
 static bool needs_dbus(const ck_config *c) {
-        return c->docker.restart || strv_length(config_role(c)->units) > 0;
+        return daemon_runtime_watched(c) || strv_length(config_role(c)->units) > 0;
 }
 
 int daemon_run(const ck_config *c) {
@@ -411,8 +411,9 @@ int daemon_run(const ck_config *c) {
                         r = 69;
                         goto finish;
                 }
-                /* Without it the Docker step would wait for its state forever. */
-                if (c->docker.restart && unit_ctl_watch(d.units, c->docker.unit, daemon_on_docker_state, &d) < 0) {
+                /* Without it the runtime step would wait for its state forever. */
+                if (daemon_runtime_watched(c) &&
+                    unit_ctl_watch(d.units, c->runtime.unit, daemon_on_docker_state, &d) < 0) {
                         r = 69;
                         goto finish;
                 }

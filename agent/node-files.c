@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cni-conf.h"
 #include "log.h"
 #include "macro.h"
 #include "node-state.h"
@@ -98,12 +99,44 @@ static int write_persisted(const char *name, const envfile *e) {
         return r;
 }
 
+/* With containerd: subnet.env (for whoever reads it, and our next start)
+ * and the CNI file; no docker_opts.env, which nothing would read. */
+static int write_containerd_files(const ck_config *c, const node_net *n) {
+        envfile s = {};
+        int r, changed = 0;
+
+        r = node_subnet_env(n, &s);
+        if (r < 0) {
+                log_error_errno(r, "Failed to build the flannel environment file: %m");
+                goto done;
+        }
+        r = write_file_atomic(c->network.subnet_file, s.text, s.len, 0644);
+        if (r < 0) {
+                log_error_errno(r, "Failed to write %s: %m", c->network.subnet_file);
+                goto done;
+        }
+        changed |= r;
+        r = cni_conf_write(c->cni.conf_file, &n->subnet, n->mtu);
+        if (r < 0) {
+                log_error_errno(r, "Failed to write %s: %m", c->cni.conf_file);
+                goto done;
+        }
+        changed |= r;
+        (void) write_persisted("subnet.env", &s);
+        r = changed;
+done:
+        envfile_done(&s);
+        return r;
+}
+
 int node_write_network_files(const ck_config *c, const node_net *n) {
         _cleanup_free_ char *kept = node_state_path("docker_opts.env");
         envfile s = {}, d = {};
         int r, run_changed = 0, k;
         bool had_kept;
 
+        if (c->runtime.kind == RUNTIME_CONTAINERD)
+                return write_containerd_files(c, n);
         if (!kept)
                 return -ENOMEM;
         had_kept = access(kept, F_OK) >= 0;

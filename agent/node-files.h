@@ -33,8 +33,9 @@ typedef struct node_cluster {
 
 int node_cluster_env(const node_cluster *n, envfile *ret);
 
-/* Writes both network files; returns 1 if either changed, 0 if not, or a
- * negative errno (logged). */
+/* Writes the network files: subnet.env, and docker_opts.env with Docker or
+ * the CNI network configuration with containerd. Returns 1 if any changed,
+ * 0 if not, or a negative errno (logged). */
 int node_write_network_files(const ck_config *c, const node_net *n);
 /* When Docker's options were last changed: the older of docker_opts.env in
  * /run and its persisted copy (both are written together; one that is

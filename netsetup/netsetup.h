@@ -217,3 +217,13 @@ int ns_monitor_process(ns_ctx *ctx, unsigned *events);
 /* Helpers for owners and tests. */
 int ns_parse_mac(const char *s, uint8_t mac[6]);
 void ns_format_mac(const uint8_t mac[6], char buf[18]);
+
+/* ---- the pods' bridge ---- */
+
+/* Deletes the bridge `ifname` (cni0) if it carries IPv4 addresses but not
+ * gateway/prefixlen: it was built for a subnet the node no longer holds.
+ * Absent, without an address yet, with the gateway, or not a bridge: left
+ * alone. Returns 1 if it was deleted (its first address in *ret_old, if not
+ * NULL), 0 if not, or a negative errno. */
+int ns_bridge_remove_stale(ns_ctx *ctx, const char *ifname, const struct in_addr *gateway, unsigned prefixlen,
+                           struct in_addr *ret_old);

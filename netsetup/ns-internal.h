@@ -113,6 +113,7 @@ struct nl_msg *ns_msg_new(int type, int flags, const void *hdr, size_t hdrlen);
 int ns_link_get(ns_ctx *ctx, int ifindex, unsigned *flags, uint32_t *mtu, char name[IF_NAMESIZE]);
 /* Sets IFF_UP, and the MTU if not 0. Not logged. */
 int ns_link_set(ns_ctx *ctx, int ifindex, bool up, uint32_t mtu);
+int ns_link_delete(ns_ctx *ctx, int ifindex);
 
 typedef struct ns_addr {
         struct in_addr addr;

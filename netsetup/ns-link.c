@@ -42,6 +42,19 @@ int ns_link_get(ns_ctx *ctx, int ifindex, unsigned *flags, uint32_t *mtu, char n
         return 0;
 }
 
+int ns_link_delete(ns_ctx *ctx, int ifindex) {
+        struct ifinfomsg ifi = { .ifi_family = AF_UNSPEC, .ifi_index = ifindex };
+        struct nl_msg *m;
+        int r;
+
+        m = ns_msg_new(RTM_DELLINK, 0, &ifi, sizeof(ifi));
+        if (!m)
+                return -ENOMEM;
+        r = ns_request(ctx, m);
+        nlmsg_free(m);
+        return r;
+}
+
 int ns_link_set(ns_ctx *ctx, int ifindex, bool up, uint32_t mtu) {
         struct ifinfomsg ifi = {
                 .ifi_family = AF_UNSPEC,

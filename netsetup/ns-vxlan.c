@@ -249,19 +249,6 @@ static int overlay_change(ns_ctx *ctx, int ifindex, const char *ifname, const ns
         return 0;
 }
 
-static int link_delete(ns_ctx *ctx, int ifindex) {
-        struct ifinfomsg ifi = { .ifi_family = AF_UNSPEC, .ifi_index = ifindex };
-        struct nl_msg *m;
-        int r;
-
-        m = ns_msg_new(RTM_DELLINK, 0, &ifi, sizeof(ifi));
-        if (!m)
-                return -ENOMEM;
-        r = ns_request(ctx, m);
-        nlmsg_free(m);
-        return r;
-}
-
 static int vxlan_create(ns_ctx *ctx, const char *name, const ns_overlay_config *cfg, uint32_t mtu) {
         struct rtnl_link *link;
         struct nl_addr *local = NULL;
@@ -397,7 +384,7 @@ int ns_overlay_setup(ns_ctx *ctx, const ns_overlay_config *cfg, ns_overlay_info 
                 }
                 if (why) {
                         ns_log_info("Replacing %s: %s", info.ifname, why);
-                        r = link_delete(ctx, old);
+                        r = ns_link_delete(ctx, old);
                         if (r < 0 && r != -ENODEV)
                                 return ns_log_error_errno(r, "Failed to delete incompatible %s: %m", info.ifname);
                         info.action = NS_OVERLAY_REPLACED;
@@ -479,7 +466,7 @@ int ns_overlay_remove(ns_ctx *ctx, uint32_t vni) {
         if (ctx->ov_ifindex == ifindex)
                 ctx->ov_ifindex = 0; /* deliberate: no event */
 
-        r = link_delete(ctx, ifindex);
+        r = ns_link_delete(ctx, ifindex);
         if (r == -ENODEV)
                 return 0;
         if (r < 0)

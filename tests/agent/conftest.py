@@ -182,7 +182,7 @@ ttl = 10s
 subnet-file = {d}/subnet.env
 docker-opts-file = {d}/docker_opts.env
 
-[docker]
+[runtime]
 restart = no
 
 [role.master]

@@ -177,7 +177,7 @@ class SystemdStandin:
 
 
 def with_standin(n, standin, units="", restart="yes"):
-    edit_conf(n, "[docker]\nrestart = no\n", f"[docker]\nrestart = {restart}\n")
+    edit_conf(n, "[runtime]\nrestart = no\n", f"[runtime]\nrestart = {restart}\n")
     edit_conf(n, f"[role.{n.role}]\nunits =\n", f"[role.{n.role}]\nunits = {units}\n")
     n.extra_env["DBUS_SYSTEM_BUS_ADDRESS"] = standin.address
 

@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Sourced by bed.sh: how the project gets onto a node.
+# Sourced by bed.sh: how the project and its configuration get onto a node.
 #
 #  - as the Debian package (the default): packaging/build-deb.sh builds it
 #    once per source hash; node-add installs it with `dpkg -i` inside the
@@ -77,4 +77,40 @@ write_cloud_seed() {
         install -d -m 0700 "$seed"
         fill_user_data "$role" >"$seed/user-data"
         printf 'instance-id: %s\nlocal-hostname: %s\n' "ckb-$BED-$n-$(date +%s)" "$n" >"$seed/meta-data"
+}
+
+# The agent.conf of a node the bed provisions itself (not --conf, not
+# --cloud-init): its role, eth2, the bed's etcd, the role's artifacts from
+# the artifact server.
+write_config() {
+        local n=$1 role=$2 ip=$3 addr_by_agent=$4 a list
+        local f
+        f=$(node_root "$n")/etc/corekube/agent.conf
+        [[ $role == master ]] && list=$ROLE_MASTER_ARTIFACTS || list=$ROLE_MINION_ARTIFACTS
+        {
+                echo "# Written by the corekube test bed (tests/bed/bed.sh) for node $n."
+                echo "[node]"
+                echo "role = $role"
+                echo "name = $n"
+                echo "interface = eth2"
+                if [[ $addr_by_agent == yes ]]; then echo "address = $ip/24"; fi
+                echo
+                echo "[etcd]"
+                echo "endpoints = $ETCD_URL"
+                echo
+                # The role's artifacts are only those its list names.
+                echo "[role.$role]"
+                echo "artifacts = $list"
+                if [[ $role == minion ]]; then
+                        echo 'register-url = http://${MASTER_IP}:8080/api/v1beta1/minions'
+                fi
+                for a in $list; do
+                        echo
+                        echo "[artifact.$a]"
+                        echo "url = $ART_URL/$a"
+                        echo "sha256 = $(awk -v a="$a" '$2 == a { print $1 }' "$DATA/artifacts/SHA256SUMS")"
+                        echo "path = /opt/bin/$a"
+                        echo "mode = 0755"
+                done
+        } >"$f"
 }

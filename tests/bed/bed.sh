@@ -15,6 +15,7 @@
 #   up                          fabric, etcd, artifact server; builds what is missing
 #   node-add NAME ROLE IP [--agent] [--no-standins] [--addr-by-agent] [--conf FILE]
 #            [--standin-fail MODE] [--no-conf] [--install deb|meson] [--cloud-init [--etcd URL]]
+#            [--runtime docker|containerd]
 #                               create and boot a node (ROLE master|minion, IP on br0;
 #                               ROLE discovery: etcd, with --cloud-init)
 #   node-stop NAME | node-start NAME | node-rm NAME
@@ -27,7 +28,9 @@
 #
 # Environment: CKB_BED (bed name, default "default"; -b wins), CKB_STATE_DIR,
 # CKB_DATA_DIR, CKB_BUILD_DIR (a build dir configured by this script with
-# prefix /usr), CKB_CACHE_DIR (rootfs cache, see rootfs.sh), CKB_BOOT_TIMEOUT.
+# prefix /usr), CKB_CACHE_DIR (rootfs cache, see rootfs.sh), CKB_BOOT_TIMEOUT,
+# CKB_RUNTIME (the nodes' container runtime when node-add has no --runtime:
+# docker, the default, or containerd).
 #
 # Nothing in the host network namespace is touched: every link is created
 # inside the fabric or node namespaces. Processes are tracked by PID files
@@ -279,39 +282,6 @@ EOF
 
 # ----------------------------------------------------------- nodes ----
 
-write_config() {
-        local n=$1 role=$2 ip=$3 addr_by_agent=$4 a list
-        local f
-        f=$(node_root "$n")/etc/corekube/agent.conf
-        [[ $role == master ]] && list=$ROLE_MASTER_ARTIFACTS || list=$ROLE_MINION_ARTIFACTS
-        {
-                echo "# Written by the corekube test bed (tests/bed/bed.sh) for node $n."
-                echo "[node]"
-                echo "role = $role"
-                echo "name = $n"
-                echo "interface = eth2"
-                if [[ $addr_by_agent == yes ]]; then echo "address = $ip/24"; fi
-                echo
-                echo "[etcd]"
-                echo "endpoints = $ETCD_URL"
-                echo
-                # The role's artifacts are only those its list names.
-                echo "[role.$role]"
-                echo "artifacts = $list"
-                if [[ $role == minion ]]; then
-                        echo 'register-url = http://${MASTER_IP}:8080/api/v1beta1/minions'
-                fi
-                for a in $list; do
-                        echo
-                        echo "[artifact.$a]"
-                        echo "url = $ART_URL/$a"
-                        echo "sha256 = $(awk -v a="$a" '$2 == a { print $1 }' "$DATA/artifacts/SHA256SUMS")"
-                        echo "path = /opt/bin/$a"
-                        echo "mode = 0755"
-                done
-        } >"$f"
-}
-
 step_node_net() {
         local n=$1 ip=$2 addr_by_agent=$3 ns
         ns=$(node_ns "$n")
@@ -329,11 +299,11 @@ step_node_net() {
 }
 
 step_node_root() {
-        local n=$1 role=$2 ip=$3 standins=$4 agent=$5 addr_by_agent=$6 conf=$7 install=$8 fail=$9 d root a
+        local n=$1 role=$2 ip=$3 standins=$4 agent=$5 addr_by_agent=$6 conf=$7 install=$8 fail=$9 runtime=${10} d root a
         local lower=$CKB_ROOTFS_DOCKER:$CKB_ROOTFS_BASE
         d=$DATA/nodes/$n
         root=$d/root
-        mkdir -p "$d/upper" "$d/work" "$root" "$d/docker"
+        mkdir -p "$d/upper" "$d/work" "$root" "$d/docker" "$d/containerd"
         if [[ $install == cloud-init ]]; then
                 lower=$("$HERE/rootfs.sh" cloud-init | sed -n 's/^CKB_ROOTFS_CLOUDINIT=//p'):$lower
         fi
@@ -350,6 +320,21 @@ step_node_root() {
                 done
         fi
         install -m 0644 "$CKB_BUSYBOX_TAR" "$root/usr/share/corekube-bed/busybox.tar"
+        install -m 0644 "$CKB_BUSYBOX_OCI" "$root/usr/share/corekube-bed/busybox-oci.tar"
+        if [[ $runtime == containerd ]]; then
+                # A drop-in, so that it holds for every way of provisioning
+                # (agent.conf by the bed, --conf, cloud-init's user-data).
+                # containerd runs from boot, Docker not at all (its own
+                # containerd would be a second one on the same socket).
+                install -d -m 0755 "$root/etc/corekube/agent.conf.d"
+                printf '%s\n' "# Written by the corekube test bed: a containerd node." "[runtime]" \
+                        "kind = containerd" >"$root/etc/corekube/agent.conf.d/50-bed-runtime.conf"
+                mkdir -p "$root/etc/systemd/system/multi-user.target.wants"
+                ln -sf /dev/null "$root/etc/systemd/system/docker.service"
+                ln -sf /dev/null "$root/etc/systemd/system/docker.socket"
+                ln -sf /usr/lib/systemd/system/containerd.service \
+                        "$root/etc/systemd/system/multi-user.target.wants/containerd.service"
+        fi
         # The stand-in's fail switch, on from the first boot.
         if [[ -n $fail ]]; then touch "$root/etc/kube-standin/fail-$fail"; fi
         if [[ $conf == none || $install == cloud-init ]]; then
@@ -385,7 +370,8 @@ step_node_boot() {
                 --console=read-only \
                 --capability=CAP_NET_ADMIN,CAP_BPF,CAP_SYS_ADMIN \
                 --system-call-filter='add_key keyctl request_key bpf' \
-                --bind="$DATA/nodes/$n/docker:/var/lib/docker"
+                --bind="$DATA/nodes/$n/docker:/var/lib/docker" \
+                --bind="$DATA/nodes/$n/containerd:/var/lib/containerd"
         nspid=$(read_pid "$d/nspawn.pid")
         echo "nspawn pid $nspid"
         local deadline=$(( $(date +%s) + BOOT_TIMEOUT ))
@@ -406,7 +392,8 @@ step_node_boot() {
 
 cmd_node_add() {
         local n=${1:-} role=${2:-} ip=${3:-} standins=yes agent=no addr_by_agent=no conf="" install=deb fail=""
-        [[ $# -ge 3 ]] || die "usage: node-add NAME ROLE IP [--agent] [--no-standins] [--addr-by-agent] [--conf FILE] [--no-conf] [--install deb|meson] [--cloud-init] [--standin-fail MODE]"
+        local runtime=${CKB_RUNTIME:-docker}
+        [[ $# -ge 3 ]] || die "usage: node-add NAME ROLE IP [--agent] [--no-standins] [--addr-by-agent] [--conf FILE] [--no-conf] [--install deb|meson] [--cloud-init] [--standin-fail MODE] [--runtime docker|containerd]"
         shift 3
         while [[ $# -gt 0 ]]; do
                 case $1 in
@@ -422,11 +409,13 @@ cmd_node_add() {
                         [[ $install == deb || $install == meson ]] || die "--install deb|meson" ;;
                 --cloud-init) install=cloud-init; standins=no ;;
                 --etcd) NODE_ETCD_URL=${2:?--etcd URL}; shift ;;
+                --runtime) runtime=${2:?--runtime docker|containerd}; shift ;;
                 *) die "unknown option $1" ;;
                 esac
                 shift
         done
         [[ $n =~ ^[a-z][a-z0-9-]{0,12}$ ]] || die "invalid node name '$n' (a-z0-9-, at most 13)"
+        [[ $runtime == docker || $runtime == containerd ]] || die "--runtime docker|containerd"
         [[ $role == master || $role == minion || ($role == discovery && $install == cloud-init) ]] ||
                 die "role must be master or minion (or discovery, with --cloud-init)"
         [[ $ip =~ ^192\.168\.3\.([0-9]+)$ ]] && (( BASH_REMATCH[1] >= 3 && BASH_REMATCH[1] <= 254 )) ||
@@ -436,9 +425,9 @@ cmd_node_add() {
         local start=$SECONDS d
         d=$(node_dir "$n")
         mkdir -p "$d"
-        printf 'ROLE=%s\nIP=%s\n' "$role" "$ip" >"$d/node.env"
+        printf 'ROLE=%s\nIP=%s\nRUNTIME=%s\n' "$role" "$ip" "$runtime" >"$d/node.env"
         run_step "$n-net" step_node_net "$n" "$ip" "$addr_by_agent"
-        run_step "$n-root" step_node_root "$n" "$role" "$ip" "$standins" "$agent" "$addr_by_agent" "$conf" "$install" "$fail"
+        run_step "$n-root" step_node_root "$n" "$role" "$ip" "$standins" "$agent" "$addr_by_agent" "$conf" "$install" "$fail" "$runtime"
         run_step "$n-boot" step_node_boot "$n"
         msg "node $n ($role, $ip) up in $((SECONDS - start)) s"
 }

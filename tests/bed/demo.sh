@@ -4,6 +4,8 @@
 # and Docker, each running corekube-agent exactly as a cloud node would.
 #
 #   demo.sh up [NODES]    build what is missing, boot, wait for ready, show proof
+#                         (RUNTIME=containerd: the nodes run containerd instead of
+#                         Docker, the proof pings between `ctr run --cni` containers)
 #   demo.sh down          remove everything (namespaces, containers, mounts)
 #   demo.sh status        corekube-agent status, from the master
 set -euo pipefail
@@ -13,6 +15,9 @@ BED=${CKB_DEMO_BED:-demo}          # another name runs a second demo beside it
 BEDSH=("$HERE/bed.sh" -b "$BED")
 STATE=/run/corekube-bed/$BED
 READY_TIMEOUT=${CKB_DEMO_TIMEOUT:-300}
+RUNTIME=${RUNTIME:-docker}
+case $RUNTIME in docker|containerd) ;; *) echo "demo: RUNTIME must be docker or containerd" >&2; exit 64 ;; esac
+CTR_IMAGE=docker.io/corekube/busybox:bed         # rootfs.sh's OCI archive
 T0=$SECONDS
 
 STEP_T0=
@@ -58,11 +63,53 @@ wait_ready() {
 }
 
 container_ip() {
+        if [[ $RUNTIME == containerd ]]; then
+                "${BEDSH[@]}" exec "$1" ctr task exec --exec-id ip "$2" ip -4 -o addr show dev eth0 |
+                        awk '{ sub(/\/.*/, "", $4); print $4; exit }'
+                return
+        fi
         "${BEDSH[@]}" exec "$1" docker inspect -f '{{.NetworkSettings.IPAddress}}' "$2"
+}
+
+container_exec() {
+        local node=$1 name=$2
+        shift 2
+        if [[ $RUNTIME == containerd ]]; then
+                "${BEDSH[@]}" exec "$node" ctr task exec --exec-id "x$$" "$name" "$@"
+        else
+                "${BEDSH[@]}" exec "$node" docker exec "$name" "$@"
+        fi
+}
+
+# containerd: `ctr run --cni` in the foreground under a transient unit, so
+# that its CNI DEL runs when the task ends; the address comes from the
+# agent's CNI file (bridge cni0, host-local over the node's subnet).
+# --cpu-shares 0: the node's cgroup has no cpu controller for runc to set.
+start_ctr_container() {
+        local node=$1
+        "${BEDSH[@]}" exec "$node" sh -ec "
+                ctr image inspect $CTR_IMAGE >/dev/null 2>&1 ||
+                        ctr image import --snapshotter native /usr/share/corekube-bed/busybox-oci.tar >/dev/null
+                ctr task kill -s KILL demo >/dev/null 2>&1 || true
+                systemctl stop demo-ctr.service >/dev/null 2>&1 || true
+                ctr container rm demo >/dev/null 2>&1 || true
+                systemd-run --quiet --unit=demo-ctr ctr run --rm --cni --snapshotter native --cpu-shares 0 $CTR_IMAGE demo \
+                        sh -c 'trap \"exit 0\" TERM; sleep 86400 & wait'
+                for i in \$(seq 100); do
+                        ctr task ls -q 2>/dev/null | grep -qx demo &&
+                                ctr task exec --exec-id w demo ip -4 -o addr show dev eth0 2>/dev/null | grep -q inet &&
+                                exit 0
+                        sleep 0.1
+                done
+                exit 1" || return 1
 }
 
 start_container() {
         local node=$1
+        if [[ $RUNTIME == containerd ]]; then
+                start_ctr_container "$node"
+                return
+        fi
         "${BEDSH[@]}" exec "$node" sh -c 'docker image inspect busybox >/dev/null 2>&1 ||
                 docker import /usr/share/corekube-bed/busybox.tar busybox >/dev/null' || return 1
         "${BEDSH[@]}" exec "$node" docker rm -f demo >/dev/null 2>&1 || true
@@ -85,7 +132,8 @@ cmd_up() {
         fi
         "${BEDSH[@]}" up || fail "fabric"
 
-        say "3/6 Booting ${#names[@]} nodes; cloud-init in each writes the agent config, installs the package and starts it, as on a cloud"
+        say "3/6 Booting ${#names[@]} nodes ($RUNTIME); cloud-init in each writes the agent config, installs the package and starts it, as on a cloud"
+        export CKB_RUNTIME=$RUNTIME
         for name in "${names[@]}"; do
                 role=minion
                 [[ $name == master ]] && role=master
@@ -93,7 +141,11 @@ cmd_up() {
                 ip=$((ip + 1))
         done
 
-        say "4/6 Waiting until every node says ready (registered, overlay up, Docker restarted, units started)"
+        if [[ $RUNTIME == containerd ]]; then
+                say "4/6 Waiting until every node says ready (registered, overlay up, CNI file written, containerd active, units started)"
+        else
+                say "4/6 Waiting until every node says ready (registered, overlay up, Docker restarted, units started)"
+        fi
         wait_ready "${names[@]}"
         for name in "${names[@]}"; do
                 st=$("${BEDSH[@]}" exec "$name" cloud-init status 2>/dev/null | sed -n 's/^status: //p')
@@ -111,7 +163,7 @@ cmd_up() {
         start_container "$b" || fail "start a container on $b"
         ipb=$(container_ip "$b" demo) || fail "container address on $b"
         echo "  container on $b: $ipb"
-        "${BEDSH[@]}" exec "$a" docker exec demo ping -c 3 -W 2 "$ipb" || fail "ping" "$a -> $b ($ipb)"
+        container_exec "$a" demo ping -c 3 -W 2 "$ipb" || fail "ping" "$a -> $b ($ipb)"
         step_done
 
         cat <<MSG

@@ -24,7 +24,10 @@ FORMAT=1
 
 BASE_PACKAGES="systemd systemd-sysv dbus iproute2 libcurl4 libjson-c5 libnl-3-200
 libnl-route-3-200 libssl3 ca-certificates iputils-ping procps ${CKB_EXTRA_PACKAGES:-}"
-DOCKER_PACKAGES="docker.io iptables"
+# containerd comes with docker.io; containernetworking-plugins (bridge,
+# host-local, portmap in /usr/lib/cni) serve the nodes provisioned with
+# [runtime] kind = containerd, which `ctr run --cni` looks for in /opt/cni/bin.
+DOCKER_PACKAGES="docker.io iptables containernetworking-plugins"
 # locales: cloud-init's locale module needs update-locale and, as on a cloud
 # image, a generated en_US.UTF-8 (its default). etcd-server: what the
 # discovery node's user-data installs (the nodes cannot reach a mirror), left
@@ -63,9 +66,11 @@ BASE_KEY=$(key_of "$FORMAT" "$SUITE" "$(words "$BASE_PACKAGES")")
 DOCKER_KEY=$(key_of "$BASE_KEY" "$(words "$DOCKER_PACKAGES")")
 CLOUDINIT_KEY=$(key_of "$DOCKER_KEY" "$(words "$CLOUDINIT_PACKAGES")" bed-cfg-3)
 BUSYBOX_KEY=$(key_of "$FORMAT.1" "$SUITE" busybox-static "$(words "$BUSYBOX_LINKS")")
+OCI_KEY=$(key_of "$BUSYBOX_KEY" oci-1)
 BASE_DIR=$CACHE_DIR/rootfs-$BASE_KEY
 DOCKER_DIR=$CACHE_DIR/docker-$DOCKER_KEY
 BUSYBOX_TAR=$CACHE_DIR/busybox-$BUSYBOX_KEY.tar
+BUSYBOX_OCI=$CACHE_DIR/busybox-oci-$OCI_KEY.tar
 CLOUDINIT_DIR=$CACHE_DIR/cloudinit-$CLOUDINIT_KEY
 
 TMP=""
@@ -129,6 +134,8 @@ build_docker() {
                 apt-get update -q
                 apt-get install -y -q --no-install-recommends $DOCKER_PACKAGES
                 systemctl disable docker.service docker.socket containerd.service
+                mkdir -p /opt/cni
+                ln -sfT /usr/lib/cni /opt/cni/bin
                 apt-get clean
                 rm -rf /var/lib/apt/lists/*" >"$TMP/install.log" 2>&1 ||
                 { tail -n 30 "$TMP/install.log" >&2; die "installing docker failed"; }
@@ -192,6 +199,47 @@ build_busybox() {
         rm -rf "$TMP"; TMP=""
 }
 
+# The same busybox as an OCI image archive, for `ctr image import` on the
+# containerd nodes (ctr has no `docker import` of a plain root tar): one
+# uncompressed layer, named docker.io/corekube/busybox:bed.
+build_busybox_oci() {
+        [[ -f $BUSYBOX_OCI ]] && return
+        msg "building busybox OCI archive $BUSYBOX_OCI"
+        TMP=$(mktemp -d "$CACHE_DIR/.tmp-oci-XXXXXX")
+        python3 - "$BUSYBOX_TAR" "$TMP/img" <<'PY'
+import hashlib, json, os, shutil, sys
+layer, out = sys.argv[1], sys.argv[2]
+blobs = os.path.join(out, "blobs", "sha256")
+os.makedirs(blobs)
+def blob(data):
+    d = hashlib.sha256(data).hexdigest()
+    with open(os.path.join(blobs, d), "wb") as f:
+        f.write(data)
+    return {"digest": "sha256:" + d, "size": len(data)}
+with open(layer, "rb") as f:
+    ldata = f.read()
+lb = blob(ldata)
+cfg = {"architecture": "amd64", "os": "linux", "config": {"Cmd": ["sh"]},
+       "rootfs": {"type": "layers", "diff_ids": [lb["digest"]]}}
+cb = blob(json.dumps(cfg, sort_keys=True).encode())
+man = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+       "config": dict(cb, mediaType="application/vnd.oci.image.config.v1+json"),
+       "layers": [dict(lb, mediaType="application/vnd.oci.image.layer.v1.tar")]}
+mb = blob(json.dumps(man, sort_keys=True).encode())
+index = {"schemaVersion": 2, "manifests": [dict(mb, mediaType="application/vnd.oci.image.manifest.v1+json",
+         platform={"architecture": "amd64", "os": "linux"},
+         annotations={"io.containerd.image.name": "docker.io/corekube/busybox:bed",
+                      "org.opencontainers.image.ref.name": "bed"})]}
+with open(os.path.join(out, "index.json"), "w") as f:
+    json.dump(index, f, sort_keys=True)
+with open(os.path.join(out, "oci-layout"), "w") as f:
+    json.dump({"imageLayoutVersion": "1.0.0"}, f)
+PY
+        tar --numeric-owner --owner=0 --group=0 -C "$TMP/img" -cf "$TMP/oci.tar" .
+        mv -T "$TMP/oci.tar" "$BUSYBOX_OCI"
+        rm -rf "$TMP"; TMP=""
+}
+
 case ${1:-build} in
 build|cloud-init)
         mkdir -p "$CACHE_DIR"
@@ -201,9 +249,11 @@ build|cloud-init)
         build_base
         build_docker
         build_busybox
+        build_busybox_oci
         echo "CKB_ROOTFS_BASE=$BASE_DIR"
         echo "CKB_ROOTFS_DOCKER=$DOCKER_DIR"
         echo "CKB_BUSYBOX_TAR=$BUSYBOX_TAR"
+        echo "CKB_BUSYBOX_OCI=$BUSYBOX_OCI"
         if [[ ${1:-build} == cloud-init ]]; then
                 build_cloudinit
                 echo "CKB_ROOTFS_CLOUDINIT=$CLOUDINIT_DIR"
@@ -215,7 +265,7 @@ prune)
         flock 9
         for d in "$CACHE_DIR"/rootfs-* "$CACHE_DIR"/docker-* "$CACHE_DIR"/cloudinit-* "$CACHE_DIR"/busybox-*.tar; do
                 [[ -e $d ]] || continue
-                case $d in "$BASE_DIR"|"$DOCKER_DIR"|"$CLOUDINIT_DIR"|"$BUSYBOX_TAR") continue ;; esac
+                case $d in "$BASE_DIR"|"$DOCKER_DIR"|"$CLOUDINIT_DIR"|"$BUSYBOX_TAR"|"$BUSYBOX_OCI") continue ;; esac
                 msg "removing $d"
                 rm -rf --one-file-system "$d"
         done

@@ -3,7 +3,7 @@
 One fabric network namespace (bridge br0 172.31.0.1/16, etcd on 172.31.0.2:2379)
 and one network namespace per agent (eth2 = veth on br0), each agent in its own
 mount namespace with a private /run and its own /etc/machine-id (TESTBED.md,
-"Several agents without systemd"), [docker] restart = no, no role units or
+"Several agents without systemd"), [runtime] restart = no, no role units or
 artifacts. Everything is made under names carrying our PID and removed by
 Lab.close() (processes by PID, namespaces, the temporary directory).
 
@@ -413,7 +413,7 @@ class Lab:
                         with open(os.path.join(a.dir, "agent.conf"), "w") as f:
                                 f.write("[node]\nrole = %s\nname = %s\ninterface = eth2\n\n"
                                         "[etcd]\nendpoints = %s\n\n[network]\nnetwork = %s\n\n"
-                                        "[docker]\nrestart = no\n\n[role.%s]\nunits =\nartifacts =\n%s"
+                                        "[runtime]\nrestart = no\n\n[role.%s]\nunits =\nartifacts =\n%s"
                                         % (a.role, a.name, endpoint or self.etcd_url, self.network,
                                            a.role, extra_conf))
                         self.agents.append(a)

@@ -204,7 +204,7 @@ def test_check_config_good(tmpdir_):
     lines = out.splitlines()
     # every section, in order
     headers = [l for l in lines if l.startswith("[")]
-    assert headers == ["[node]", "[etcd]", "[network]", "[docker]", "[role.master]", "[role.minion]",
+    assert headers == ["[node]", "[etcd]", "[network]", "[runtime]", "[cni]", "[role.master]", "[role.minion]",
                        "[artifact.kubelet]"]
 
     def line(key_value, origin):

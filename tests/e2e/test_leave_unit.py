@@ -35,7 +35,7 @@ interface = eth2
 endpoints = {ETCD}
 ttl = 10s
 
-[docker]
+[runtime]
 restart = no
 
 [role.master]

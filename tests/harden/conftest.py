@@ -49,7 +49,7 @@ endpoints = {endpoints}
 ttl = 10s
 [network]
 network = 10.244.0.0/16
-[docker]
+[runtime]
 restart = no
 [role.master]
 units =

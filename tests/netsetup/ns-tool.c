@@ -358,6 +358,12 @@ int main(int argc, char *argv[]) {
                 r = ns_overlay_remove(ctx, arg.cfg.vni);
                 if (r >= 0)
                         printf("removed=%d\n", r);
+        } else if ((strcmp(verb, "bridge-stale") == 0) && optind + 1 < argc) {
+                /* The gateway is the first address of --subnet. */
+                struct in_addr gw = { .s_addr = htonl(ntohl(arg.cfg.subnet.s_addr) + 1) };
+                r = ns_bridge_remove_stale(ctx, argv[optind + 1], &gw, arg.cfg.subnet_len, NULL);
+                if (r >= 0)
+                        printf("deleted=%d\n", r);
         } else if ((strcmp(verb, "reconcile") == 0)) {
                 r = setup(ctx);
                 if (r >= 0)
@@ -378,7 +384,8 @@ int main(int argc, char *argv[]) {
 usage:
         fprintf(stderr, "usage: ns-tool [--underlay IF] [--addr A/LEN] [--vni N] [--port N] [--mtu N]\n"
                         "               [--network A/LEN] [--subnet A/LEN] [--once] [--mac MAC] [--no-remove]\n"
-                        "               setup | reconcile FILE | check FILE | remove | watch | session\n");
+                        "               setup | reconcile FILE | check FILE | remove | watch | session |\n"
+                        "               bridge-stale NAME\n");
         free(peers);
         return 64;
 }

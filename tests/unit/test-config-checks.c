@@ -215,11 +215,11 @@ static void test_unknown(void **state) {
                          "agent.conf:7: unknown key \"endpoints\" in [node] (it belongs in [etcd])");
         expect_one_error(x, BASE "[network]\nttl = 30s\n", NULL,
                          "agent.conf:7: unknown key \"ttl\" in [network] (it belongs in [etcd])");
-        expect_one_error(x, BASE "[docker]\nmtu = 1400\n", NULL,
-                         "agent.conf:7: unknown key \"mtu\" in [docker] (it belongs in [network])");
+        expect_one_error(x, BASE "[runtime]\nmtu = 1400\n", NULL,
+                         "agent.conf:7: unknown key \"mtu\" in [runtime] (it belongs in [network])");
         /* Nothing close. */
         expect_one_error(x, BASE "[node]\nx = 1\n", NULL, "agent.conf:7: unknown key \"x\" in [node]");
-        expect_one_error(x, BASE "[docker]\ncolour = blue\n", NULL, "agent.conf:7: unknown key \"colour\" in [docker]");
+        expect_one_error(x, BASE "[runtime]\ncolour = blue\n", NULL, "agent.conf:7: unknown key \"colour\" in [runtime]");
 
         expect_one_error(x, "role = minion\n" BASE, NULL, "agent.conf:1: key \"role\" outside of any section");
 }

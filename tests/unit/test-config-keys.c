@@ -54,9 +54,9 @@ static const struct good_case {
         { "network", "docker-opts-file", "/run/ck/opts.env", "/run/ck/opts.env" },
         { "network", "ip-masq", "yes", "yes" },
         { "network", "ip-masq", "off", "no" },
-        { "docker", "unit", "containerd.service", "containerd.service" },
-        { "docker", "restart", "no", "no" },
-        { "docker", "restart", "TRUE", "yes" },
+        { "runtime", "unit", "containerd.service", "containerd.service" },
+        { "runtime", "restart", "no", "no" },
+        { "runtime", "restart", "TRUE", "yes" },
         { "role.master", "units", "a.service   b.socket\tc@x.service", "a.service b.socket c@x.service" },
         { "role.master", "register-url", "https://${NODE_IP}/x", "https://${NODE_IP}/x" },
         { "role.minion", "units", "kubelet.service", "kubelet.service" },
@@ -158,10 +158,10 @@ static const struct bad_case {
         { "network", "docker-opts-file", "/run/..",
           "[network] docker-opts-file: invalid path \"/run/..\": '..' components are not allowed" },
         { "network", "ip-masq", "maybe", "[network] ip-masq: invalid boolean \"maybe\" (use yes or no)" },
-        { "docker", "unit", "docker",
-          "[docker] unit: invalid unit name \"docker\": needs a unit type suffix such as .service" },
-        { "docker", "unit", "a@b@c.service", "[docker] unit: invalid unit name \"a@b@c.service\": misplaced '@'" },
-        { "docker", "restart", "sometimes", "[docker] restart: invalid boolean \"sometimes\" (use yes or no)" },
+        { "runtime", "unit", "docker",
+          "[runtime] unit: invalid unit name \"docker\": needs a unit type suffix such as .service" },
+        { "runtime", "unit", "a@b@c.service", "[runtime] unit: invalid unit name \"a@b@c.service\": misplaced '@'" },
+        { "runtime", "restart", "sometimes", "[runtime] restart: invalid boolean \"sometimes\" (use yes or no)" },
         { "role.master", "units", "kube-apiserver.service kube-scheduler",
           "[role.master] units: invalid unit name \"kube-scheduler\": needs a unit type suffix such as .service" },
         { "role.master", "artifacts", "kubectl bin/kubectl",
@@ -240,7 +240,7 @@ static void test_typed_values(void **state) {
                   "port = 4789\n"
                   "mtu = 1400\n"
                   "ip-masq = yes\n"
-                  "[docker]\n"
+                  "[runtime]\n"
                   "restart = no\n"
                   "[role.master]\n"
                   "units = kube-apiserver.service kube-scheduler.service\n"
@@ -272,8 +272,8 @@ static void test_typed_values(void **state) {
         assert_int_equal(c->network.mtu, 1400);
         assert_true(c->network.ip_masq);
         assert_string_equal(c->network.subnet_file, "/run/flannel/subnet.env");
-        assert_string_equal(c->docker.unit, "docker.service");
-        assert_false(c->docker.restart);
+        assert_string_equal(c->runtime.unit, "docker.service");
+        assert_false(c->runtime.restart);
         assert_ptr_equal(config_role(c), &c->roles[ROLE_MASTER]);
         assert_int_equal(strv_length(config_role(c)->units), 2);
         assert_string_equal(config_role(c)->units[1], "kube-scheduler.service");
@@ -314,7 +314,7 @@ static void test_defaults(void **state) {
         assert_int_equal(c->network.mtu, 0);
         assert_string_equal(c->network.docker_opts_file, "/run/flannel/docker_opts.env");
         assert_false(c->network.ip_masq);
-        assert_true(c->docker.restart);
+        assert_true(c->runtime.restart);
         assert_ptr_equal(config_role(c), &c->roles[ROLE_MINION]);
         assert_int_equal(strv_length(c->roles[ROLE_MINION].artifacts), 0);
         assert_string_equal(c->roles[ROLE_MINION].register_body,

@@ -50,13 +50,13 @@ static void test_dropins_lexical(void **state) {
         /* Lexical, not numeric: "9" sorts after "10" and wins. */
         write_file(x, "agent.conf.d/9-late.conf", "[network]\nvni = 9\n");
         write_file(x, "agent.conf.d/10-early.conf", "[network]\nvni = 10\n");
-        write_file(x, "agent.conf.d/a.conf", "[docker]\nunit = a.service\n");
-        write_file(x, "agent.conf.d/B.conf", "[docker]\nunit = b.service\n");
+        write_file(x, "agent.conf.d/a.conf", "[runtime]\nunit = a.service\n");
+        write_file(x, "agent.conf.d/B.conf", "[runtime]\nunit = b.service\n");
         expect_ok(x, BASE, NULL);
         assert_int_equal(x->c->network.vni, 9);
         assert_origin(x, "network", "vni", "agent.conf.d/9-late.conf:2");
         /* Byte order: upper case sorts before lower case. */
-        assert_string_equal(x->c->docker.unit, "a.service");
+        assert_string_equal(x->c->runtime.unit, "a.service");
 }
 
 static void test_dropins_errors_and_sections(void **state) {
@@ -334,9 +334,13 @@ static void test_dump(void **state) {
 "docker-opts-file = /run/flannel/docker_opts.env  # default\n"
 "ip-masq = no                                     # default\n"
 "\n"
-"[docker]\n"
+"[runtime]\n"
 "unit = docker.service                            # default\n"
 "restart = yes                                    # default\n"
+"kind = docker                                    # default\n"
+"\n"
+"[cni]\n"
+"#conf-file =                                     # unset\n"
 "\n"
 "[role.master]\n"
 "units = kube-apiserver.service kube-controller-manager.service kube-scheduler.service # default\n"

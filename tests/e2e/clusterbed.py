@@ -43,7 +43,8 @@ def _sigterm(signum, frame):
 @contextlib.contextmanager
 def running_cluster(prefix, nodes, wait="ready", deadline=180, timings=None):
     """The body of every e2e module's `cluster` fixture: a bed named after
-    prefix, the nodes [(name, role, ip), ...] booted with their agents,
+    prefix, the nodes [(name, role, ip, *node-add options), ...] booted
+    with their agents,
     then waited for: "ready" (every record ready) or "converged" (and every
     flannel.1 exact). The bed is removed on the way out, also when meson's
     timeout sends SIGTERM; timings, if given, names the line printed then."""
@@ -51,8 +52,8 @@ def running_cluster(prefix, nodes, wait="ready", deadline=180, timings=None):
     c = Cluster(prefix)
     try:
         c.up()
-        for name, role, ip in nodes:
-            c.add_node(name, role, ip)
+        for name, role, ip, *opts in nodes:
+            c.add_node(name, role, ip, *opts)
         if wait == "converged":
             c.wait_converged(deadline=deadline)
         else:

@@ -18,11 +18,10 @@ Needs root; the rootfs is built once and cached (tests/bed/rootfs.sh)."""
 import ipaddress
 import json
 import os
-import signal
 
 import pytest
 
-from clusterbed import Cluster, wait_until
+from clusterbed import running_cluster, wait_until
 
 NODES = [("master", "master", "192.168.3.11"), ("minion-1", "minion", "192.168.3.12"),
          ("minion-2", "minion", "192.168.3.13")]
@@ -35,26 +34,11 @@ ETCD = "http://127.0.0.1:2379"
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the bed needs root")
 
 
-def _sigterm(signum, frame):
-    # meson's timeout sends SIGTERM: the fixture's finally tears the bed down.
-    raise KeyboardInterrupt("SIGTERM")
-
-
 @pytest.fixture(scope="module")
 def cluster():
-    old = signal.signal(signal.SIGTERM, _sigterm)
-    c = Cluster(prefix="cd")
-    try:
-        c.up()
-        for name, role, ip in NODES:
-            c.add_node(name, role, ip, *(["--runtime", "containerd"] if role == "minion" else []))
-        c.wait_converged(deadline=180)
+    nodes = [(name, role, ip, *(["--runtime", "containerd"] if role == "minion" else [])) for name, role, ip in NODES]
+    with running_cluster("cd", nodes, wait="converged", timings="containerd") as c:
         yield c
-    finally:
-        r = c.down()
-        signal.signal(signal.SIGTERM, old)
-        print("\ncontainerd timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in c.timings.items()))
-        assert r.returncode == 0, r.stderr
 
 
 # ------------------------------------------------------------ helpers ----

@@ -65,14 +65,18 @@ static int nft_probe(void) {
         return 0;
 }
 
-/* nft's first "Error: ..." line, without the script it quotes. */
+/* nft's first error, without where in the script it was nor the script
+ * it quotes: "Could not process rule: Operation not permitted". */
 static char *nft_error(nft_ctx *c) {
-        const char *e = nft_ctx_get_error_buffer(c), *nl;
+        const char *e = nft_ctx_get_error_buffer(c), *nl, *m;
 
         if (!e || !*e)
                 return strdup("nftables failed without saying why");
-        nl = strchr(e, '\n');
-        return strndup(e, nl ? (size_t) (nl - e) : strlen(e));
+        nl = strchrnul(e, '\n');
+        m = strstr(e, "Error: ");
+        if (m && m < nl)
+                e = m + strlen("Error: ");
+        return strndup(e, (size_t) (nl - e));
 }
 
 /* Runs script in one transaction; *ret_output gets what nft printed. */

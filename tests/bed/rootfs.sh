@@ -23,7 +23,7 @@ SUITE=bookworm
 FORMAT=1
 
 BASE_PACKAGES="systemd systemd-sysv dbus iproute2 libcurl4 libjson-c5 libnl-3-200
-libnl-route-3-200 libssl3 ca-certificates iputils-ping procps ${CKB_EXTRA_PACKAGES:-}"
+libnl-route-3-200 libnftables1 libssl3 ca-certificates iputils-ping procps ${CKB_EXTRA_PACKAGES:-}"
 DOCKER_PACKAGES="docker.io iptables"
 # locales: cloud-init's locale module needs update-locale and, as on a cloud
 # image, a generated en_US.UTF-8 (its default). etcd-server: what the

@@ -390,8 +390,10 @@ static void lease_held(node_agent *d, bool moved) {
                 (void) sd_notify(false, "READY=1");
                 d->notified_ready = true;
         }
-        /* A failure of the table does not hold Docker back from a new
-         * subnet: only the host's own traffic to its pods depends on it. */
+        /* A table that cannot be replaced does not hold Docker back from
+         * a new subnet: the old one still masquerades the pods' traffic
+         * (its rules name the overlay; only the host-to-own-pods exception
+         * names the old subnet). */
         int r = masq_sync(d);
         if (r >= 0)
                 network_recovered(d);

@@ -104,6 +104,8 @@ static int nft_run(const char *script, char **ret_output, char **ret_error) {
         return 0;
 }
 
+#define TABLE_LINE "table ip " MASQ_TABLE
+
 /* 1 if table ip corekube exists, 0 if not (or no nftables), or -errno. */
 static int masq_table_exists(char **ret_error) {
         _cleanup_free_ char *out = NULL;
@@ -118,7 +120,9 @@ static int masq_table_exists(char **ret_error) {
                 e = strchr(l, '\n');
                 if (e)
                         *e = '\0';
-                if (streq(l, "table ip " MASQ_TABLE))
+                /* "table ip corekube", perhaps with a comment after it. */
+                if (strncmp(l, TABLE_LINE, strlen(TABLE_LINE)) == 0 &&
+                    (l[strlen(TABLE_LINE)] == '\0' || l[strlen(TABLE_LINE)] == ' '))
                         return 1;
         }
         return 0;

@@ -11,7 +11,8 @@
  * Then deletes our subnet lease record and our machine record (each only if
  * it is still the version we read, so a subnet another node took in the
  * meantime is left alone) and revokes their etcd leases; then deletes
- * flannel.<vni>, which takes its ARP, FDB and route entries with it. Peers
+ * flannel.<vni>, which takes its ARP, FDB and route entries with it, and the
+ * masquerading table ([network] ip-masq) if there is one. Peers
  * see the deletion through their watch and drop their routes to us. Running
  * leave twice is fine: the second finds nothing and says so. */
 #include <arpa/inet.h>
@@ -31,6 +32,7 @@
 #include "leave-unit.h"
 #include "log.h"
 #include "macro.h"
+#include "masq.h"
 #include "message-ids.h"
 #include "netsetup.h"
 #include "node-state.h"
@@ -79,6 +81,7 @@ static uint32_t own_address(const ck_config *c) {
 
 static void remove_overlay(leave_cmd *base) {
         local_leave *l = (local_leave *) base;
+        _cleanup_free_ char *err = NULL;
         ns_ctx *ns = NULL;
         char f[64];
         int r;
@@ -94,6 +97,17 @@ static void remove_overlay(leave_cmd *base) {
         }
         if (r > 0) {
                 printf("Removed flannel.%u with its routes, ARP and FDB entries.\n", l->vni);
+                base->done++;
+        }
+        /* Whatever [network] ip-masq says now: the node may have had it on. */
+        r = masq_remove(&err);
+        if (r < 0) {
+                log_error("Failed to remove the nftables table ip %s: %s", MASQ_TABLE, err ?: strerror(-r));
+                leave_finish(base, EXIT_RUNTIME);
+                return;
+        }
+        if (r > 0) {
+                printf("Removed the nftables table ip %s (the overlay's masquerading).\n", MASQ_TABLE);
                 base->done++;
         }
         /* Not to be restored at the next boot, nor to start Docker on. */

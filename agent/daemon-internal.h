@@ -79,7 +79,8 @@ typedef struct node_agent {
         char *error;                    /* why the node waits or is failed, or NULL */
         char *reason;                   /* with error: what it waits for ("master", "unit:x") */
         bool terminal;                  /* error needs an operator: state failed */
-        bool net_failed;                /* error is the network's, after its step: cleared when it recovers */
+        bool net_failed;                /* error is the network's, after its step: cleared when it recovers
+                                         * (reason: NULL for "network", or "masq") */
         char *etcd_error;               /* the machine record cannot be written: STATUS= and journal only */
         bool notified_ready;
 
@@ -102,6 +103,11 @@ typedef struct node_agent {
         bool have_subnet;
         ck_cidr subnet;
         bool files_changed;
+        /* [network] ip-masq's table (masq.h) */
+        bool masq_synced;               /* the kernel has what the config wants, for masq_net/masq_subnet */
+        ck_cidr masq_net, masq_subnet;  /* what the table was made for */
+        Backoff masq_backoff;
+        sd_event_source *masq_retry;    /* it failed after the network step: retrying by itself */
 
         unit_ctl *units;
         role_units *role;

@@ -13,6 +13,7 @@
 #include "ip4-util.h"
 #include "log.h"
 #include "macro.h"
+#include "masq.h"
 #include "message-ids.h"
 #include "node-files.h"
 #include "node-state.h"
@@ -47,12 +48,13 @@ int daemon_link_setup(node_agent *d) {
 }
 
 /* A failure of the network after its step (the lease lost and not yet back,
- * flannel.N or the files not set up again): the node is failed until the
- * network recovers, but the step under way goes on and is not retried for
- * it; the lease retries itself. */
-static void network_failed(node_agent *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void network_failed(node_agent *d, const char *fmt, ...) {
-        char *msg = NULL;
+ * flannel.N, the files or the masquerading table not set up again): the node
+ * waits until the network recovers (reason "network", or "masq" for the
+ * table), but the step under way goes on and is not retried for it; the
+ * lease, the overlay and the table retry themselves. */
+static void network_problem(node_agent *d, const char *reason, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void network_problem(node_agent *d, const char *reason, const char *fmt, ...) {
+        char *msg = NULL, f[64];
         va_list ap;
 
         va_start(ap, fmt);
@@ -60,25 +62,34 @@ static void network_failed(node_agent *d, const char *fmt, ...) {
                 msg = NULL;
         va_end(ap);
         if (d->step <= STEP_NETWORK) {
-                daemon_step_failed(d, "%s", msg ?: "network failed");
+                if (reason)
+                        daemon_step_waiting(d, reason, "%s", msg ?: "network failed");
+                else
+                        daemon_step_failed(d, "%s", msg ?: "network failed");
                 free(msg);
                 return;
         }
         free(d->error);
         d->error = msg;
+        free(d->reason);
+        d->reason = reason ? strdup(reason) : NULL;
         d->net_failed = true;
-        /* Transient: the node waits (reason network) and the lease or the
-         * overlay retries itself. */
-        log_event(LOG_NOTICE, MID_NODE_WAITING, FIELDS("COREKUBE_REASON=network"), "%s; keeping what is programmed.",
+        snprintf(f, sizeof f, "COREKUBE_REASON=%s", reason ?: "network");
+        log_event(LOG_NOTICE, MID_NODE_WAITING, FIELDS(f), "%s; keeping what is programmed.",
                   msg ?: "network failed");
         daemon_update_status(d);
 }
 
+#define network_failed(d, ...) network_problem(d, NULL, __VA_ARGS__)
+
 static void network_recovered(node_agent *d) {
-        if (!d->net_failed)
+        /* The table's own retry says when it is back. */
+        if (!d->net_failed || d->masq_retry)
                 return;
         free(d->error);
         d->error = NULL;
+        free(d->reason);
+        d->reason = NULL;
         d->net_failed = false;
         log_notice("The network of node %s is fine again.", d->cfg->node.name);
         daemon_update_status(d);
@@ -264,6 +275,73 @@ static int write_files(node_agent *d) {
         return 0;
 }
 
+/* ---- [network] ip-masq ---- */
+
+static bool cidr_eq(const ck_cidr *a, const ck_cidr *b) {
+        return a->addr.s_addr == b->addr.s_addr && a->prefixlen == b->prefixlen;
+}
+
+static int on_masq_retry(sd_event_source *s, uint64_t usec, void *userdata);
+
+/* The table as [network] ip-masq wants it: with yes, installed or replaced
+ * (atomically) for the overlay and our subnet; with no, one found is removed
+ * (the node was switched from yes), else nothing is touched. A failure is a
+ * wait (reason masq), retried with backoff: by the step's retry at the
+ * network step, by its own timer after it. A stopping agent leaves the table. */
+static int masq_sync(node_agent *d) {
+        _cleanup_free_ char *err = NULL;
+        ck_cidr net = { .addr.s_addr = htonl(d->netcfg.network), .prefixlen = d->netcfg.prefixlen };
+        char n[32], sub[32], f[64];
+        uint64_t delay;
+        int r;
+
+        if (d->masq_synced && (!d->cfg->network.ip_masq ||
+                               (cidr_eq(&net, &d->masq_net) && cidr_eq(&d->subnet, &d->masq_subnet))))
+                return 0;
+        format_cidr(&net, n, sizeof n);
+        format_cidr(&d->subnet, sub, sizeof sub);
+        if (d->cfg->network.ip_masq) {
+                r = masq_apply(&net, &d->subnet, &err);
+                if (r >= 0) {
+                        snprintf(f, sizeof f, "COREKUBE_SUBNET=%s", sub);
+                        log_event(LOG_INFO, MID_MASQ_INSTALLED, FIELDS(f),
+                                  "%s the nftables table ip %s: traffic from %s to outside it leaves with this "
+                                  "node's address (subnet %s).", r > 0 ? "Installed" : "Replaced", MASQ_TABLE, n, sub);
+                }
+        } else {
+                r = masq_remove(&err);
+                if (r > 0)
+                        log_notice("Removed the nftables table ip %s: [network] ip-masq is off.", MASQ_TABLE);
+        }
+        if (r >= 0) {
+                d->masq_synced = true;
+                d->masq_net = net;
+                d->masq_subnet = d->subnet;
+                backoff_reset(&d->masq_backoff);
+                d->masq_retry = sd_event_source_disable_unref(d->masq_retry);
+                return 0;
+        }
+
+        d->masq_synced = false;
+        network_problem(d, "masq", "cannot %s the nftables table ip %s: %s",
+                        d->cfg->network.ip_masq ? "install" : "remove", MASQ_TABLE, err ?: strerror(-r));
+        if (d->step > STEP_NETWORK && !d->masq_retry) {
+                delay = backoff_next(&d->masq_backoff);
+                (void) sd_event_add_time_relative(d->event, &d->masq_retry, CLOCK_MONOTONIC, delay, USEC_PER_MSEC,
+                                                  on_masq_retry, d);
+        }
+        return r;
+}
+
+static int on_masq_retry(sd_event_source *s, uint64_t usec, void *userdata) {
+        node_agent *d = userdata;
+
+        d->masq_retry = sd_event_source_disable_unref(d->masq_retry);
+        if (masq_sync(d) >= 0)
+                network_recovered(d);
+        return 0;
+}
+
 static void lease_held(node_agent *d, bool moved);
 
 static void on_lease(SubnetLease *l, int error, const char *message, const SubnetLeaseEvent *ev, void *userdata) {
@@ -315,14 +393,20 @@ static void lease_held(node_agent *d, bool moved) {
                 (void) sd_notify(false, "READY=1");
                 d->notified_ready = true;
         }
-        network_recovered(d);
+        /* A table that cannot be replaced does not hold Docker back from
+         * a new subnet: the old one still masquerades the pods' traffic
+         * (its rules name the overlay; only the host-to-own-pods exception
+         * names the old subnet). */
+        int r = masq_sync(d);
+        if (r >= 0)
+                network_recovered(d);
         if (moved && d->step >= STEP_DOCKER) {
                 /* A new subnet after the lease was lost: Docker must move,
                  * also when its restart is already under way. */
                 daemon_subnet_moved(d);
                 return;
         }
-        if (d->step == STEP_NETWORK)
+        if (r >= 0 && d->step == STEP_NETWORK)
                 daemon_step_done(d);
 }
 
@@ -415,6 +499,8 @@ void daemon_network_free(node_agent *d) {
         if (d->snapshot_timer)
                 snapshot_write(d);
         d->snapshot_timer = sd_event_source_disable_unref(d->snapshot_timer);
+        /* The table stays: a stopping agent never takes traffic away. */
+        d->masq_retry = sd_event_source_disable_unref(d->masq_retry);
         overlay_sync_free(d->overlay);
         ns_free(d->ns);
 }
@@ -426,4 +512,9 @@ void daemon_network_reload(node_agent *d) {
                 (void) peer_watch_relist(d->peer_watch);
         if (d->overlay)
                 overlay_sync_resync(d->overlay);
+        /* The table again, in case someone flushed the ruleset. Before the
+         * network step is done (or while it is failing) its retry does it. */
+        d->masq_synced = false;
+        if (d->have_subnet && d->step > STEP_NETWORK && !d->masq_retry && masq_sync(d) >= 0)
+                network_recovered(d);
 }

@@ -90,7 +90,7 @@ void daemon_update_status(node_agent *d) {
                 failed = true;
                 message = unit_error;
         } else if (d->error) {
-                reason = d->net_failed ? "network" : d->reason ?: "unknown";
+                reason = d->net_failed ? d->reason ?: "network" : d->reason ?: "unknown";
                 message = d->error;
         } else if (unit_error) {
                 snprintf(ureason, sizeof ureason, "unit:%s", role_units_error_unit(d->role) ?: "?");
@@ -374,6 +374,7 @@ int daemon_run(const ck_config *c) {
         /* Short first retries: a minion that reaches its registration before
          * the master's apiserver listens gets in a quarter second later. */
         backoff_init(&d.backoff, 250 * USEC_PER_MSEC, 60 * USEC_PER_SEC);
+        backoff_init(&d.masq_backoff, 250 * USEC_PER_MSEC, 60 * USEC_PER_SEC);
         r = read_machine_id(d.machine_id);
         if (r < 0)
                 return log_error_errno(r, "Failed to read /etc/machine-id: %m"), 1;

@@ -22,3 +22,4 @@
 #define MID_NETWORK_FILES            "f803505a4177f7c652872ec323d4e32a"
 #define MID_NODE_LEFT                "a6096691d4964499b1f8c2ef0ab045fc"
 #define MID_NODE_WAITING             "a5727ece7f574c9081e740c9868963f5"
+#define MID_MASQ_INSTALLED           "530e7922813449eaaae91b7587b8510e"

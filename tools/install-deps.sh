@@ -8,8 +8,11 @@ PACKAGES=(
         # build
         meson ninja-build pkg-config gcc
         libcurl4-openssl-dev libjson-c-dev libsystemd-dev libnl-3-dev libnl-route-3-dev libssl-dev
+        libnftables-dev
         # tests
         libcmocka-dev python3-pytest etcd-server etcd-client iproute2 iputils-ping openssl
+        # the ip-masq tests look at the table with nft
+        nftables
         # tests/standins/systemd-standin.py: a stand-in for systemd on a private bus
         dbus-daemon python3-dbus python3-gi
         # the systemd-nspawn test bed

@@ -23,7 +23,7 @@ SUITE=bookworm
 FORMAT=1
 
 BASE_PACKAGES="systemd systemd-sysv dbus iproute2 libcurl4 libjson-c5 libnl-3-200
-libnl-route-3-200 libssl3 ca-certificates iputils-ping procps ${CKB_EXTRA_PACKAGES:-}"
+libnl-route-3-200 libnftables1 libssl3 ca-certificates iputils-ping procps ${CKB_EXTRA_PACKAGES:-}"
 # containerd comes with docker.io; containernetworking-plugins (bridge,
 # host-local, portmap in /usr/lib/cni) serve the nodes provisioned with
 # [runtime] kind = containerd, which `ctr run --cni` looks for in /opt/cni/bin.

@@ -89,6 +89,6 @@ def test_service_gated_on_config(deb, tmpdir_clean):
 def test_control_fields(deb):
     info = run("dpkg-deb", "-f", deb, "Package", "Version", "Depends", "Recommends").stdout
     assert "Package: corekube-agent" in info and "Version: 0.1.0" in info
-    for lib in ("libcurl4", "libjson-c5", "libnl-3-200", "libnl-route-3-200", "libsystemd0"):
+    for lib in ("libcurl4", "libjson-c5", "libnl-3-200", "libnl-route-3-200", "libnftables1", "libsystemd0"):
         assert lib in info
     assert "Recommends: docker.io" in info

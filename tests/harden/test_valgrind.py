@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: Apache-2.0
 """The agent through a whole bring-up (registration, network config, lease,
-overlay, a peer, env files, cluster.env) and SIGTERM under valgrind: no
-invalid reads or writes, no definite or indirect leaks."""
+overlay, a peer, env files, the ip-masq table through libnftables,
+cluster.env) and SIGTERM under valgrind: no invalid reads or writes, no
+definite or indirect leaks."""
 
 import os
 import re
@@ -13,6 +14,7 @@ import pytest
 from conftest import AGENT, SANITIZED, stop, wait_until
 
 VALGRIND = shutil.which("valgrind")
+SUPP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "valgrind.supp")
 
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root (network namespaces)"),
@@ -32,8 +34,10 @@ def test_bringup_and_sigterm_under_valgrind(node):
     node.etcdctl("put", "/coreos.com/network/subnets/10.244.99.0-24", PEER)
     node.start_agent(wrapper=(VALGRIND, "--leak-check=full", "--show-leak-kinds=definite,indirect",
                               "--errors-for-leak-kinds=definite,indirect", "--error-exitcode=99",
-                              "--num-callers=40", f"--log-file={vlog}"))
+                              "--num-callers=40", f"--log-file={vlog}", f"--suppressions={SUPP}"),
+                      env={"COREKUBE_NETWORK_IP_MASQ": "yes"})
     node.wait_state("ready", timeout=180)
+    assert "masquerade" in node.exec("nft", "list", "table", "ip", "corekube").stdout
 
     # The peer is programmed: its FDB entry on flannel.1 (peers may follow
     # the ready state).

@@ -111,12 +111,16 @@ class Containerd:
         self.execs = 0
 
     def start(self, node, name, script):
-        self.bed.sh(node, f"ctr image ls -q | grep -qx {self.IMAGE} || "
-                          f"ctr image import /usr/share/corekube-bed/busybox-oci.tar >/dev/null; "
-                          f"ctr task kill -s KILL {name} >/dev/null 2>&1 || true; "
-                          f"ctr task rm -f {name} >/dev/null 2>&1 || true; "
-                          f"ctr container rm {name} >/dev/null 2>&1 || true; "
-                          f"ctr run -d --cni {self.IMAGE} {name} sh -c '{script}' >/dev/null")
+        # In the foreground under a transient unit, as tests/e2e/test_containerd.py
+        # does: ctr itself runs CNI ADD and, when the task ends, DEL.
+        # --cpu-shares 0: no cpu controller is delegated to the node.
+        self.bed.sh(node, f"ctr image inspect {self.IMAGE} >/dev/null 2>&1 || "
+                          f"ctr image import --snapshotter native /usr/share/corekube-bed/busybox-oci.tar >/dev/null; "
+                          f"systemctl stop ctr-{name}.service 2>/dev/null || true; "
+                          f"systemctl reset-failed ctr-{name}.service 2>/dev/null || true; "
+                          f"systemd-run --quiet --unit=ctr-{name} ctr run --rm --cni --snapshotter native "
+                          f"--cpu-shares 0 {self.IMAGE} {name} sh -c '{script}'")
+        wait_until(lambda: self.ip(node, name), 60, f"{name} on {node} with an address")
 
     def exec(self, node, name, cmd):
         self.execs += 1

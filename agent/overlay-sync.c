@@ -221,7 +221,7 @@ static int on_netlink(sd_event_source *es, int fd, uint32_t revents, void *userd
 
 int overlay_sync_new(OverlaySync **ret, sd_event *event, ns_ctx *ns, overlay_sync_handler_t handler,
                      void *userdata) {
-        OverlaySync *s;
+        _cleanup_(overlay_sync_freep) OverlaySync *s = NULL;
         int r;
 
         s = calloc(1, sizeof *s);
@@ -231,13 +231,11 @@ int overlay_sync_new(OverlaySync **ret, sd_event *event, ns_ctx *ns, overlay_syn
         s->ns = ns;
         s->handler = handler;
         s->userdata = userdata;
-                backoff_init(&s->backoff, 100 * USEC_PER_MSEC, 30 * USEC_PER_SEC);
+        backoff_init(&s->backoff, 100 * USEC_PER_MSEC, 30 * USEC_PER_SEC);
         r = sd_event_add_io(event, &s->monitor, ns_monitor_fd(ns), EPOLLIN, on_netlink, s);
-        if (r < 0) {
-                overlay_sync_free(s);
+        if (r < 0)
                 return r;
-        }
-        *ret = s;
+        *ret = TAKE_PTR(s);
         return 0;
 }
 

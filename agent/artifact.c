@@ -210,7 +210,7 @@ static int fetch_start(artifact_fetch *f) {
  * callback follows), 0 when a download started, or a negative errno. */
 int artifact_fetch_start(curl_loop *loop, const ck_artifact *a, artifact_done_cb cb, void *userdata,
                          artifact_fetch **ret) {
-        artifact_fetch *f;
+        _cleanup_(artifact_fetch_freep) artifact_fetch *f = NULL;
         uint8_t h[32];
         int r;
 
@@ -221,11 +221,9 @@ int artifact_fetch_start(curl_loop *loop, const ck_artifact *a, artifact_done_cb
                 return -ENOMEM;
         *f = (artifact_fetch) { .a = a, .loop = loop, .cb = cb, .userdata = userdata, .fd = -1, .dirfd = -1 };
         r = fetch_start(f);
-        if (r < 0) {
-                artifact_fetch_free(f);
+        if (r < 0)
                 return r;
-        }
-        *ret = f;
+        *ret = TAKE_PTR(f);
         return 0;
 }
 

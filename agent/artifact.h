@@ -11,6 +11,7 @@
 
 #include "config.h"
 #include "curl-event.h"
+#include "macro.h"
 
 typedef struct artifact_fetch artifact_fetch;
 
@@ -26,6 +27,7 @@ typedef void (*artifact_done_cb)(const ck_artifact *a, int error, const char *me
 int artifact_fetch_start(curl_loop *loop, const ck_artifact *a, artifact_done_cb cb, void *userdata,
                          artifact_fetch **ret);
 artifact_fetch *artifact_fetch_free(artifact_fetch *f);
+DEFINE_TRIVIAL_CLEANUP_FUNC(artifact_fetch *, artifact_fetch_free);
 
 /* sha256 of a file; -ENOENT if it does not exist. */
 int file_sha256(const char *path, uint8_t ret[32]);

@@ -21,6 +21,7 @@
 #include "macro.h"
 #include "network-config.h"
 #include "subnet-record.h"
+#include "term-escape.h"
 #include "vtep-mac.h"
 
 typedef struct node_leave {
@@ -156,13 +157,14 @@ static void on_timetolive(EtcdClient *c, int error, const char *message, const E
 }
 
 static int keep_record(node_leave *n, const EtcdKv *kv) {
-        _cleanup_free_ char *ip = json_str(kv->value, "ip");
+        _cleanup_free_ char *ip = json_str(kv->value, "ip"), *name = json_str(kv->value, "name");
 
+        /* The name and ID are only printed: escaped for the terminal. */
         n->record = (EtcdKv) { .key = strdup(kv->key), .mod_revision = kv->mod_revision, .lease = kv->lease };
-        n->record_name = json_str(kv->value, "name");
+        n->record_name = term_escape(name);
         if (!n->record.key)
                 return -ENOMEM;
-        snprintf(n->id, sizeof n->id, "%s", key_id(kv->key));
+        term_escape_buf(key_id(kv->key), n->id, sizeof n->id);
         if (ip && ip4_parse(ip, &n->ip) < 0)
                 n->ip = 0;
         return 0;
@@ -192,8 +194,9 @@ static void on_machines(EtcdClient *c, int error, const char *message, const Etc
                           n->name);
                 for (size_t i = 0; i < res->n_kvs; i++) {
                         _cleanup_free_ char *name = json_str(res->kvs[i].value, "name");
+                        char id[256];
                         if (name && streq(name, n->name))
-                                log_error("  %s", key_id(res->kvs[i].key));
+                                log_error("  %s", term_escape_buf(key_id(res->kvs[i].key), id, sizeof id));
                 }
                 leave_finish(n->l, EXIT_RUNTIME);
                 return;

@@ -91,7 +91,7 @@ static void remove_overlay(leave_cmd *base) {
                 r = ns_overlay_remove(ns, l->vni);
         ns_free(ns);
         if (r < 0) {
-                log_error_errno(r, "Failed to remove flannel.%u: %m", l->vni);
+                log_error_errno(r, "Failed to remove flannel.%u: %s", l->vni, ns_error_detail(r) ?: strerror(-r));
                 leave_finish(base, EXIT_RUNTIME);
                 return;
         }

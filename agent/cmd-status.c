@@ -19,6 +19,7 @@
 #include "macro.h"
 #include "network-config.h"
 #include "subnet-record.h"
+#include "term-escape.h"
 
 /* A subnet lease without a machine record: a real flanneld node, or an
  * agent that died or was removed without `leave`. */
@@ -64,30 +65,6 @@ static void finish(status_cmd *s, int code) {
 
 /* ---- output ---- */
 
-static long long seen_ago(const char *updated, time_t now) {
-        struct tm tm = {};
-        const char *end;
-
-        if (!updated)
-                return -1;
-        end = strptime(updated, "%Y-%m-%dT%H:%M:%SZ", &tm);
-        if (!end || *end)
-                return -1;
-        return (long long) (now - timegm(&tm));
-}
-
-static const char *format_seen(long long ago, char *buf, size_t len) {
-        if (ago < 0)
-                snprintf(buf, len, "-");
-        else if (ago < 120)
-                snprintf(buf, len, "%llds ago", ago);
-        else if (ago < 2 * 3600)
-                snprintf(buf, len, "%lldm ago", ago / 60);
-        else
-                snprintf(buf, len, "%lldh ago", ago / 3600);
-        return buf;
-}
-
 static bool is_self(const status_cmd *s, const machine *m) {
         return s->have_machine_id && m->id && streq(m->id, s->machine_id);
 }
@@ -103,7 +80,6 @@ static void print_row(const char *const cells[_COL_MAX], const size_t width[_COL
         }
 }
 
-/* Row i: the machines, then the leases without a record. */
 /* "waiting (master)": the state with what it waits for. */
 static const char *state_cell(const machine *m, char *buf, size_t len) {
         if (strempty(m->state))
@@ -120,7 +96,7 @@ static void row_cells(const status_cmd *s, size_t i, time_t now, char units[stat
                 const machine *m = &s->machines[i];
 
                 snprintf(units, 32, "%zu/%zu", m->n_active, m->n_units);
-                format_seen(m->seen_ago >= 0 ? m->seen_ago : seen_ago(m->updated, now), seen, 32);
+                format_seen(machine_seen_ago(m, now), seen, 32);
                 c[COL_NAME] = m->name;
                 c[COL_ROLE] = m->role;
                 c[COL_IP] = strempty(m->ip) ? "-" : m->ip;
@@ -150,7 +126,7 @@ static int print_table(const status_cmd *s) {
         _cleanup_free_ const char *(*cells)[_COL_MAX] = calloc(n + 1, sizeof *cells);
         time_t now = time(NULL);
 
-        if (!units || !seen || !state || !cells)
+        if (!units || !seen || !state || !cells || machines_escape(s->machines, s->n_machines) < 0)
                 return log_error_errno(-ENOMEM, "Out of memory.");
         if (n == 0) {
                 printf("No machine records under %s/machines/ and no subnet leases.\n", s->cfg->etcd.prefix);
@@ -189,7 +165,7 @@ static int json_add(json_object *o, const char *k, json_object *v) {
 static json_object *machine_json(const status_cmd *s, const machine *m, time_t now) {
         json_object *o = json_object_new_object(), *units = json_object_new_object();
         _cleanup_free_ char *list = m->units ? strdup(m->units) : NULL;
-        long long ago = m->seen_ago >= 0 ? m->seen_ago : seen_ago(m->updated, now);
+        long long ago = machine_seen_ago(m, now);
         int k = 0;
 
         if (!o || !units) {
@@ -197,8 +173,8 @@ static json_object *machine_json(const status_cmd *s, const machine *m, time_t n
                 json_object_put(units);
                 return NULL;
         }
-        /* machines.c flattened the units to "a.service=active, b.service=failed". */
-        for (char *p = list, *save = NULL, *w; (w = strtok_r(p, ",", &save)); p = NULL) {
+        /* machines.c flattened the units to "a.service=active, b.service=failed" (NULL: none). */
+        for (char *p = list, *save = NULL, *w; list && (w = strtok_r(p, ",", &save)); p = NULL) {
                 char *eq = strchr(w, '=');
                 w += strspn(w, " ");
                 if (!eq)
@@ -235,6 +211,7 @@ static json_object *machine_json(const status_cmd *s, const machine *m, time_t n
 static int print_json(const status_cmd *s) {
         _cleanup_(json_object_putp) json_object *root = json_object_new_object();
         json_object *machines = json_object_new_array(), *orphans = json_object_new_array();
+        _cleanup_free_ char *text = NULL;
         time_t now = time(NULL);
         int k = 0;
 
@@ -262,8 +239,12 @@ static int print_json(const status_cmd *s) {
                         return log_error_errno(-ENOMEM, "Out of memory.");
                 }
         }
-        printf("%s\n", json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
-                                                JSON_C_TO_STRING_NOSLASHESCAPE));
+        /* Valid JSON, and safe on a terminal, whatever the records hold. */
+        text = json_escape_unsafe(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY |
+                                  JSON_C_TO_STRING_SPACED | JSON_C_TO_STRING_NOSLASHESCAPE));
+        if (!text)
+                return log_error_errno(-ENOMEM, "Out of memory.");
+        printf("%s\n", text);
         return 0;
 }
 
@@ -422,15 +403,17 @@ static bool wait_check(status_cmd *s, const char *value) {
         if (o && json_object_object_get_ex(o, "reason", &v) && json_object_is_type(v, json_type_string))
                 reason = json_object_get_string(v);
         free(s->own_state);
-        s->own_state = state ? strdup(state) : NULL;
+        s->own_state = term_escape(state);
         free(s->own_reason);
-        s->own_reason = reason ? strdup(reason) : NULL;
+        s->own_reason = term_escape(reason);
 
         /* Only failed ends the wait early: it needs an operator. Every
          * other state, waiting (for a master, a unit, a download) included,
          * is the agent still working on it. */
         if (state && streq(state, "failed")) {
-                log_error("Node %s failed: %s", name, error ?: "(no error given)");
+                char n[256], e[1024];
+                log_error("Node %s failed: %s", term_escape_buf(name, n, sizeof n),
+                          term_escape_buf(error ?: "(no error given)", e, sizeof e));
                 finish(s, EXIT_RUNTIME);
                 return true;
         }
@@ -456,7 +439,7 @@ static void on_watch(EtcdClient *c, int error, const char *message, const EtcdWa
                         etcd_request_cancel(s->watch);
                 s->watch = NULL;
                 free(s->last_error);
-                s->last_error = message ? strdup(message) : NULL;
+                s->last_error = term_escape(message);
                 wait_start(s);
                 return;
         }

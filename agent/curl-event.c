@@ -108,21 +108,19 @@ static int on_timer_change(CURLM *multi, long timeout_ms, void *userp) {
 }
 
 int curl_loop_new(sd_event *event, curl_loop **ret) {
-        curl_loop *l = calloc(1, sizeof *l);
+        _cleanup_(curl_loop_freep) curl_loop *l = calloc(1, sizeof *l);
 
         if (!l)
                 return -ENOMEM;
         l->event = sd_event_ref(event);
         l->multi = curl_multi_init();
-        if (!l->multi) {
-                curl_loop_free(l);
+        if (!l->multi)
                 return -ENOMEM;
-        }
         curl_multi_setopt(l->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
         curl_multi_setopt(l->multi, CURLMOPT_SOCKETDATA, l);
         curl_multi_setopt(l->multi, CURLMOPT_TIMERFUNCTION, on_timer_change);
         curl_multi_setopt(l->multi, CURLMOPT_TIMERDATA, l);
-        *ret = l;
+        *ret = TAKE_PTR(l);
         return 0;
 }
 

@@ -6,12 +6,14 @@
 
 #include <curl/curl.h>
 #include <systemd/sd-event.h>
+#include "macro.h"
 
 typedef struct curl_loop curl_loop;
 typedef void (*curl_done_cb)(CURL *easy, CURLcode code, void *userdata);
 
 int curl_loop_new(sd_event *event, curl_loop **ret);
 curl_loop *curl_loop_free(curl_loop *l);
+DEFINE_TRIVIAL_CLEANUP_FUNC(curl_loop *, curl_loop_free);
 /* The easy handle stays the caller's; the callback runs once, after the
  * handle has been taken out of the multi handle. */
 int curl_loop_add(curl_loop *l, CURL *easy, curl_done_cb cb, void *userdata);

@@ -29,7 +29,7 @@ int daemon_link_setup(node_agent *d) {
         if (!d->ns) {
                 r = ns_new(&d->ns);
                 if (r < 0) {
-                        daemon_step_failed(d, "cannot open netlink: %s", strerror(-r));
+                        daemon_step_failed(d, "cannot open netlink: %s", ns_error_detail(r) ?: strerror(-r));
                         return r;
                 }
         }
@@ -38,7 +38,8 @@ int daemon_link_setup(node_agent *d) {
         if (r < 0) {
                 daemon_step_failed(d, "interface %s: %s", n->interface,
                                    r == -ENODEV ? "no such interface" :
-                                   r == -EADDRNOTAVAIL ? "has no IPv4 address (set [node] address)" : strerror(-r));
+                                   r == -EADDRNOTAVAIL ? "has no IPv4 address (set [node] address)" :
+                                   ns_error_detail(r) ?: strerror(-r));
                 return r;
         }
         log_info("Interface %s is up: %s/%u, MTU %u.", n->interface,

@@ -19,6 +19,7 @@
 #include <systemd/sd-event.h>
 
 #include "etcd-json.h"
+#include "macro.h"
 
 typedef struct EtcdClient EtcdClient;
 typedef struct EtcdRequest EtcdRequest;
@@ -64,10 +65,7 @@ int etcd_client_new(EtcdClient **ret, sd_event *event, const EtcdClientOptions *
 /* Cancels whatever is in flight without calling back. Not from within one of
  * the client's callbacks. */
 EtcdClient *etcd_client_free(EtcdClient *c);
-static inline void etcd_client_freep(EtcdClient **c) {
-        if (*c)
-                etcd_client_free(*c);
-}
+DEFINE_TRIVIAL_CLEANUP_FUNC(EtcdClient *, etcd_client_free);
 
 /* Splits "http://a:2379, http://b:2379" into a NULL-terminated list. */
 int etcd_parse_endpoints(const char *text, char ***ret);
@@ -118,10 +116,7 @@ typedef enum EtcdCompareResult {
 
 EtcdTxn *etcd_txn_new(void);
 EtcdTxn *etcd_txn_free(EtcdTxn *t);
-static inline void etcd_txn_freep(EtcdTxn **t) {
-        if (*t)
-                etcd_txn_free(*t);
-}
+DEFINE_TRIVIAL_CLEANUP_FUNC(EtcdTxn *, etcd_txn_free);
 /* number: for VERSION/CREATE/MOD/LEASE; value: for VALUE. */
 int etcd_txn_compare(EtcdTxn *t, const char *key, EtcdCompareTarget target, EtcdCompareResult result,
                      int64_t number, const char *value);

@@ -12,6 +12,7 @@
 #include "leave.h"
 #include "log.h"
 #include "macro.h"
+#include "term-escape.h"
 
 void leave_finish(leave_cmd *l, int code) {
         (void) sd_event_exit(l->event, code);
@@ -65,16 +66,19 @@ static void on_revoked(EtcdClient *c, int error, const char *message, const Etcd
 static void on_deleted(EtcdClient *c, int error, const char *message, const EtcdResult *res, void *userdata) {
         leave_cmd *l = userdata;
         leave_target *t = &l->targets[l->next];
+        char key[1024];
 
         if (error < 0) {
                 leave_etcd_failed(l, error, message);
                 return;
         }
+        /* Keys come from etcd listings: escaped for the terminal. */
+        term_escape_buf(t->key, key, sizeof key);
         if (res->succeeded) {
-                printf("Released %s (%s).\n", t->what, t->key);
+                printf("Released %s (%s).\n", t->what, key);
                 l->done++;
         } else
-                printf("%s changed since it was read; left alone (%s).\n", t->what, t->key);
+                printf("%s changed since it was read; left alone (%s).\n", t->what, key);
         if (res->succeeded && t->lease != 0) {
                 if (etcd_lease_revoke(l->etcd, t->lease, on_revoked, l, NULL) < 0)
                         leave_finish(l, EXIT_RUNTIME);

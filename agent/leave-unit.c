@@ -116,7 +116,7 @@ static void on_stopped(const char *unit, const char *job_result, const char *det
 
 int leave_unit_stop_disable(sd_event *event, sd_bus *bus, leave_unit_done_t done, void *userdata,
                             leave_unit **ret) {
-        leave_unit *u = calloc(1, sizeof *u);
+        _cleanup_(leave_unit_freep) leave_unit *u = calloc(1, sizeof *u);
         int r;
 
         if (!u)
@@ -128,11 +128,9 @@ int leave_unit_stop_disable(sd_event *event, sd_bus *bus, leave_unit_done_t done
                 log_notice("Stopping %s.", AGENT_UNIT);
                 r = unit_ctl_job(u->ctl, "StopUnit", AGENT_UNIT, on_stopped, u);
         }
-        if (r < 0) {
-                leave_unit_free(u);
+        if (r < 0)
                 return r;
-        }
-        *ret = u;
+        *ret = TAKE_PTR(u);
         return 0;
 }
 

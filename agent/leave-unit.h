@@ -9,6 +9,7 @@
 #include <sys/types.h>
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
+#include "macro.h"
 
 #define AGENT_UNIT "corekube-agent.service"
 
@@ -27,3 +28,4 @@ typedef struct leave_unit leave_unit;
 int leave_unit_stop_disable(sd_event *event, sd_bus *bus, leave_unit_done_t done, void *userdata,
                             leave_unit **ret);
 leave_unit *leave_unit_free(leave_unit *u);
+DEFINE_TRIVIAL_CLEANUP_FUNC(leave_unit *, leave_unit_free);

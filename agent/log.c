@@ -170,3 +170,13 @@ int log_struct_internal(int level, int error, const char *file, int line, const 
         va_end(ap);
         return r;
 }
+
+void log_netsetup(int level, int error, const char *format, va_list ap) {
+        va_list aq;
+
+        /* Its warnings and notes (failures come back to us as return values). */
+        va_copy(aq, ap);
+        (void) log_dispatch(level, error, "netsetup", 0, "netsetup", NULL,
+                            FIELDS("COREKUBE_COMPONENT=netsetup"), format, aq);
+        va_end(aq);
+}

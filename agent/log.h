@@ -6,6 +6,7 @@
  * otherwise. Every log_*_errno() returns -abs(error) so callers can write
  * `return log_error_errno(r, "Failed to …: %m");`. */
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <syslog.h>
 
@@ -22,6 +23,11 @@ const char *log_level_to_string(int level);
 bool log_to_journal(void);
 /* Only for tests: force a target regardless of JOURNAL_STREAM. */
 void log_force_stderr(bool on);
+
+/* netsetup's log hook (ns_set_log_func()): its messages with their level
+ * and COREKUBE_COMPONENT=netsetup. */
+__attribute__((format(printf, 3, 0)))
+void log_netsetup(int level, int error, const char *format, va_list ap);
 
 int log_internal(int level, int error, const char *file, int line, const char *func,
                  const char *format, ...) _printf_(6, 7);

@@ -5,9 +5,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "ip4-util.h"
 #include "macro.h"
+#include "term-escape.h"
 #include "values.h"
 
 static char *get_str(json_object *o, const char *k) {
@@ -119,4 +121,50 @@ int machines_master_ips(const EtcdResult *res, char ***ret) {
                 return -ENOMEM;
         *ret = l;
         return 0;
+}
+
+int machines_escape(machine *m, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                char **f[] = { &m[i].id, &m[i].name, &m[i].role, &m[i].ip, &m[i].subnet, &m[i].state,
+                               &m[i].error, &m[i].reason, &m[i].message, &m[i].updated, &m[i].units };
+
+                for (size_t k = 0; k < ELEMENTSOF(f); k++) {
+                        char *e;
+
+                        if (!*f[k])
+                                continue;
+                        e = term_escape(*f[k]);
+                        if (!e)
+                                return -ENOMEM;
+                        free(*f[k]);
+                        *f[k] = e;
+                }
+        }
+        return 0;
+}
+
+long long machine_seen_ago(const machine *m, time_t now) {
+        struct tm tm = {};
+        const char *end;
+
+        if (m->seen_ago >= 0)
+                return m->seen_ago;
+        if (!m->updated)
+                return -1;
+        end = strptime(m->updated, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        if (!end || *end)
+                return -1;
+        return (long long) (now - timegm(&tm));
+}
+
+const char *format_seen(long long ago, char *buf, size_t len) {
+        if (ago < 0)
+                snprintf(buf, len, "-");
+        else if (ago < 120)
+                snprintf(buf, len, "%llds ago", ago);
+        else if (ago < 2 * 3600)
+                snprintf(buf, len, "%lldm ago", ago / 60);
+        else
+                snprintf(buf, len, "%lldh ago", ago / 3600);
+        return buf;
 }

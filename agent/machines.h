@@ -6,6 +6,7 @@
  * do not parse are skipped. */
 
 #include <stddef.h>
+#include <time.h>
 
 #include "etcd-json.h"
 
@@ -30,6 +31,16 @@ typedef struct machine {
 /* Parses every record of a range result, sorted by name. */
 int machines_parse(const EtcdResult *res, machine **ret, size_t *ret_n);
 void machines_free(machine *m, size_t n);
+
+/* Escapes every string of every record for a terminal (term-escape.h):
+ * they come from etcd, so from anyone who can write there. */
+int machines_escape(machine *m, size_t n);
+
+/* Seconds since the record was last seen: its lease's last keepalive when
+ * known (seen_ago), else its "updated" time; -1 when neither is known. */
+long long machine_seen_ago(const machine *m, time_t now);
+/* "42s ago", "5m ago", "3h ago" or "-". */
+const char *format_seen(long long ago, char *buf, size_t len);
 
 /* The IPs of every master, ordered by name. */
 int machines_master_ips(const EtcdResult *res, char ***ret);

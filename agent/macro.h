@@ -26,6 +26,14 @@ static inline void closep(int *fd) {
 #define _cleanup_fclose_ _cleanup_(fclosep)
 #define _cleanup_close_ _cleanup_(closep)
 
+/* For a type whose func() frees it and returns NULL: funcp() for _cleanup_,
+ * so a constructor unwinds by returning. */
+#define DEFINE_TRIVIAL_CLEANUP_FUNC(type, func)         \
+        static inline void func##p(type *p) {           \
+                if (*p)                                 \
+                        *p = func(*p);                  \
+        }
+
 static inline void *steal_pointer_internal(void **p) {
         void *t = *p;
         *p = NULL;

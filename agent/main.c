@@ -12,6 +12,7 @@
 #include "config.h"
 #include "log.h"
 #include "macro.h"
+#include "netsetup.h"
 
 typedef struct verb {
         const char *name;
@@ -95,6 +96,7 @@ int main(int argc, char *argv[]) {
         int c;
 
         log_open();
+        ns_set_log_func(log_netsetup);
         e = getenv("COREKUBE_LOG_LEVEL");
         if (e) {
                 int l = log_level_from_string(e);

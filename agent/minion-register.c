@@ -73,7 +73,7 @@ static void on_done(CURL *easy, CURLcode code, void *userdata) {
 
 int minion_register_post(curl_loop *loop, const char *url, const char *body, minion_register_cb cb,
                          void *userdata, minion_register **ret) {
-        minion_register *m = calloc(1, sizeof *m);
+        _cleanup_(minion_register_freep) minion_register *m = calloc(1, sizeof *m);
         int r;
 
         if (!m)
@@ -81,10 +81,8 @@ int minion_register_post(curl_loop *loop, const char *url, const char *body, min
         *m = (minion_register) { .loop = loop, .cb = cb, .userdata = userdata,
                                  .url = strdup(url), .body = strdup(body), .easy = curl_easy_init() };
         m->headers = curl_slist_append(NULL, "Content-Type: application/json");
-        if (!m->url || !m->body || !m->easy || !m->headers) {
-                minion_register_free(m);
+        if (!m->url || !m->body || !m->easy || !m->headers)
                 return -ENOMEM;
-        }
         curl_easy_setopt(m->easy, CURLOPT_URL, m->url);
         curl_easy_setopt(m->easy, CURLOPT_POSTFIELDS, m->body);
         curl_easy_setopt(m->easy, CURLOPT_HTTPHEADER, m->headers);
@@ -95,11 +93,9 @@ int minion_register_post(curl_loop *loop, const char *url, const char *body, min
         curl_easy_setopt(m->easy, CURLOPT_TIMEOUT_MS, 15000L);
         curl_easy_setopt(m->easy, CURLOPT_NOSIGNAL, 1L);
         r = curl_loop_add(loop, m->easy, on_done, m);
-        if (r < 0) {
-                minion_register_free(m);
+        if (r < 0)
                 return r;
-        }
-        *ret = m;
+        *ret = TAKE_PTR(m);
         return 0;
 }
 

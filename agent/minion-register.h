@@ -6,6 +6,7 @@
  * because the minion is already known. */
 
 #include "curl-event.h"
+#include "macro.h"
 
 typedef struct minion_register minion_register;
 typedef void (*minion_register_cb)(int error, long status, const char *message, void *userdata);
@@ -17,3 +18,4 @@ char *expand_placeholders(const char *text, const char *master_ip, const char *n
 int minion_register_post(curl_loop *loop, const char *url, const char *body, minion_register_cb cb,
                          void *userdata, minion_register **ret);
 minion_register *minion_register_free(minion_register *m);
+DEFINE_TRIVIAL_CLEANUP_FUNC(minion_register *, minion_register_free);

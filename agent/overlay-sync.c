@@ -91,7 +91,7 @@ static int setup(OverlaySync *s) {
         r = ns_overlay_setup(s->ns, &s->cfg, &s->info);
         if (r < 0) {
                 s->up = false;
-                failed(s, r, "Cannot set up flannel.%u: %s", s->cfg.vni, strerror(-r));
+                failed(s, r, "Cannot set up flannel.%u: %s", s->cfg.vni, ns_error_detail(r) ?: strerror(-r));
                 return r;
         }
         s->up = true;
@@ -129,7 +129,7 @@ static int reconcile(OverlaySync *s) {
         r = ns_overlay_reconcile_flags(s->ns, s->peers, s->n_peers, flags, &st);
         if (r < 0) {
                 failed(s, r, "Cannot program the peers on %s (%u of %u changes refused): %s", s->info.ifname,
-                       st.failed, st.requests, strerror(-r));
+                       st.failed, st.requests, ns_error_detail(r) ?: strerror(-r));
                 return r;
         }
         if (st.requests > 0 && (flags & NS_RECONCILE_INCREMENTAL) && st.dumps == 0)
@@ -196,8 +196,13 @@ static int on_resync(sd_event_source *es, uint64_t usec, void *userdata) {
 static int on_netlink(sd_event_source *es, int fd, uint32_t revents, void *userdata) {
         OverlaySync *s = userdata;
         unsigned events = 0;
+        int r;
 
-        if (ns_monitor_process(s->ns, &events) < 0 || !events || !s->have_config)
+        /* A failed read loses nothing for good: the next resync compares all. */
+        r = ns_monitor_process(s->ns, &events);
+        if (r < 0)
+                log_warning("Cannot read netlink notifications: %s", ns_error_detail(r) ?: strerror(-r));
+        if (r < 0 || !events || !s->have_config)
                 return 0;
         if (events & (NS_EVENT_OVERLAY_GONE | NS_EVENT_OVERLAY_DOWN)) {
                 log_warning("%s %s; setting it up again.", s->info.ifname,
@@ -216,7 +221,7 @@ static int on_netlink(sd_event_source *es, int fd, uint32_t revents, void *userd
 
 int overlay_sync_new(OverlaySync **ret, sd_event *event, ns_ctx *ns, overlay_sync_handler_t handler,
                      void *userdata) {
-        OverlaySync *s;
+        _cleanup_(overlay_sync_freep) OverlaySync *s = NULL;
         int r;
 
         s = calloc(1, sizeof *s);
@@ -226,13 +231,11 @@ int overlay_sync_new(OverlaySync **ret, sd_event *event, ns_ctx *ns, overlay_syn
         s->ns = ns;
         s->handler = handler;
         s->userdata = userdata;
-                backoff_init(&s->backoff, 100 * USEC_PER_MSEC, 30 * USEC_PER_SEC);
+        backoff_init(&s->backoff, 100 * USEC_PER_MSEC, 30 * USEC_PER_SEC);
         r = sd_event_add_io(event, &s->monitor, ns_monitor_fd(ns), EPOLLIN, on_netlink, s);
-        if (r < 0) {
-                overlay_sync_free(s);
+        if (r < 0)
                 return r;
-        }
-        *ret = s;
+        *ret = TAKE_PTR(s);
         return 0;
 }
 

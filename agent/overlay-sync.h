@@ -18,6 +18,7 @@
 #include <systemd/sd-event.h>
 
 #include "netsetup.h"
+#include "macro.h"
 
 typedef struct OverlaySync OverlaySync;
 
@@ -33,6 +34,7 @@ typedef void (*overlay_sync_handler_t)(OverlaySync *s, OverlaySyncEvent ev, int 
 int overlay_sync_new(OverlaySync **ret, sd_event *event, ns_ctx *ns, overlay_sync_handler_t handler,
                      void *userdata);
 OverlaySync *overlay_sync_free(OverlaySync *s);
+DEFINE_TRIVIAL_CLEANUP_FUNC(OverlaySync *, overlay_sync_free);
 
 /* The device as it should be (with our subnet). Sets it up at once and
  * reconciles; returns 0 when the device is up (-ENETDOWN if not). Failures

@@ -408,7 +408,7 @@ static void list(PeerWatch *w) {
 
 int peer_watch_new(PeerWatch **ret, EtcdClient *client, sd_event *event, const PeerWatchOptions *o,
                    peer_watch_callback_t cb, void *userdata) {
-        PeerWatch *w;
+        _cleanup_(peer_watch_freep) PeerWatch *w = NULL;
 
         if (!o->prefix)
                 return -EINVAL;
@@ -430,10 +430,9 @@ int peer_watch_new(PeerWatch **ret, EtcdClient *client, sd_event *event, const P
         w->prefix = strdup(o->prefix);
         if (!w->prefix || asprintf(&w->dir, "%s/subnets/", o->prefix) < 0) {
                 w->dir = NULL;
-                peer_watch_free(w);
                 return -ENOMEM;
         }
-        *ret = w;
+        *ret = TAKE_PTR(w);
         return 0;
 }
 

@@ -15,6 +15,7 @@
 #include "etcd-client.h"
 #include "network-config.h"
 #include "subnet-record.h"
+#include "macro.h"
 
 typedef struct PeerWatch PeerWatch;
 
@@ -34,6 +35,7 @@ typedef void (*peer_watch_callback_t)(PeerWatch *w, const SubnetRecord *peers, s
 int peer_watch_new(PeerWatch **ret, EtcdClient *client, sd_event *event, const PeerWatchOptions *o,
                    peer_watch_callback_t cb, void *userdata);
 PeerWatch *peer_watch_free(PeerWatch *w);
+DEFINE_TRIVIAL_CLEANUP_FUNC(PeerWatch *, peer_watch_free);
 int peer_watch_start(PeerWatch *w);
 /* Our lease changed: validate the cache again against it. */
 int peer_watch_set_own(PeerWatch *w, uint32_t subnet, uint32_t ip);

@@ -357,7 +357,7 @@ static int set_str(char **p, const char *v) {
 
 int registry_new(Registry **ret, EtcdClient *client, sd_event *event, const RegistryOptions *o,
                  registry_callback_t cb, void *userdata) {
-        Registry *r;
+        _cleanup_(registry_freep) Registry *r = NULL;
 
         if (!o->prefix || !o->machine_id || !o->name || !o->role)
                 return -EINVAL;
@@ -376,11 +376,9 @@ int registry_new(Registry **ret, EtcdClient *client, sd_event *event, const Regi
             set_str(&r->id, o->machine_id) < 0 || set_str(&r->name, o->name) < 0 ||
             set_str(&r->role, o->role) < 0 || set_str(&r->ip, o->ip) < 0 ||
             set_str(&r->subnet, o->subnet) < 0 || set_str(&r->version, o->version) < 0 ||
-            set_str(&r->state, "registering") < 0) {
-                registry_free(r);
+            set_str(&r->state, "registering") < 0)
                 return -ENOMEM;
-        }
-        *ret = r;
+        *ret = TAKE_PTR(r);
         return 0;
 }
 

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "etcd-client.h"
+#include "macro.h"
 
 typedef struct Registry Registry;
 
@@ -38,6 +39,7 @@ typedef void (*registry_callback_t)(Registry *r, RegistryEvent event, int error,
 int registry_new(Registry **ret, EtcdClient *client, sd_event *event, const RegistryOptions *o,
                  registry_callback_t cb, void *userdata);
 Registry *registry_free(Registry *r);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Registry *, registry_free);
 int registry_start(Registry *r);
 
 /* state: registering, network, runtime, artifacts, units, ready, waiting,

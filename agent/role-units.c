@@ -160,7 +160,7 @@ static void on_state(const char *unit, const unit_state *st, void *userdata) {
 
 int role_units_new(sd_event *event, unit_ctl *ctl, char *const *units, role_units_cb cb, void *userdata,
                    role_units **ret) {
-        role_units *ru = calloc(1, sizeof *ru);
+        _cleanup_(role_units_freep) role_units *ru = calloc(1, sizeof *ru);
 
         if (!ru)
                 return -ENOMEM;
@@ -168,18 +168,14 @@ int role_units_new(sd_event *event, unit_ctl *ctl, char *const *units, role_unit
         backoff_init(&ru->backoff, USEC_PER_SEC, 60 * USEC_PER_SEC);
         ru->n = strv_length(units);
         ru->units = calloc(ru->n + 1, sizeof(role_unit));
-        if (!ru->units) {
-                free(ru);
+        if (!ru->units)
                 return -ENOMEM;
-        }
         for (size_t i = 0; i < ru->n; i++) {
                 ru->units[i] = (role_unit) { .owner = ru, .name = strdup(units[i]) };
-                if (!ru->units[i].name || asprintf(&ru->units[i].field, "COREKUBE_UNIT=%s", units[i]) < 0) {
-                        role_units_free(ru);
+                if (!ru->units[i].name || asprintf(&ru->units[i].field, "COREKUBE_UNIT=%s", units[i]) < 0)
                         return -ENOMEM;
-                }
         }
-        *ret = ru;
+        *ret = TAKE_PTR(ru);
         return 0;
 }
 
@@ -196,7 +192,7 @@ int role_units_start(role_units *ru) {
 role_units *role_units_free(role_units *ru) {
         if (!ru)
                 return NULL;
-        for (size_t i = 0; i < ru->n; i++) {
+        for (size_t i = 0; ru->units && i < ru->n; i++) {
                 free(ru->units[i].name);
                 free(ru->units[i].field);
                 free(ru->units[i].state);

@@ -10,6 +10,7 @@
 #include <systemd/sd-event.h>
 
 #include "unit-control.h"
+#include "macro.h"
 
 typedef struct role_units role_units;
 
@@ -20,6 +21,7 @@ typedef void (*role_units_cb)(role_units *ru, void *userdata);
 int role_units_new(sd_event *event, unit_ctl *ctl, char *const *units, role_units_cb cb, void *userdata,
                    role_units **ret);
 role_units *role_units_free(role_units *ru);
+DEFINE_TRIVIAL_CLEANUP_FUNC(role_units *, role_units_free);
 int role_units_start(role_units *ru);
 
 bool role_units_all_started(const role_units *ru);

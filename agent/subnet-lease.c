@@ -463,7 +463,7 @@ static void acquire(SubnetLease *l) {
 
 int subnet_lease_new(SubnetLease **ret, EtcdClient *client, sd_event *event, const SubnetLeaseOptions *o,
                      subnet_lease_callback_t cb, void *userdata) {
-        SubnetLease *l;
+        _cleanup_(subnet_lease_freep) SubnetLease *l = NULL;
 
         if (!o->prefix || o->public_ip == 0)
                 return -EINVAL;
@@ -488,11 +488,9 @@ int subnet_lease_new(SubnetLease **ret, EtcdClient *client, sd_event *event, con
         backoff_init(&l->backoff, 500 * USEC_PER_MSEC, 30 * USEC_PER_SEC);
         backoff_init(&l->watch_backoff, 200 * USEC_PER_MSEC, 30 * USEC_PER_SEC);
         l->prefix = strdup(o->prefix);
-        if (!l->prefix || subnet_record_format(l->public_ip, l->mac, l->config.vni, &l->value) < 0) {
-                subnet_lease_free(l);
+        if (!l->prefix || subnet_record_format(l->public_ip, l->mac, l->config.vni, &l->value) < 0)
                 return -ENOMEM;
-        }
-        *ret = l;
+        *ret = TAKE_PTR(l);
         return 0;
 }
 

@@ -13,6 +13,7 @@
 
 #include "etcd-client.h"
 #include "network-config.h"
+#include "macro.h"
 
 typedef struct SubnetLease SubnetLease;
 
@@ -45,6 +46,7 @@ typedef void (*subnet_lease_callback_t)(SubnetLease *l, int error, const char *m
 int subnet_lease_new(SubnetLease **ret, EtcdClient *client, sd_event *event, const SubnetLeaseOptions *o,
                      subnet_lease_callback_t cb, void *userdata);
 SubnetLease *subnet_lease_free(SubnetLease *l);
+DEFINE_TRIVIAL_CLEANUP_FUNC(SubnetLease *, subnet_lease_free);
 int subnet_lease_start(SubnetLease *l);
 /* Revokes the etcd lease, which deletes our record (for "leave"). */
 int subnet_lease_release(SubnetLease *l, etcd_callback_t cb, void *userdata);

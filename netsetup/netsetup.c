@@ -5,6 +5,7 @@
 #include <netlink/errno.h>
 #include <netlink/socket.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -24,8 +25,20 @@
 
 static ns_log_func_t log_func;
 
+/* The last failure's message, for the caller that decides what it means
+ * (one per thread, as the contexts are). */
+static __thread char error_detail[512];
+static __thread int error_detail_errno;
+
 void ns_set_log_func(ns_log_func_t f) {
         log_func = f;
+}
+
+const char *ns_error_detail(int error) {
+        if (error == 0 || error_detail_errno != abs(error))
+                return NULL;
+        error_detail_errno = 0;         /* read once: never a stale one later */
+        return error_detail;
 }
 
 int ns_log_full(int level, int error, const char *format, ...) {
@@ -36,10 +49,14 @@ int ns_log_full(int level, int error, const char *format, ...) {
                 error = -error;
 
         va_start(ap, format);
-        if (log_func)
+        errno = error;
+        if (level <= LOG_ERR && error != 0) {
+                /* A failure: returned, not logged; the caller logs it once. */
+                vsnprintf(error_detail, sizeof error_detail, format, ap);
+                error_detail_errno = error;
+        } else if (log_func)
                 log_func(level, error, format, ap);
         else if (level < LOG_DEBUG) {
-                errno = error;
                 vfprintf(stderr, format, ap);
                 fputc('\n', stderr);
         }

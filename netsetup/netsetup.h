@@ -3,8 +3,8 @@
 
 /* netsetup: brings up the private interface and the flannel VXLAN overlay and
  * keeps its peer entries in step, through netlink. Knows nothing of etcd or
- * systemd; errors are negative errno values, each logged once through the
- * log hook by the function that decides it is an error.
+ * systemd; errors are negative errno values with a message for the caller
+ * (ns_error_detail()), which logs the failure once.
  *
  * Typical use by the daemon:
  *
@@ -32,10 +32,18 @@
 #include <stdint.h>
 
 /* The owner decides where messages go; by default they go to stderr. `level`
- * is a syslog level (LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG); `error` is a
- * positive errno value or 0, for %m. */
+ * is a syslog level (LOG_WARNING, LOG_INFO, LOG_DEBUG); `error` is a
+ * positive errno value or 0, for %m. Failures do not go through the hook: a
+ * function that fails returns a negative errno value and leaves what went
+ * wrong for ns_error_detail(), and the owner, which decides what the failure
+ * means (retry, fail the node, exit), logs it once. */
 typedef void (*ns_log_func_t)(int level, int error, const char *format, va_list ap);
 void ns_set_log_func(ns_log_func_t f);
+
+/* The message of the last failure if it was `error` (negative or positive
+ * errno), e.g. "Failed to add 192.168.3.2/24 to eth2: Permission denied";
+ * NULL if there is none for that error. Each detail is returned once. */
+const char *ns_error_detail(int error);
 
 typedef struct ns_ctx ns_ctx;
 

@@ -62,7 +62,10 @@ struct ns_ctx {
 
 /* Logging through the owner's hook. `error` is a (positive or negative) errno
  * value or 0; the functions return -abs(error) so they can end a statement
- * like `return ns_log_errno(r, ...)`. */
+ * like `return ns_log_error_errno(r, ...)`. At LOG_ERR (with an error) the
+ * message is the failure's detail for ns_error_detail(), not logged: the
+ * caller decides and logs. Something netsetup decides itself (a request it
+ * carries on past) is a warning. */
 int ns_log_full(int level, int error, const char *format, ...) _ns_printf_(3, 4);
 #define ns_log_error_errno(e, ...) ns_log_full(LOG_ERR, (e), __VA_ARGS__)
 #define ns_log_warning(...) ((void) ns_log_full(LOG_WARNING, 0, __VA_ARGS__))

@@ -265,11 +265,14 @@ static int op_error(uint32_t cookie, int error, const char *msg, void *userdata)
 
         rc->stats.failed++;
         ns_peers_op_describe(o, what, sizeof(what));
+        /* The other requests go on: each refusal is a warning here, and the
+         * caller reports the reconcile's failure (with stats.failed). */
         if (o->kind == OP_ROUTE_ADD && error == -EEXIST)
-                return ns_log_error_errno(error, "Failed to %s on %s: a route to that subnet exists on another device, left alone",
-                                          what, rc->ctx->ov_ifname);
-        return ns_log_error_errno(error, "Failed to %s on %s: %m%s%s", what, rc->ctx->ov_ifname,
-                                  msg ? ": " : "", msg ?: "");
+                return ns_log_full(LOG_WARNING, error,
+                                   "Failed to %s on %s: a route to that subnet exists on another device, left alone",
+                                   what, rc->ctx->ov_ifname);
+        return ns_log_full(LOG_WARNING, error, "Failed to %s on %s: %m%s%s", what, rc->ctx->ov_ifname,
+                           msg ? ": " : "", msg ?: "");
 }
 
 static int send_ops(reconcile *rc) {

@@ -222,7 +222,7 @@ static int session_command(ns_ctx *ctx, char *line) {
         }
         r = ns_monitor_process(ctx, &ev);
         if (r < 0)
-                printf("error=%s\n", strerror(-r));
+                printf("error=%s\n", ns_error_detail(r) ?: strerror(-r));
         print_events(ev);
         printf("end\n");
         return 0;
@@ -376,7 +376,8 @@ int main(int argc, char *argv[]) {
         ns_free(ctx);
         free(peers);
         if (r < 0) {
-                fprintf(stderr, "ns-tool: %s failed: %s\n", verb, strerror(-r));
+                /* Like the agent: the library's detail, logged once by its caller. */
+                fprintf(stderr, "ns-tool: %s failed: %s\n", verb, ns_error_detail(r) ?: strerror(-r));
                 return 1;
         }
         return 0;

@@ -111,8 +111,6 @@ typedef struct node_agent {
         artifacts_step art;
         cluster_step cl;
         announce_step ann;
-
-        sd_event_source *watchdog;
 } node_agent;
 
 void daemon_advance(node_agent *d);

@@ -11,6 +11,7 @@
 #include "agent-lock.h"
 #include "daemon-internal.h"
 #include "etcd-config.h"
+#include "machine-id.h"
 #include "log.h"
 #include "macro.h"
 #include "message-ids.h"
@@ -269,7 +270,8 @@ static int register_start(node_agent *d) {
         char ip[INET_ADDRSTRLEN];
         RegistryOptions o = {
                 .prefix = d->cfg->etcd.prefix,
-                .machine_id = d->machine_id,
+                .machine_id = d->node_id,
+                .legacy_id = d->machine_id,
                 .name = d->cfg->node.name,
                 .role = role_to_string(d->cfg->node.role),
                 .ip = inet_ntop(AF_INET, &d->link.addr, ip, sizeof ip),
@@ -361,7 +363,9 @@ int daemon_run(const ck_config *c) {
         /* Short first retries: a minion that reaches its registration before
          * the master's apiserver listens gets in a quarter second later. */
         backoff_init(&d.backoff, 250 * USEC_PER_MSEC, 60 * USEC_PER_SEC);
-        r = read_machine_id(d.machine_id);
+        r = machine_id_raw(d.machine_id);
+        if (r >= 0)
+                r = machine_id_node(d.node_id);
         if (r < 0)
                 return log_error_errno(r, "Failed to read /etc/machine-id: %m"), 1;
 

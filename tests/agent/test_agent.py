@@ -37,17 +37,17 @@ def ping(src, dst_ip):
 def test_records_subnets_and_peer_entries(cluster3):
     c = cluster3
     machines = c.etcd.get_prefix(MACHINES)
-    assert sorted(machines) == sorted(MACHINES + n.machine_id for n in c.nodes)
+    assert sorted(machines) == sorted(MACHINES + n.node_id for n in c.nodes)
     for n in c.nodes:
-        rec = json.loads(machines[MACHINES + n.machine_id]["value"])
+        rec = json.loads(machines[MACHINES + n.node_id]["value"])
         assert rec["name"] == n.name and rec["role"] == n.role and rec["ip"] == n.ip
-        assert rec["state"] == "ready" and rec["id"] == n.machine_id
-        assert machines[MACHINES + n.machine_id]["lease"] != 0
+        assert rec["state"] == "ready" and rec["id"] == n.node_id
+        assert machines[MACHINES + n.node_id]["lease"] != 0
     subnets = [n.subnet() for n in c.nodes]
     assert None not in subnets and len(set(subnets)) == 3, subnets
     assert len(c.etcd.get_prefix(SUBNETS)) == 3
     for n in c.nodes:
-        assert json.loads(c.etcd.get_prefix(MACHINES + n.machine_id)[MACHINES + n.machine_id]["value"])["subnet"] \
+        assert json.loads(c.etcd.get_prefix(MACHINES + n.node_id)[MACHINES + n.node_id]["value"])["subnet"] \
             == n.subnet()
         key, rec, lease = n.subnet_record()
         assert rec["BackendType"] == "vxlan" and rec["BackendData"]["VtepMAC"] == n.vtep_mac()
@@ -102,7 +102,7 @@ def test_status_table_and_json(cluster3):
     for n in c.nodes:
         m = by_name[n.name]
         assert (m["id"], m["role"], m["ip"], m["subnet"], m["state"]) == \
-            (n.machine_id, n.role, n.ip, n.subnet(), "ready")
+            (n.node_id, n.role, n.ip, n.subnet(), "ready")
         # "Seen" is the last keepalive of the record's lease (ttl 10s, kept
         # alive every ttl/3), not the last time the record changed.
         assert m["units"] == {} and m["units_total"] == 0 and 0 <= m["seen_seconds_ago"] <= 10
@@ -312,7 +312,7 @@ def test_own_subnet_lease_deleted_is_reacquired(cluster3):
 def test_machine_record_deleted_or_put_on_another_lease_is_written_again(cluster3):
     c = cluster3
     n = c.nodes[0]
-    key = f"{MACHINES}{n.machine_id}"
+    key = f"{MACHINES}{n.node_id}"
     own = n.record()["lease"]
     c.etcd.delete(key)
     wait_until(lambda: n.record() is not None, 10, f"{n.name}'s record to be written again")

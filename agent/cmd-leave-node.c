@@ -20,6 +20,7 @@
 #include "leave.h"
 #include "log.h"
 #include "macro.h"
+#include "netsetup.h"
 #include "network-config.h"
 #include "subnet-record.h"
 #include "vtep-mac.h"
@@ -63,7 +64,7 @@ static bool lease_mac(const char *value, uint8_t mac[static 6]) {
 
         return o && json_object_object_get_ex(o, "BackendData", &bd) &&
                json_object_object_get_ex(bd, "VtepMAC", &m) && json_object_is_type(m, json_type_string) &&
-               mac_parse(json_object_get_string(m), mac) >= 0;
+               ns_parse_mac(json_object_get_string(m), mac) >= 0;
 }
 
 static void on_released(leave_cmd *l) {

@@ -133,7 +133,7 @@ static bool subnet_is_ours(const local_leave *l, const EtcdKv *kv, uint32_t subn
                 return true;
         if (l->have_machine_id && o && json_object_object_get_ex(o, "BackendData", &bd) &&
             json_object_object_get_ex(bd, "VtepMAC", &m) && json_object_is_type(m, json_type_string) &&
-            mac_parse(json_object_get_string(m), mac) >= 0 && memcmp(mac, l->mac, 6) == 0)
+            ns_parse_mac(json_object_get_string(m), mac) >= 0 && memcmp(mac, l->mac, 6) == 0)
                 return true;
         /* Nothing to recognise us by: trust subnet-file. */
         return l->ip == 0 && !l->have_machine_id && l->file_subnet != 0 &&

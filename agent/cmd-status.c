@@ -18,6 +18,7 @@
 #include "machine-id.h"
 #include "machines.h"
 #include "macro.h"
+#include "netsetup.h"
 #include "network-config.h"
 #include "subnet-record.h"
 
@@ -329,8 +330,8 @@ static void on_subnets(EtcdClient *c, int error, const char *message, const Etcd
                 j = json_tokener_parse(res->kvs[i].value);
                 if (j && json_object_object_get_ex(j, "BackendData", &bd) &&
                     json_object_object_get_ex(bd, "VtepMAC", &mac) && json_object_is_type(mac, json_type_string) &&
-                    mac_parse(json_object_get_string(mac), m) >= 0)
-                        mac_format(m, o->vtep_mac);
+                    ns_parse_mac(json_object_get_string(mac), m) >= 0)
+                        ns_format_mac(m, o->vtep_mac);
                 s->n_orphans++;
         }
         seen_start(s);

@@ -17,6 +17,7 @@ import subprocess
 import pytest
 
 from conftest import CK_PREFIX, NET_PREFIX, wait_until
+from corekube_test.machineid import app_specific
 
 SUBNETS = f"{NET_PREFIX}/subnets/"
 MACHINES = f"{CK_PREFIX}/machines/"
@@ -151,8 +152,9 @@ def test_status_wait(cluster3, tmp_path):
     assert p.stdout == ""
 
     # A record that says failed: exit 1 with its error.
-    key = MACHINES + stranger_id
-    rec = {"id": stranger_id, "name": "ghost", "role": "minion", "ip": "192.168.3.90", "subnet": "",
+    # Named in etcd by its app-specific ID.
+    key = MACHINES + app_specific(stranger_id)
+    rec = {"id": app_specific(stranger_id), "name": "ghost", "role": "minion", "ip": "192.168.3.90", "subnet": "",
            "state": "failed", "error": "kubelet.service: start job failed (exit-code)", "units": {},
            "version": "0", "updated": "2026-01-01T00:00:00Z"}
     c.etcd.put(key, json.dumps(rec))
@@ -407,8 +409,8 @@ def test_etcd_away_during_bringup_and_after(fresh_cluster):
     ghost_file = os.path.join(c.workdir, "ghost-machine-id")
     with open(ghost_file, "w") as f:
         f.write(ghost_id + "\n")
-    ghost = {"id": ghost_id, "name": "ghost", "role": "minion", "ip": "192.168.3.91", "state": "network"}
-    c.etcd.put(MACHINES + ghost_id, json.dumps(ghost))
+    ghost = {"id": app_specific(ghost_id), "name": "ghost", "role": "minion", "ip": "192.168.3.91", "state": "network"}
+    c.etcd.put(MACHINES + app_specific(ghost_id), json.dumps(ghost))
     n1 = c.nodes[0]
     waiter = subprocess.Popen(n1.argv("status", "--wait=120s", "-c", n1.conf, machine_id_file=ghost_file),
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -441,7 +443,7 @@ def test_etcd_away_during_bringup_and_after(fresh_cluster):
         # The waiter lost its watch with etcd and picked it up again.
         assert waiter.poll() is None, waiter.communicate()
         ghost["state"] = "ready"
-        c.etcd.put(MACHINES + ghost_id, json.dumps(ghost))
+        c.etcd.put(MACHINES + app_specific(ghost_id), json.dumps(ghost))
         out, err = waiter.communicate(timeout=60)
         assert waiter.returncode == 0, err
         assert "ghost" in out

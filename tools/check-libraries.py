@@ -6,7 +6,8 @@ netsetup/:
 - a MAC is formatted or parsed by hand outside netsetup/netsetup.c;
 - the watchdog is pinged by hand instead of sd_event_set_watchdog();
 - /etc/machine-id is read by hand instead of sd_id128_get_machine*();
-- the watch stream is framed by anything but json_tokener_parse_ex()."""
+- the watch stream is framed by anything but json_tokener_parse_ex();
+- a unit watch reads its properties with single Gets instead of GetAll."""
 
 import pathlib
 import re
@@ -48,6 +49,12 @@ def main():
     mid = (ROOT / "agent/machine-id.c").read_text()
     if "sd_id128_get_machine_app_specific(" not in mid:
         bad.append("agent/machine-id.c: no sd_id128_get_machine_app_specific()")
+    uc = (ROOT / "agent/unit-control.c").read_text()
+    fetch = re.search(r"\nstatic void watch_fetch\(watch \*w\) \{\n(.*?)\n\}", uc, re.S)
+    if not fetch or '"GetAll"' not in fetch.group(1) or '"Get"' in fetch.group(1):
+        bad.append("agent/unit-control.c: watch_fetch() does not read with one GetAll")
+    if uc.count('"SubState"') != 1:
+        bad.append("agent/unit-control.c: SubState is named outside watch_props (a single Get?)")
     for b in bad:
         print(b)
     print(f"check-libraries: {len(files)} files, {len(bad)} problem(s)")

@@ -205,7 +205,7 @@ static void on_machines(EtcdClient *c, int error, const char *message, const Etc
                 }
         }
         if (!by_id && n_named > 1) {
-                log_error("%zu machine records are named %s; give the machine ID of the one to remove:", n_named,
+                log_error("%zu machine records are named %s; give the ID of the one to remove:", n_named,
                           n->name);
                 for (size_t i = 0; i < res->n_kvs; i++) {
                         _cleanup_free_ char *name = json_str(res->kvs[i].value, "name");

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #pragma once
 
-/* The machine record <etcd.prefix>/machines/<machine-id> on its own etcd
+/* The machine record <etcd.prefix>/machines/<id> on its own etcd
  * lease (ttl), kept alive at ttl/3; when the lease is lost (expired while etcd
  * was away, or revoked) a new lease is granted and the record written again.
  * State, error, units, subnet and IP can change at any time: changes made in

@@ -1,100 +1,74 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <errno.h>
-#include <stdbool.h>
+#include <limits.h>
+#include <openssl/evp.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base64.h"
 
-static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+#define ALPHABET "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 
 int base64_encode(const void *data, size_t size, char **ret) {
-        const uint8_t *p = data;
-        char *out, *o;
+        char *out;
 
-        out = o = malloc((size + 2) / 3 * 4 + 1);
+        if (size > (size_t) INT_MAX / 4 * 3)
+                return -E2BIG;
+        out = malloc((size + 2) / 3 * 4 + 1);
         if (!out)
                 return -ENOMEM;
-
-        for (size_t i = 0; i < size; i += 3) {
-                uint32_t v = (uint32_t) p[i] << 16;
-                size_t left = size - i;
-
-                if (left > 1)
-                        v |= (uint32_t) p[i + 1] << 8;
-                if (left > 2)
-                        v |= p[i + 2];
-
-                *o++ = alphabet[(v >> 18) & 63];
-                *o++ = alphabet[(v >> 12) & 63];
-                *o++ = left > 1 ? alphabet[(v >> 6) & 63] : '=';
-                *o++ = left > 2 ? alphabet[v & 63] : '=';
-        }
-        *o = 0;
+        /* Writes the padding and the terminating NUL. */
+        (void) EVP_EncodeBlock((unsigned char *) out, data, (int) size);
         *ret = out;
         return 0;
 }
 
-static int decode_char(char c) {
-        if (c >= 'A' && c <= 'Z')
-                return c - 'A';
-        if (c >= 'a' && c <= 'z')
-                return c - 'a' + 26;
-        if (c >= '0' && c <= '9')
-                return c - '0' + 52;
-        if (c == '+')
-                return 62;
-        if (c == '/')
-                return 63;
-        return -1;
+static unsigned char_value(char c) {
+        return (unsigned) (strchr(ALPHABET, c) - ALPHABET);
+}
+
+/* EVP_DecodeBlock() skips whitespace around the text, takes '=' anywhere in
+ * the last quantum and counts the padding as output bytes: what it accepts
+ * is decided here, so that each text has one decoding. */
+static int check(const char *text, size_t len, unsigned *ret_pad) {
+        unsigned pad = 0;
+
+        if (len % 4 != 0 || len > INT_MAX)
+                return -EINVAL;
+        while (pad < 2 && pad < len && text[len - 1 - pad] == '=')
+                pad++;
+        if (strspn(text, ALPHABET) != len - pad)
+                return -EINVAL;
+        /* The bits that the padding hides must be zero. */
+        if ((pad == 1 && (char_value(text[len - 2]) & 0x03) != 0) ||
+            (pad == 2 && (char_value(text[len - 3]) & 0x0f) != 0))
+                return -EINVAL;
+        *ret_pad = pad;
+        return 0;
 }
 
 int base64_decode(const char *text, void **ret, size_t *ret_size) {
-        size_t len = strlen(text), n = 0;
+        size_t len = strlen(text);
+        unsigned pad;
         uint8_t *out;
+        int n, r;
 
-        if (len % 4 != 0)
-                return -EINVAL;
-
+        r = check(text, len, &pad);
+        if (r < 0)
+                return r;
         out = malloc(len / 4 * 3 + 1);
         if (!out)
                 return -ENOMEM;
-
-        for (size_t i = 0; i < len; i += 4) {
-                bool last = i + 4 == len;
-                int c[4];
-                unsigned pad = 0;
-
-                for (unsigned k = 0; k < 4; k++) {
-                        if (text[i + k] == '=' && last && k >= 2) {
-                                c[k] = 0;
-                                pad++;
-                                continue;
-                        }
-                        /* '=' may only end the text, and nothing may follow it. */
-                        c[k] = pad > 0 ? -1 : decode_char(text[i + k]);
-                        if (c[k] < 0) {
-                                free(out);
-                                return -EINVAL;
-                        }
-                }
-
-                uint32_t v = (uint32_t) c[0] << 18 | (uint32_t) c[1] << 12 | (uint32_t) c[2] << 6 | (uint32_t) c[3];
-                /* Bits that padding hides must be zero, so each text has one decoding. */
-                if ((pad == 1 && (v & 0xff) != 0) || (pad == 2 && (v & 0xffff) != 0)) {
-                        free(out);
-                        return -EINVAL;
-                }
-                out[n++] = (uint8_t) (v >> 16);
-                if (pad < 2)
-                        out[n++] = (uint8_t) (v >> 8);
-                if (pad < 1)
-                        out[n++] = (uint8_t) v;
+        n = EVP_DecodeBlock(out, (const unsigned char *) text, (int) len);
+        if (n < 0 || (size_t) n != len / 4 * 3) {
+                free(out);
+                return -EINVAL;
         }
+        n -= (int) pad;
         out[n] = 0;
         *ret = out;
         if (ret_size)
-                *ret_size = n;
+                *ret_size = (size_t) n;
         return 0;
 }

@@ -4,11 +4,12 @@
  * their routes to it at once instead of after the 24 h lease. Nothing local
  * is touched (no lock, no flannel.1).
  *
- * NAME is a record's name or machine ID. A record whose etcd lease still has
- * time left belongs to a node that is alive (its agent keeps it), and is
- * refused without --force: its agent would only register again. A node whose
- * record expired already can still be named by its machine ID: its subnet
- * lease carries a VTEP MAC made from that ID. */
+ * NAME is a record's name or ID (the app-specific ID of its key). A record
+ * whose etcd lease still has time left belongs to a node that is alive (its
+ * agent keeps it), and is refused without --force: its agent would only
+ * register again. A node whose record expired already can still be named by
+ * its raw /etc/machine-id, which is never in etcd: its subnet lease carries a
+ * VTEP MAC made from that ID. */
 #include <errno.h>
 #include <json-c/json.h>
 #include <stdio.h>
@@ -19,6 +20,7 @@
 #include "leave.h"
 #include "log.h"
 #include "macro.h"
+#include "netsetup.h"
 #include "network-config.h"
 #include "subnet-record.h"
 #include "term-escape.h"
@@ -27,13 +29,15 @@
 typedef struct node_leave {
         leave_cmd *l;
         const char *name;               /* as given */
-        char id[33];                    /* the machine ID, once known */
+        char id[33];                    /* the record's ID, or the raw machine ID given */
+        bool raw_id;                    /* no record: id is a raw machine ID */
         uint32_t vni;
         EtcdKv record;                  /* key NULL: no record */
         char *record_name;
         uint32_t ip;                    /* the record's, host order; 0: unknown */
-        uint8_t (*other_macs)[6];       /* the VTEP MACs of every other record */
-        size_t n_other_macs;
+        uint32_t subnet;                /* the record's; 0: unknown */
+        uint32_t *other_subnets;        /* those of every other record */
+        size_t n_other_subnets;
 } node_leave;
 
 static bool is_machine_id(const char *s) {
@@ -61,7 +65,7 @@ static bool lease_mac(const char *value, uint8_t mac[static 6]) {
 
         return o && json_object_object_get_ex(o, "BackendData", &bd) &&
                json_object_object_get_ex(bd, "VtepMAC", &m) && json_object_is_type(m, json_type_string) &&
-               mac_parse(json_object_get_string(m), mac) >= 0;
+               ns_parse_mac(json_object_get_string(m), mac) >= 0;
 }
 
 static void on_released(leave_cmd *l) {
@@ -74,23 +78,35 @@ static void on_released(leave_cmd *l) {
         leave_finish(l, l->done == 0 ? EXIT_RUNTIME : 0);
 }
 
-/* A subnet lease is the node's when its VTEP MAC is the one made from the
- * node's ID, or when its PublicIP is the record's and its MAC is no other
- * record's (a reinstalled machine keeps its IP under a new ID). */
-static bool subnet_is_the_nodes(const node_leave *n, const EtcdKv *kv) {
+/* Named by its raw machine ID, a subnet lease is the node's when its VTEP
+ * MAC is the one made from that ID. Named by its record, when it is the
+ * record's subnet, or when its PublicIP is the record's and it is no other
+ * record's subnet (a reinstalled machine keeps its IP under a new ID). */
+static bool subnet_is_the_nodes(const node_leave *n, const EtcdKv *kv, uint32_t subnet) {
         uint8_t mine[6], mac[6];
-        bool have_mac = lease_mac(kv->value, mac);
         uint32_t ip;
 
-        vtep_mac_from_machine_id(n->id, n->vni, mine);
-        if (have_mac && memcmp(mac, mine, 6) == 0)
+        if (n->raw_id) {
+                vtep_mac_from_machine_id(n->id, n->vni, mine);
+                return lease_mac(kv->value, mac) && memcmp(mac, mine, 6) == 0;
+        }
+        if (n->subnet != 0 && subnet == n->subnet)
                 return true;
         if (n->ip == 0 || subnet_record_public_ip(kv->value, &ip) < 0 || ip != n->ip)
                 return false;
-        for (size_t i = 0; have_mac && i < n->n_other_macs; i++)
-                if (memcmp(mac, n->other_macs[i], 6) == 0)
+        for (size_t i = 0; i < n->n_other_subnets; i++)
+                if (subnet == n->other_subnets[i])
                         return false;
         return true;
+}
+
+/* The subnet of a record's "subnet" ("10.244.94.0/24"); 0 if none. */
+static uint32_t record_subnet(const char *value) {
+        _cleanup_free_ char *s = json_str(value, "subnet");
+        uint32_t a;
+        unsigned len;
+
+        return s && ip4_parse_cidr(s, false, &a, &len) >= 0 ? a : 0;
 }
 
 static void on_subnets(EtcdClient *c, int error, const char *message, const EtcdResult *res, void *userdata) {
@@ -106,7 +122,7 @@ static void on_subnets(EtcdClient *c, int error, const char *message, const Etcd
                 unsigned len;
 
                 if (network_config_parse_subnet_key(res->kvs[i].key, n->l->cfg->network.prefix, &subnet, &len) < 0 ||
-                    !subnet_is_the_nodes(n, &res->kvs[i]))
+                    !subnet_is_the_nodes(n, &res->kvs[i], subnet))
                         continue;
                 snprintf(what, sizeof what, "subnet %s/%u", ip4_format(subnet, a), len);
                 if (leave_add_target(n->l, &res->kvs[i], what) < 0) {
@@ -167,6 +183,7 @@ static int keep_record(node_leave *n, const EtcdKv *kv) {
         term_escape_buf(key_id(kv->key), n->id, sizeof n->id);
         if (ip && ip4_parse(ip, &n->ip) < 0)
                 n->ip = 0;
+        n->subnet = record_subnet(kv->value);
         return 0;
 }
 
@@ -190,7 +207,7 @@ static void on_machines(EtcdClient *c, int error, const char *message, const Etc
                 }
         }
         if (!by_id && n_named > 1) {
-                log_error("%zu machine records are named %s; give the machine ID of the one to remove:", n_named,
+                log_error("%zu machine records are named %s; give the ID of the one to remove:", n_named,
                           n->name);
                 for (size_t i = 0; i < res->n_kvs; i++) {
                         _cleanup_free_ char *name = json_str(res->kvs[i].value, "name");
@@ -203,22 +220,27 @@ static void on_machines(EtcdClient *c, int error, const char *message, const Etc
         }
         by_id = by_id ?: by_name;
         if (!by_id && !is_machine_id(n->name)) {
-                log_error("Unknown node %s: no machine record has that name or machine ID (a node whose record "
-                          "expired can be named by its machine ID).", n->name);
+                log_error("Unknown node %s: no machine record has that name or ID (a node whose record "
+                          "expired can be named by its machine ID, /etc/machine-id).", n->name);
                 leave_finish(n->l, EXIT_RUNTIME);
                 return;
         }
-        /* The other records' MACs, so their subnets are never taken for this one's. */
-        n->other_macs = calloc(res->n_kvs ?: 1, sizeof *n->other_macs);
-        if (!n->other_macs || (by_id && keep_record(n, by_id) < 0)) {
+        /* The other records' subnets, never taken for this one's. */
+        n->other_subnets = calloc(res->n_kvs ?: 1, sizeof *n->other_subnets);
+        if (!n->other_subnets || (by_id && keep_record(n, by_id) < 0)) {
                 leave_finish(n->l, EXIT_RUNTIME);
                 return;
         }
-        if (!by_id)
+        if (!by_id) {
                 snprintf(n->id, sizeof n->id, "%s", n->name);
-        for (size_t i = 0; i < res->n_kvs; i++)
-                if (&res->kvs[i] != by_id && is_machine_id(key_id(res->kvs[i].key)))
-                        vtep_mac_from_machine_id(key_id(res->kvs[i].key), n->vni, n->other_macs[n->n_other_macs++]);
+                n->raw_id = true;
+        }
+        for (size_t i = 0; i < res->n_kvs; i++) {
+                uint32_t s = record_subnet(res->kvs[i].value);
+
+                if (&res->kvs[i] != by_id && s != 0)
+                        n->other_subnets[n->n_other_subnets++] = s;
+        }
         /* Alive: its record is on an etcd lease with time left. */
         if (n->record.key && n->record.lease != 0) {
                 if (etcd_lease_timetolive(n->l->etcd, n->record.lease, on_timetolive, n, NULL) < 0)
@@ -264,6 +286,6 @@ int leave_node_run(leave_cmd *l) {
         leave_done(l);
         free(n.record.key);
         free(n.record_name);
-        free(n.other_macs);
+        free(n.other_subnets);
         return r;
 }

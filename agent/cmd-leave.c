@@ -31,6 +31,7 @@
 #include "leave.h"
 #include "leave-unit.h"
 #include "log.h"
+#include "machine-id.h"
 #include "macro.h"
 #include "masq.h"
 #include "message-ids.h"
@@ -51,7 +52,8 @@ typedef struct local_leave {
         sd_bus *bus;                    /* set when the holder is the unit's main process */
         leave_unit *unit;
 
-        char machine_id[33];
+        char machine_id[33];            /* raw: our VTEP MAC's input */
+        char node_id[33];               /* app-specific: our record's key */
         bool have_machine_id;
         uint32_t ip;                    /* host order; 0: unknown */
         uint32_t file_subnet;           /* from subnet-file; 0: none */
@@ -145,7 +147,7 @@ static bool subnet_is_ours(const local_leave *l, const EtcdKv *kv, uint32_t subn
                 return true;
         if (l->have_machine_id && o && json_object_object_get_ex(o, "BackendData", &bd) &&
             json_object_object_get_ex(bd, "VtepMAC", &m) && json_object_is_type(m, json_type_string) &&
-            mac_parse(json_object_get_string(m), mac) >= 0 && memcmp(mac, l->mac, 6) == 0)
+            ns_parse_mac(json_object_get_string(m), mac) >= 0 && memcmp(mac, l->mac, 6) == 0)
                 return true;
         /* Nothing to recognise us by: trust subnet-file. */
         return l->ip == 0 && !l->have_machine_id && l->file_subnet != 0 &&
@@ -192,7 +194,7 @@ static void on_subnets(EtcdClient *c, int error, const char *message, const Etcd
                 leave_release(&l->l);
                 return;
         }
-        if (asprintf(&key, "%s/machines/%s", l->l.cfg->etcd.prefix, l->machine_id) < 0 ||
+        if (asprintf(&key, "%s/machines/%s", l->l.cfg->etcd.prefix, l->node_id) < 0 ||
             etcd_range(l->l.etcd, key, false, 0, on_machine, &l->l, NULL) < 0)
                 leave_finish(&l->l, EXIT_RUNTIME);
 }
@@ -300,7 +302,9 @@ static int leave_run(local_leave *l) {
                 return r;
         l->vni = l->l.cfg->network.vni;
         l->l.released = remove_overlay;
-        r = read_machine_id(l->machine_id);
+        r = machine_id_raw(l->machine_id);
+        if (r >= 0)
+                r = machine_id_node(l->node_id);
         l->have_machine_id = r >= 0;
         if (r < 0)
                 log_warning_errno(r, "Cannot read /etc/machine-id (%m); looking for our subnet by address only.");

@@ -15,8 +15,10 @@
 #include "cli.h"
 #include "ip4-util.h"
 #include "log.h"
+#include "machine-id.h"
 #include "machines.h"
 #include "macro.h"
+#include "netsetup.h"
 #include "network-config.h"
 #include "subnet-record.h"
 #include "term-escape.h"
@@ -34,8 +36,8 @@ typedef struct status_cmd {
         const cli_args *args;
         sd_event *event;
         EtcdClient *etcd;
-        char machine_id[33];
-        bool have_machine_id;
+        char node_id[33];               /* app-specific: our record's key */
+        bool have_node_id;
         char *own_key;
         char *endpoints;
 
@@ -66,7 +68,7 @@ static void finish(status_cmd *s, int code) {
 /* ---- output ---- */
 
 static bool is_self(const status_cmd *s, const machine *m) {
-        return s->have_machine_id && m->id && streq(m->id, s->machine_id);
+        return s->have_node_id && m->id && streq(m->id, s->node_id);
 }
 
 enum { COL_NAME, COL_ROLE, COL_IP, COL_SUBNET, COL_STATE, COL_UNITS, COL_SEEN, _COL_MAX };
@@ -309,8 +311,8 @@ static void on_subnets(EtcdClient *c, int error, const char *message, const Etcd
                 j = json_tokener_parse(res->kvs[i].value);
                 if (j && json_object_object_get_ex(j, "BackendData", &bd) &&
                     json_object_object_get_ex(bd, "VtepMAC", &mac) && json_object_is_type(mac, json_type_string) &&
-                    mac_parse(json_object_get_string(mac), m) >= 0)
-                        mac_format(m, o->vtep_mac);
+                    ns_parse_mac(json_object_get_string(mac), m) >= 0)
+                        ns_format_mac(m, o->vtep_mac);
                 s->n_orphans++;
         }
         seen_start(s);
@@ -511,8 +513,8 @@ static int status_run(status_cmd *s) {
         int r;
 
         s->endpoints = cli_etcd_endpoints(s->cfg);
-        r = read_machine_id(s->machine_id);
-        s->have_machine_id = r >= 0;
+        r = machine_id_node(s->node_id);
+        s->have_node_id = r >= 0;
         if (s->args->wait && r < 0) {
                 log_error_errno(r, "Failed to read /etc/machine-id, which --wait needs: %m");
                 return EXIT_RUNTIME;
@@ -524,7 +526,7 @@ static int status_run(status_cmd *s) {
         if (!s->args->wait) {
                 list_start(s);
         } else {
-                if (asprintf(&s->own_key, "%s/machines/%s", s->cfg->etcd.prefix, s->machine_id) < 0)
+                if (asprintf(&s->own_key, "%s/machines/%s", s->cfg->etcd.prefix, s->node_id) < 0)
                         return log_error_errno(-ENOMEM, "Out of memory."), EXIT_RUNTIME;
                 if (s->timeout > 0) {
                         r = sd_event_add_time_relative(s->event, &s->timer, CLOCK_MONOTONIC, s->timeout, 10 * USEC_PER_MSEC,

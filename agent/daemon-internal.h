@@ -70,7 +70,8 @@ typedef struct announce_step {
 typedef struct node_agent {
         const ck_config *cfg;
         sd_event *event;
-        char machine_id[33];
+        char machine_id[33];            /* raw: the VTEP MAC's input, never published */
+        char node_id[33];               /* app-specific: names the node in etcd */
 
         step step;
         bool step_busy;                 /* async work of the step is in flight */
@@ -117,8 +118,6 @@ typedef struct node_agent {
         artifacts_step art;
         cluster_step cl;
         announce_step ann;
-
-        sd_event_source *watchdog;
 } node_agent;
 
 void daemon_advance(node_agent *d);

@@ -11,6 +11,7 @@
 #include "agent-lock.h"
 #include "daemon-internal.h"
 #include "etcd-config.h"
+#include "machine-id.h"
 #include "log.h"
 #include "macro.h"
 #include "message-ids.h"
@@ -269,7 +270,8 @@ static int register_start(node_agent *d) {
         char ip[INET_ADDRSTRLEN];
         RegistryOptions o = {
                 .prefix = d->cfg->etcd.prefix,
-                .machine_id = d->machine_id,
+                .machine_id = d->node_id,
+                .legacy_id = d->machine_id,
                 .name = d->cfg->node.name,
                 .role = role_to_string(d->cfg->node.role),
                 .ip = inet_ntop(AF_INET, &d->link.addr, ip, sizeof ip),
@@ -336,18 +338,6 @@ void daemon_advance(node_agent *d) {
 
 /* ---- process plumbing ---- */
 
-static int on_watchdog(sd_event_source *s, uint64_t usec, void *userdata) {
-        node_agent *d = userdata;
-        uint64_t interval = 0;
-
-        (void) sd_notify(false, "WATCHDOG=1");
-        (void) sd_watchdog_enabled(false, &interval);
-        (void) sd_event_source_set_time(s, usec + interval / 2);
-        (void) sd_event_source_set_enabled(s, SD_EVENT_ON);
-        (void) d;
-        return 0;
-}
-
 static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
         daemon_network_reload(userdata);
         return 0;
@@ -360,7 +350,6 @@ static bool needs_dbus(const ck_config *c) {
 int daemon_run(const ck_config *c) {
         node_agent d = { .cfg = c };
         _cleanup_close_ int lock_fd = -1;
-        uint64_t wd = 0;
         int r;
 
         /* Held until we exit: two agents on one node would fight over its
@@ -375,7 +364,9 @@ int daemon_run(const ck_config *c) {
          * the master's apiserver listens gets in a quarter second later. */
         backoff_init(&d.backoff, 250 * USEC_PER_MSEC, 60 * USEC_PER_SEC);
         backoff_init(&d.masq_backoff, 250 * USEC_PER_MSEC, 60 * USEC_PER_SEC);
-        r = read_machine_id(d.machine_id);
+        r = machine_id_raw(d.machine_id);
+        if (r >= 0)
+                r = machine_id_node(d.node_id);
         if (r < 0)
                 return log_error_errno(r, "Failed to read /etc/machine-id: %m"), 1;
 
@@ -391,8 +382,11 @@ int daemon_run(const ck_config *c) {
         (void) sd_event_add_signal(d.event, NULL, SIGTERM, NULL, NULL);
         (void) sd_event_add_signal(d.event, NULL, SIGINT, NULL, NULL);
         (void) sd_event_add_signal(d.event, NULL, SIGHUP, on_sighup, &d);
-        if (sd_watchdog_enabled(false, &wd) > 0)
-                (void) sd_event_add_time_relative(d.event, &d.watchdog, CLOCK_MONOTONIC, wd / 2, wd / 20, on_watchdog, &d);
+        /* sd-event pings WatchdogSec= (the unit sets it) from the loop itself, so
+         * a loop that hangs is restarted. */
+        r = sd_event_set_watchdog(d.event, true);
+        if (r < 0)
+                log_warning_errno(r, "Failed to enable the service watchdog, continuing without: %m");
 
         r = etcd_client_from_config(c, d.event, 0, &d.etcd);
         if (r == -EKEYREJECTED) {
@@ -440,7 +434,6 @@ finish:
         etcd_client_free(d.etcd);
         curl_loop_free(d.curl);
         sd_event_source_disable_unref(d.retry);
-        sd_event_source_disable_unref(d.watchdog);
         sd_event_unref(d.event);
         free(d.error);
         free(d.reason);

@@ -46,18 +46,3 @@ int etcd_client_from_config(const ck_config *c, sd_event *event, unsigned max_ro
                 return log_error_errno(r, "Failed to set up the etcd client: %m");
         return 0;
 }
-
-int read_machine_id(char ret[static 33]) {
-        _cleanup_fclose_ FILE *f = fopen("/etc/machine-id", "re");
-        char buf[64] = "";
-
-        if (!f)
-                return -errno;
-        if (!fgets(buf, sizeof buf, f))
-                return -EIO;
-        buf[strcspn(buf, "\n")] = '\0';
-        if (strlen(buf) != 32 || strspn(buf, "0123456789abcdef") != 32)
-                return -EINVAL;
-        memcpy(ret, buf, 33);
-        return 0;
-}

@@ -2,7 +2,7 @@
 #pragma once
 
 /* What the daemon and the one-shot commands both take from the node: an
- * etcd client made from [etcd], and this machine's ID. */
+ * etcd client made from [etcd]. */
 
 #include <systemd/sd-event.h>
 
@@ -12,6 +12,3 @@
 /* max_rounds: rounds over all endpoints before a request gives up (0: retry
  * forever). -EKEYREJECTED (logged) when password-file cannot be read. */
 int etcd_client_from_config(const ck_config *c, sd_event *event, unsigned max_rounds, EtcdClient **ret);
-
-/* /etc/machine-id: 32 lower-case hex digits. */
-int read_machine_id(char ret[static 33]);

@@ -131,21 +131,16 @@ static void request_retry(EtcdRequest *r) {
 
 static void start_auth(EtcdClient *c);
 
-static int on_watch_object(const char *text, size_t size, void *userdata) {
+static int on_watch_object(json_object *o, void *userdata) {
         EtcdRequest *r = userdata;
-        json_object *o, **p;
+        json_object **p;
 
-        o = etcd_json_parse_first(text, size);
-        if (!o)
-                return -EBADMSG;
         r->silent_timer = sd_event_source_disable_unref(r->silent_timer);
         p = realloc(r->pending, (r->n_pending + 1) * sizeof *p);
-        if (!p) {
-                json_object_put(o);
+        if (!p)
                 return -ENOMEM;
-        }
         r->pending = p;
-        r->pending[r->n_pending++] = o;
+        r->pending[r->n_pending++] = json_object_get(o);
         return 0;
 }
 

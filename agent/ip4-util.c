@@ -63,23 +63,6 @@ bool ip4_is_unicast(uint32_t a) {
         return true;
 }
 
-int mac_parse(const char *s, uint8_t ret[static 6]) {
-        if (!s || strlen(s) != 17)
-                return -EINVAL;
-        for (unsigned i = 0; i < 6; i++) {
-                char h[3] = { s[i * 3], s[i * 3 + 1], 0 };
-                char *end;
-
-                if (i < 5 && s[i * 3 + 2] != ':')
-                        return -EINVAL;
-                if (!strchr("0123456789abcdefABCDEF", h[0]) || !strchr("0123456789abcdefABCDEF", h[1]) ||
-                    h[0] == 0 || h[1] == 0)
-                        return -EINVAL;
-                ret[i] = (uint8_t) strtoul(h, &end, 16);
-        }
-        return 0;
-}
-
 bool mac_is_unicast(const uint8_t mac[static 6]) {
         static const uint8_t zero[6];
 

@@ -18,7 +18,6 @@ uint32_t ip4_mask(unsigned len);
 /* Not 0/8, loopback, link-local, multicast, broadcast or reserved 240/4. */
 bool ip4_is_unicast(uint32_t a);
 
-/* "aa:bb:cc:dd:ee:ff", exactly. */
-int mac_parse(const char *s, uint8_t ret[static 6]);
+/* MAC text: ns_parse_mac() and ns_format_mac() (netsetup.h). */
 /* Not multicast/broadcast (low bit of the first octet) and not all zero. */
 bool mac_is_unicast(const uint8_t mac[static 6]);

@@ -14,6 +14,7 @@
 #include "ip4-util.h"
 #include "log.h"
 #include "macro.h"
+#include "netsetup.h"
 
 #define SNAPSHOT_FILE "peers.json"
 /* Far more than a flannel network holds (a /8 in /24s is 65536). */
@@ -177,7 +178,7 @@ int node_snapshot_read(node_snapshot *ret) {
                       (get_cidr(p, "subnet", &e->subnet, &e->subnet_len) ?:
                        get_cidr(p, "public_ip", &e->public_ip, NULL));
                 if (!why && (!json_object_object_get_ex(p, "vtep_mac", &m) || !json_object_is_type(m, json_type_string) ||
-                             mac_parse(json_object_get_string(m), e->mac) < 0 || !mac_is_unicast(e->mac)))
+                             ns_parse_mac(json_object_get_string(m), e->mac) < 0 || !mac_is_unicast(e->mac)))
                         why = "vtep_mac is not a unicast MAC";
                 if (why) {
                         free(s.peers);

@@ -8,6 +8,7 @@
 #include "backoff.h"
 #include "log.h"
 #include "macro.h"
+#include "netsetup.h"
 #include "message-ids.h"
 #include "peer-watch.h"
 
@@ -117,7 +118,7 @@ static bool usable(Entry *e, const Entry *owner) {
                 return true;
         if (e->conflict_warned != e->mod_revision) {
                 e->conflict_warned = e->mod_revision;
-                mac_format(e->rec.vtep_mac, mac);
+                ns_format_mac(e->rec.vtep_mac, mac);
                 snprintf(f, sizeof f, "COREKUBE_ETCD_KEY=%s", e->key);
                 if (owner == e)
                         log_event(LOG_WARNING, MID_PEER_REJECTED, FIELDS(f),

@@ -22,6 +22,8 @@ struct Registry {
         sd_event *event;
         char *key;
         char *id, *name, *role, *ip, *subnet, *version;
+        char *legacy_id, *legacy_key;
+        EtcdRequest *legacy;        /* the old record's range or delete */
         char *state, *error, *reason, *message;
         Unit *units;
         size_t n_units;
@@ -31,6 +33,7 @@ struct Registry {
 
         int64_t lease_id;
         bool registered;
+        bool legacy_done;           /* the old record was looked for */
         bool keepalive_failed;      /* the last keepalive did not go through */
         bool dirty;                 /* the record changed since the last put */
         EtcdRequest *write;         /* grant or put in flight */
@@ -246,9 +249,72 @@ static void write_failed(Registry *r, int error, const char *message) {
                 log_error("Registry: cannot schedule a retry");
 }
 
+static void on_legacy_deleted(EtcdClient *c, int error, const char *message, const EtcdResult *res, void *userdata) {
+        Registry *r = userdata;
+
+        r->legacy = NULL;
+        if (error < 0)
+                log_warning_errno(error, "Registry: failed to remove our record from before the upgrade, %s (%s); "
+                                  "it expires with the old agent's lease.", r->legacy_key, message ?: "error");
+        else if (res->succeeded)
+                log_info("Removed our record from before the upgrade, %s: the node is %s now.", r->legacy_key, r->key);
+}
+
+/* The old key is made from this machine's ID, but a clone of its image with
+ * another name is another node (its ID is its own to fix): only a record
+ * with our raw ID and our name is ours. The role may have changed with the
+ * configuration; the node is the same. */
+static bool legacy_is_ours(Registry *r, const char *value) {
+        _cleanup_(json_object_putp) json_object *o = json_tokener_parse(value);
+        json_object *id, *name;
+
+        return o && json_object_object_get_ex(o, "id", &id) && json_object_object_get_ex(o, "name", &name) &&
+               json_object_is_type(id, json_type_string) && json_object_is_type(name, json_type_string) &&
+               streq(json_object_get_string(id), r->legacy_id) && streq(json_object_get_string(name), r->name);
+}
+
+static void on_legacy_record(EtcdClient *c, int error, const char *message, const EtcdResult *res, void *userdata) {
+        Registry *r = userdata;
+        _cleanup_(etcd_txn_freep) EtcdTxn *t = NULL;
+        int k;
+
+        r->legacy = NULL;
+        if (error < 0) {
+                log_warning_errno(error, "Registry: failed to look for our record from before the upgrade, %s (%s); "
+                                  "it expires with the old agent's lease.", r->legacy_key, message ?: "error");
+                return;
+        }
+        if (res->n_kvs == 0)
+                return;
+        if (!legacy_is_ours(r, res->kvs[0].value)) {
+                log_warning("Registry: %s is not ours (another id or name); leaving it.", r->legacy_key);
+                return;
+        }
+        /* Only the version we read: a write since then is not ours to undo. */
+        t = etcd_txn_new();
+        k = t ? etcd_txn_compare(t, r->legacy_key, ETCD_COMPARE_MOD, ETCD_COMPARE_EQUAL, res->kvs[0].mod_revision, NULL) : -ENOMEM;
+        if (k >= 0)
+                k = etcd_txn_delete(t, true, r->legacy_key, false);
+        if (k >= 0)
+                k = etcd_txn_commit(r->client, t, on_legacy_deleted, r, &r->legacy);
+        if (k < 0)
+                log_warning_errno(k, "Registry: failed to remove our record from before the upgrade, %s: %m",
+                                  r->legacy_key);
+}
+
+static void legacy_start(Registry *r) {
+        int k;
+
+        if (!r->legacy_key)
+                return;
+        k = etcd_range(r->client, r->legacy_key, false, 0, on_legacy_record, r, &r->legacy);
+        if (k < 0)
+                log_warning_errno(k, "Registry: failed to look for our record from before the upgrade: %m");
+}
+
 static void on_put(EtcdClient *c, int error, const char *message, const EtcdResult *res, void *userdata) {
         Registry *r = userdata;
-        bool first;
+        bool first, first_ever;
 
         r->write = NULL;
         if (error == -ENOENT) {
@@ -263,6 +329,8 @@ static void on_put(EtcdClient *c, int error, const char *message, const EtcdResu
         }
         backoff_reset(&r->backoff);
         first = !r->registered;
+        first_ever = first && !r->legacy_done;
+        r->legacy_done = true;
         r->registered = true;
         if (res->revision > r->watch_revision && !r->watch)
                 r->watch_revision = res->revision;
@@ -273,6 +341,8 @@ static void on_put(EtcdClient *c, int error, const char *message, const EtcdResu
                 snprintf(f, sizeof f, "COREKUBE_LEASE=%" PRIx64, (uint64_t) r->lease_id);
                 log_event(LOG_INFO, MID_REGISTERED, FIELDS(f), "Registered as %s (%s) in etcd", r->name, r->role);
                 notify(r, REGISTRY_REGISTERED, 0, NULL);
+                if (first_ever)
+                        legacy_start(r);
         } else
                 notify(r, REGISTRY_WRITTEN, 0, NULL);
         if (r->dirty)
@@ -376,7 +446,9 @@ int registry_new(Registry **ret, EtcdClient *client, sd_event *event, const Regi
             set_str(&r->id, o->machine_id) < 0 || set_str(&r->name, o->name) < 0 ||
             set_str(&r->role, o->role) < 0 || set_str(&r->ip, o->ip) < 0 ||
             set_str(&r->subnet, o->subnet) < 0 || set_str(&r->version, o->version) < 0 ||
-            set_str(&r->state, "registering") < 0)
+            set_str(&r->state, "registering") < 0 || set_str(&r->legacy_id, o->legacy_id) < 0 ||
+            (o->legacy_id && !streq(o->legacy_id, o->machine_id) &&
+             asprintf(&r->legacy_key, "%s/machines/%s", o->prefix, o->legacy_id) < 0))
                 return -ENOMEM;
         *ret = TAKE_PTR(r);
         return 0;
@@ -388,6 +460,7 @@ Registry *registry_free(Registry *r) {
         etcd_request_cancel(r->write);
         etcd_request_cancel(r->keepalive);
         etcd_request_cancel(r->watch);
+        etcd_request_cancel(r->legacy);
         sd_event_source_disable_unref(r->watch_timer);
         sd_event_source_disable_unref(r->keepalive_timer);
         sd_event_source_disable_unref(r->flush);
@@ -400,6 +473,8 @@ Registry *registry_free(Registry *r) {
         free(r->units);
         free(r->key);
         free(r->id);
+        free(r->legacy_id);
+        free(r->legacy_key);
         free(r->name);
         free(r->role);
         free(r->ip);

@@ -1,11 +1,16 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #pragma once
 
-/* The machine record <etcd.prefix>/machines/<machine-id> on its own etcd
+/* The machine record <etcd.prefix>/machines/<id> on its own etcd
  * lease (ttl), kept alive at ttl/3; when the lease is lost (expired while etcd
  * was away, or revoked) a new lease is granted and the record written again.
  * State, error, units, subnet and IP can change at any time: changes made in
- * one event loop iteration, or while a write is in flight, go out as one put. */
+ * one event loop iteration, or while a write is in flight, go out as one put.
+ *
+ * Agents before the app-specific ID keyed the record by the raw machine ID.
+ * Once registered, a record under <prefix>/machines/<legacy_id> whose "id"
+ * and "name" are ours is deleted (once, never fatal: it would expire with the
+ * old agent's lease anyway), so that an upgraded node is not listed twice. */
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -17,7 +22,8 @@ typedef struct Registry Registry;
 
 typedef struct RegistryOptions {
         const char *prefix;         /* etcd.prefix, e.g. "/corekube" */
-        const char *machine_id;
+        const char *machine_id;     /* the app-specific ID (machine-id.h) */
+        const char *legacy_id;      /* NULL, or the raw machine ID: see above */
         const char *name;
         const char *role;
         const char *ip;             /* may be NULL until known */

@@ -10,19 +10,16 @@
 #include "ip4-util.h"
 #include "log.h"
 #include "macro.h"
+#include "netsetup.h"
 #include "subnet-record.h"
 
-const char *mac_format(const uint8_t m[static 6], char buf[static 18]) {
-        snprintf(buf, 18, "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5]);
-        return buf;
-}
 
 int subnet_record_format(uint32_t public_ip, const uint8_t vtep_mac[static 6], uint32_t vni, char **ret) {
         char ip[IP4_STRLEN], mac[MAC_STRLEN];
 
         /* Member order as flannel writes it. */
         if (asprintf(ret, "{\"PublicIP\":\"%s\",\"BackendType\":\"vxlan\",\"BackendData\":{\"VNI\":%" PRIu32 ",\"VtepMAC\":\"%s\"}}",
-                     ip4_format(public_ip, ip), vni, mac_format(vtep_mac, mac)) < 0)
+                     ip4_format(public_ip, ip), vni, ns_format_mac(vtep_mac, mac)) < 0)
                 return -ENOMEM;
         return 0;
 }
@@ -90,7 +87,7 @@ int subnet_record_validate(const char *prefix, const char *key, const char *valu
         if (!json_object_object_get_ex(o, "BackendData", &data) || !json_object_is_type(data, json_type_object))
                 return reject(ret_reason, "BackendData is missing");
         if (!json_object_object_get_ex(data, "VtepMAC", &v) || !json_object_is_type(v, json_type_string) ||
-            mac_parse(json_object_get_string(v), rec.vtep_mac) < 0)
+            ns_parse_mac(json_object_get_string(v), rec.vtep_mac) < 0)
                 return reject(ret_reason, "BackendData.VtepMAC is missing or not a MAC address");
         if (!mac_is_unicast(rec.vtep_mac))
                 return reject(ret_reason, "BackendData.VtepMAC %s is not a unicast MAC", json_object_get_string(v));

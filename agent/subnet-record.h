@@ -33,5 +33,3 @@ int subnet_record_validate(const char *prefix, const char *key, const char *valu
                            const NetworkConfig *config, uint32_t own_subnet, uint32_t own_ip,
                            SubnetRecord *ret, char **ret_reason);
 
-/* "aa:bb:cc:dd:ee:ff" */
-const char *mac_format(const uint8_t mac[static 6], char buf[static 18]);

@@ -13,6 +13,8 @@
 #define SD_DEST  "org.freedesktop.systemd1"
 #define SD_PATH  "/org/freedesktop/systemd1"
 #define SD_MGR   "org.freedesktop.systemd1.Manager"
+#define SD_UNIT  "org.freedesktop.systemd1.Unit"
+#define SD_SERVICE "org.freedesktop.systemd1.Service"
 #define BUS_CALL_TIMEOUT_USEC (25 * USEC_PER_SEC)
 
 typedef struct job {
@@ -34,21 +36,20 @@ typedef struct watch {
         unit_state_cb cb;
         void *userdata;
         sd_bus_slot *match;
-        sd_bus_slot *get;
-        unsigned stage;                 /* the property being fetched */
+        sd_bus_slot *get;               /* a GetAll in flight */
+        unsigned stage;                 /* its interface, in fetch_ifaces */
+        bool known;                     /* values hold a whole state: changes are reported */
         char *values[3];                /* ActiveState, SubState, Result */
-        sd_event_source *refetch;       /* after a failed Get */
+        sd_event_source *refetch;       /* after a failed GetAll */
         Backoff backoff;
 } watch;
 
-/* Fetched one after the other on every change; the last one only for services. */
-static const struct {
-        const char *iface, *name;
-} watch_props[] = {
-        { "org.freedesktop.systemd1.Unit", "ActiveState" },
-        { "org.freedesktop.systemd1.Unit", "SubState" },
-        { "org.freedesktop.systemd1.Service", "Result" },
-};
+/* The first two are the Unit interface's, the last the Service interface's
+ * (services only). Read with one GetAll per interface at the start, then
+ * kept from the values PropertiesChanged carries (systemd marks all three
+ * EMITS_CHANGE). */
+static const char *const watch_props[] = { "ActiveState", "SubState", "Result" };
+static const char *const fetch_ifaces[] = { SD_UNIT, SD_SERVICE };
 
 struct unit_ctl {
         sd_event *event;
@@ -271,13 +272,15 @@ static int on_refetch(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
-/* A Get that failed: no PropertiesChanged may ever come (a unit that does
- * not change), so we ask again after a while, and say why meanwhile. */
+/* A GetAll that failed: no PropertiesChanged may ever come (a unit that
+ * does not change), so we ask again after a while, and say why meanwhile. */
 static void watch_failed(watch *w, const char *why) {
         uint64_t now = 0, delay = backoff_next(&w->backoff);
         char msg[256];
 
-        snprintf(msg, sizeof msg, "cannot read %s's %s from systemd: %s", w->unit, watch_props[w->stage].name, why);
+        w->known = false;
+        snprintf(msg, sizeof msg, "cannot read %s's %s from systemd: %s", w->unit,
+                 w->stage == 0 ? "state" : "result", why);
         log_warning("%s; asking again in %.1fs.", msg, (double) delay / USEC_PER_SEC);
         w->refetch = sd_event_source_disable_unref(w->refetch);
         (void) sd_event_now(w->ctl->event, CLOCK_MONOTONIC, &now);
@@ -287,61 +290,129 @@ static void watch_failed(watch *w, const char *why) {
         w->cb(w->unit, &(unit_state) { "unknown", "unknown", NULL, msg }, w->userdata);
 }
 
-static int on_watch_property(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+/* Our properties of the interface: [*lo, *hi) of watch_props; 0 if none. */
+static bool props_of(const watch *w, const char *iface, size_t *lo, size_t *hi) {
+        if (streq(iface, SD_UNIT)) {
+                *lo = 0;
+                *hi = 2;
+        } else if (streq(iface, SD_SERVICE) && is_service(w->unit)) {
+                *lo = 2;
+                *hi = 3;
+        } else
+                return false;
+        return true;
+}
+
+/* Reads an a{sv} (GetAll's reply, PropertiesChanged's changes) and keeps
+ * our properties among [lo, hi). Returns how many it carried. */
+static int read_props(sd_bus_message *m, watch *w, size_t lo, size_t hi) {
+        int r, n = 0;
+
+        r = sd_bus_message_enter_container(m, 'a', "{sv}");
+        while (r >= 0 && (r = sd_bus_message_enter_container(m, 'e', "sv")) > 0) {
+                const char *name, *value;
+                size_t i = lo;
+
+                r = sd_bus_message_read(m, "s", &name);
+                while (r >= 0 && i < hi && !streq(name, watch_props[i]))
+                        i++;
+                if (r >= 0 && i == hi)
+                        r = sd_bus_message_skip(m, "v");
+                else if (r >= 0) {
+                        r = sd_bus_message_read(m, "v", "s", &value);
+                        if (r >= 0) {
+                                char *copy = strdup(value);
+
+                                if (!copy)
+                                        return -ENOMEM;
+                                free(w->values[i]);
+                                w->values[i] = copy;
+                                n++;
+                        }
+                }
+                if (r >= 0)
+                        r = sd_bus_message_exit_container(m);
+        }
+        if (r >= 0)
+                r = sd_bus_message_exit_container(m);
+        return r < 0 ? r : n;
+}
+
+static void watch_report(watch *w) {
+        w->cb(w->unit, &(unit_state) { w->values[0], w->values[1], w->values[2], NULL }, w->userdata);
+}
+
+static int on_watch_props(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
         watch *w = userdata;
         const sd_bus_error *e = sd_bus_message_get_error(m);
-        const char *value = NULL;
-        char *copy;
+        size_t lo = 0, hi = 0;
+        int n;
 
         w->get = sd_bus_slot_unref(w->get);
         if (e) {
                 watch_failed(w, e->message ?: e->name);
                 return 0;
         }
-        if (sd_bus_message_enter_container(m, 'v', "s") < 0 || sd_bus_message_read(m, "s", &value) < 0) {
-                watch_failed(w, "bad reply");
+        (void) props_of(w, fetch_ifaces[w->stage], &lo, &hi);
+        n = read_props(m, w, lo, hi);
+        if (n < 0 || (size_t) n < hi - lo) {
+                watch_failed(w, n == -ENOMEM ? "out of memory" : "bad reply");
                 return 0;
         }
-        copy = strdup(value);
-        if (!copy)
-                return 0;
-        free(w->values[w->stage]);
-        w->values[w->stage] = copy;
-        w->stage++;
-        if (w->stage < ELEMENTSOF(watch_props) && (w->stage < 2 || is_service(w->unit))) {
+        if (w->stage == 0 && is_service(w->unit)) {
+                w->stage = 1;
                 watch_fetch(w);
                 return 0;
         }
         backoff_reset(&w->backoff);
-        w->cb(w->unit, &(unit_state) { w->values[0], w->values[1], w->values[2], NULL }, w->userdata);
+        w->known = true;
+        watch_report(w);
         return 0;
 }
 
 static void watch_fetch(watch *w) {
         int r = sd_bus_call_method_async(w->ctl->bus, &w->get, SD_DEST, w->path,
-                                         "org.freedesktop.DBus.Properties", "Get",
-                                         on_watch_property, w, "ss",
-                                         watch_props[w->stage].iface, watch_props[w->stage].name);
+                                         "org.freedesktop.DBus.Properties", "GetAll",
+                                         on_watch_props, w, "s", fetch_ifaces[w->stage]);
         if (r < 0)
                 watch_failed(w, strerror(-r));
 }
 
-/* Starts over: a change that arrives while we fetch makes the values
- * fetched so far stale. */
+/* Reads everything again: at the start, after a failure, and when systemd
+ * invalidates a property instead of sending its value. */
 static void watch_refresh(watch *w) {
         w->refetch = sd_event_source_disable_unref(w->refetch);
         w->get = sd_bus_slot_unref(w->get);
+        w->known = false;
         w->stage = 0;
         watch_fetch(w);
 }
 
+/* systemd sends a unit's change for its type's interface (Service) first,
+ * then for Unit, "so that clients get atomic behaviour" (dbus-unit.c): the
+ * state is whole, and reported, on the Unit one. A change that arrives
+ * while a GetAll is in flight was sent before its reply, which is newer. */
 static int on_properties_changed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
         watch *w = userdata;
-        const char *iface;
+        const char *iface, *name;
+        bool invalidated = false;
+        size_t lo, hi;
+        int n, r;
 
-        if (sd_bus_message_read(m, "s", &iface) >= 0 &&
-            (streq(iface, watch_props[0].iface) || streq(iface, watch_props[2].iface)))
+        if (sd_bus_message_read(m, "s", &iface) < 0 || !props_of(w, iface, &lo, &hi))
+                return 0;
+        n = read_props(m, w, lo, hi);
+        r = n < 0 ? n : sd_bus_message_enter_container(m, 'a', "s");
+        while (r >= 0 && (r = sd_bus_message_read(m, "s", &name)) > 0)
+                for (size_t i = lo; i < hi; i++)
+                        if (streq(name, watch_props[i]))
+                                invalidated = true;
+        if (r < 0 || invalidated) {
                 watch_refresh(w);
+                return 0;
+        }
+        if (n > 0 && w->known && !w->get && lo == 0)
+                watch_report(w);
         return 0;
 }
 

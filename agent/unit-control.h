@@ -3,7 +3,8 @@
 
 /* Unit control through systemd's D-Bus API, asynchronously on our sd-event
  * loop: StartUnit/RestartUnit awaited through JobRemoved (the match is in
- * place before the call), and ActiveState watches for the role units. */
+ * place before the call), and state watches for the role units: one GetAll
+ * per interface, then the values systemd's PropertiesChanged carries. */
 
 #include <stdint.h>
 #include <systemd/sd-bus.h>

@@ -209,19 +209,35 @@ void ns_free(ns_ctx *ctx) {
         free(ctx);
 }
 
-int ns_parse_mac(const char *s, uint8_t mac[6]) {
-        unsigned v[6];
-        char end;
+static int hex_digit(char c) {
+        if (c >= '0' && c <= '9')
+                return c - '0';
+        if (c >= 'a' && c <= 'f')
+                return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F')
+                return c - 'A' + 10;
+        return -1;
+}
 
-        if (!s || sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%c", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &end) != 6)
+int ns_parse_mac(const char *s, uint8_t mac[6]) {
+        uint8_t v[6];
+
+        /* Exactly six pairs of hex digits and five colons: no sign, space or
+         * single digit of the kind sscanf() would let through. */
+        if (!s || strlen(s) != 17)
                 return -EINVAL;
-        if (strlen(s) != 17)
-                return -EINVAL;
-        for (size_t i = 0; i < 6; i++)
-                mac[i] = (uint8_t) v[i];
+        for (size_t i = 0; i < 6; i++) {
+                int hi = hex_digit(s[i * 3]), lo = hex_digit(s[i * 3 + 1]);
+
+                if (hi < 0 || lo < 0 || (i < 5 && s[i * 3 + 2] != ':'))
+                        return -EINVAL;
+                v[i] = (uint8_t) (hi << 4 | lo);
+        }
+        memcpy(mac, v, 6);
         return 0;
 }
 
-void ns_format_mac(const uint8_t mac[6], char buf[18]) {
+const char *ns_format_mac(const uint8_t mac[6], char buf[18]) {
         snprintf(buf, 18, "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
+        return buf;
 }

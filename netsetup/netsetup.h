@@ -222,9 +222,11 @@ int ns_monitor_fd(ns_ctx *ctx);
  * buffer overrun): the owner cannot know, a reconcile compares everything. */
 int ns_monitor_process(ns_ctx *ctx, unsigned *events);
 
-/* Helpers for owners and tests. */
+/* The one MAC text form, also the agent's (etcd records): "aa:bb:cc:dd:ee:ff",
+ * exactly (upper-case digits accepted); -EINVAL otherwise. The formatter
+ * writes lower case and returns buf. */
 int ns_parse_mac(const char *s, uint8_t mac[6]);
-void ns_format_mac(const uint8_t mac[6], char buf[18]);
+const char *ns_format_mac(const uint8_t mac[6], char buf[18]);
 
 /* ---- the pods' bridge ---- */
 

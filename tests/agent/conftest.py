@@ -26,6 +26,7 @@ import pytest
 
 from corekube_test import poll
 from corekube_test.etcd import Etcd
+from corekube_test.machineid import app_specific
 from corekube_test.netns import Netns
 from corekube_test.proc import run, stop
 
@@ -57,6 +58,7 @@ class Node:
         self.role = role
         self.ip = f"192.168.3.{10 + index}"
         self.machine_id = uuid.uuid4().hex
+        self.node_id = app_specific(self.machine_id)    # what names it in etcd
         self.dir = os.path.join(cluster.workdir, self.name)
         os.makedirs(self.dir)
         self.machine_id_file = os.path.join(self.dir, "machine-id")
@@ -132,8 +134,8 @@ class Node:
         return self.log().rsplit(f"==== start {self.starts} ====", 1)[-1]
 
     def record(self):
-        v = self.cluster.etcd.get_prefix(f"{CK_PREFIX}/machines/{self.machine_id}")
-        return v.get(f"{CK_PREFIX}/machines/{self.machine_id}")
+        v = self.cluster.etcd.get_prefix(f"{CK_PREFIX}/machines/{self.node_id}")
+        return v.get(f"{CK_PREFIX}/machines/{self.node_id}")
 
     def state(self):
         r = self.record()

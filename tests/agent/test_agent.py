@@ -17,6 +17,7 @@ import subprocess
 import pytest
 
 from conftest import CK_PREFIX, NET_PREFIX, wait_until
+from corekube_test.machineid import app_specific
 
 SUBNETS = f"{NET_PREFIX}/subnets/"
 MACHINES = f"{CK_PREFIX}/machines/"
@@ -37,17 +38,17 @@ def ping(src, dst_ip):
 def test_records_subnets_and_peer_entries(cluster3):
     c = cluster3
     machines = c.etcd.get_prefix(MACHINES)
-    assert sorted(machines) == sorted(MACHINES + n.machine_id for n in c.nodes)
+    assert sorted(machines) == sorted(MACHINES + n.node_id for n in c.nodes)
     for n in c.nodes:
-        rec = json.loads(machines[MACHINES + n.machine_id]["value"])
+        rec = json.loads(machines[MACHINES + n.node_id]["value"])
         assert rec["name"] == n.name and rec["role"] == n.role and rec["ip"] == n.ip
-        assert rec["state"] == "ready" and rec["id"] == n.machine_id
-        assert machines[MACHINES + n.machine_id]["lease"] != 0
+        assert rec["state"] == "ready" and rec["id"] == n.node_id
+        assert machines[MACHINES + n.node_id]["lease"] != 0
     subnets = [n.subnet() for n in c.nodes]
     assert None not in subnets and len(set(subnets)) == 3, subnets
     assert len(c.etcd.get_prefix(SUBNETS)) == 3
     for n in c.nodes:
-        assert json.loads(c.etcd.get_prefix(MACHINES + n.machine_id)[MACHINES + n.machine_id]["value"])["subnet"] \
+        assert json.loads(c.etcd.get_prefix(MACHINES + n.node_id)[MACHINES + n.node_id]["value"])["subnet"] \
             == n.subnet()
         key, rec, lease = n.subnet_record()
         assert rec["BackendType"] == "vxlan" and rec["BackendData"]["VtepMAC"] == n.vtep_mac()
@@ -102,7 +103,7 @@ def test_status_table_and_json(cluster3):
     for n in c.nodes:
         m = by_name[n.name]
         assert (m["id"], m["role"], m["ip"], m["subnet"], m["state"]) == \
-            (n.machine_id, n.role, n.ip, n.subnet(), "ready")
+            (n.node_id, n.role, n.ip, n.subnet(), "ready")
         # "Seen" is the last keepalive of the record's lease (ttl 10s, kept
         # alive every ttl/3), not the last time the record changed.
         assert m["units"] == {} and m["units_total"] == 0 and 0 <= m["seen_seconds_ago"] <= 10
@@ -151,8 +152,9 @@ def test_status_wait(cluster3, tmp_path):
     assert p.stdout == ""
 
     # A record that says failed: exit 1 with its error.
-    key = MACHINES + stranger_id
-    rec = {"id": stranger_id, "name": "ghost", "role": "minion", "ip": "192.168.3.90", "subnet": "",
+    # Named in etcd by its app-specific ID.
+    key = MACHINES + app_specific(stranger_id)
+    rec = {"id": app_specific(stranger_id), "name": "ghost", "role": "minion", "ip": "192.168.3.90", "subnet": "",
            "state": "failed", "error": "kubelet.service: start job failed (exit-code)", "units": {},
            "version": "0", "updated": "2026-01-01T00:00:00Z"}
     c.etcd.put(key, json.dumps(rec))
@@ -312,7 +314,7 @@ def test_own_subnet_lease_deleted_is_reacquired(cluster3):
 def test_machine_record_deleted_or_put_on_another_lease_is_written_again(cluster3):
     c = cluster3
     n = c.nodes[0]
-    key = f"{MACHINES}{n.machine_id}"
+    key = f"{MACHINES}{n.node_id}"
     own = n.record()["lease"]
     c.etcd.delete(key)
     wait_until(lambda: n.record() is not None, 10, f"{n.name}'s record to be written again")
@@ -407,8 +409,8 @@ def test_etcd_away_during_bringup_and_after(fresh_cluster):
     ghost_file = os.path.join(c.workdir, "ghost-machine-id")
     with open(ghost_file, "w") as f:
         f.write(ghost_id + "\n")
-    ghost = {"id": ghost_id, "name": "ghost", "role": "minion", "ip": "192.168.3.91", "state": "network"}
-    c.etcd.put(MACHINES + ghost_id, json.dumps(ghost))
+    ghost = {"id": app_specific(ghost_id), "name": "ghost", "role": "minion", "ip": "192.168.3.91", "state": "network"}
+    c.etcd.put(MACHINES + app_specific(ghost_id), json.dumps(ghost))
     n1 = c.nodes[0]
     waiter = subprocess.Popen(n1.argv("status", "--wait=120s", "-c", n1.conf, machine_id_file=ghost_file),
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -441,7 +443,7 @@ def test_etcd_away_during_bringup_and_after(fresh_cluster):
         # The waiter lost its watch with etcd and picked it up again.
         assert waiter.poll() is None, waiter.communicate()
         ghost["state"] = "ready"
-        c.etcd.put(MACHINES + ghost_id, json.dumps(ghost))
+        c.etcd.put(MACHINES + app_specific(ghost_id), json.dumps(ghost))
         out, err = waiter.communicate(timeout=60)
         assert waiter.returncode == 0, err
         assert "ghost" in out

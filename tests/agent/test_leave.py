@@ -133,17 +133,17 @@ def test_leave_node_refuses_a_live_record_unless_forced(cluster):
     record, subnet_key = keys_of(c, n2)
     assert n2.stop() == 0
     lease = c.etcd.ctl("lease", "grant", "600").stdout.split()[1]
-    c.etcd.ctl("put", f"--lease={lease}", f"{CK_PREFIX}/machines/{n2.machine_id}", "--", record["value"])
+    c.etcd.ctl("put", f"--lease={lease}", f"{CK_PREFIX}/machines/{n2.node_id}", "--", record["value"])
 
     p = n1.cli("leave", "--node", "n2")
     assert p.returncode == 1, (p.stdout, p.stderr)
-    assert f"Node n2 ({n2.machine_id}) is alive" in p.stderr and "--force" in p.stderr, p.stderr
+    assert f"Node n2 ({n2.node_id}) is alive" in p.stderr and "--force" in p.stderr, p.stderr
     assert n2.record() is not None and c.etcd.get(subnet_key) is not None
 
     p = n1.cli("leave", "--node", "n2", "--force")
     assert p.returncode == 0, (p.stdout, p.stderr)
     assert f"Released subnet {subnet}" in p.stdout and "Released the machine record" in p.stdout, p.stdout
-    assert f"Removed node n2 ({n2.machine_id})" in p.stdout
+    assert f"Removed node n2 ({n2.node_id})" in p.stdout
     assert n2.record() is None and c.etcd.get(subnet_key) is None
     # The local node is not touched; its peer drops the route at once.
     assert n1.alive() and n1.ns.has_link("flannel.1") and n1.record() is not None
@@ -153,7 +153,8 @@ def test_leave_node_refuses_a_live_record_unless_forced(cluster):
 def test_leave_node_removes_a_dead_node_without_force(cluster):
     """n4 dies (SIGKILL) and its record's lease is revoked, as its expiry
     would: the record is gone, the subnet lease is left behind. It is found
-    by its machine ID (the lease's VTEP MAC is made from it)."""
+    by its raw machine ID (the lease's VTEP MAC is made from it), which etcd
+    never holds."""
     c, n1 = cluster, cluster.nodes[0]
     n4 = c.add_node("minion").start()
     c.wait_ready([n4])

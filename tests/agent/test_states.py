@@ -27,13 +27,15 @@ MACHINES = "/corekube/machines/"
 # ---- helpers ----
 
 class Notify:
-    """A NOTIFY_SOCKET for an agent run without systemd: collects STATUS=."""
+    """A NOTIFY_SOCKET for an agent run without systemd: collects STATUS=
+    and counts WATCHDOG=1."""
 
     def __init__(self, path):
         self.path = path
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.sock.bind(path)
         self.statuses = []
+        self.watchdog = 0
         self.cond = threading.Condition()
         threading.Thread(target=self._read, daemon=True).start()
 
@@ -47,6 +49,8 @@ class Notify:
                 for line in data.splitlines():
                     if line.startswith("STATUS="):
                         self.statuses.append(line[7:])
+                    elif line == "WATCHDOG=1":
+                        self.watchdog += 1
                 self.cond.notify_all()
 
     def wait_for(self, pred, timeout, what):
@@ -285,6 +289,24 @@ def test_registry_failure_says_waiting_etcd(fresh_cluster):
         notify.close()
 
 
+# ---- the service watchdog: sd-event pings it (issue 15) ----
+
+def test_the_event_loop_pings_the_watchdog(fresh_cluster):
+    """WATCHDOG_USEC as systemd sets it for WatchdogSec=: the loop itself
+    (sd_event_set_watchdog) sends WATCHDOG=1, again and again."""
+    c = fresh_cluster(1, start=False)
+    n = c.nodes[0]
+    notify = notify_for(c, n)
+    n.extra_env["WATCHDOG_USEC"] = "2000000"
+    try:
+        n.start()
+        c.wait_ready([n])
+        with notify.cond:
+            assert notify.cond.wait_for(lambda: notify.watchdog >= 3, 30), notify.watchdog
+    finally:
+        notify.close()
+
+
 # ---- (b) systemd cannot tell the runtime unit's state ----
 
 def test_runtime_state_that_cannot_be_read_is_asked_again(fresh_cluster):
@@ -300,8 +322,13 @@ def test_runtime_state_that_cannot_be_read_is_asked_again(fresh_cluster):
                              "waiting for docker.service")
         assert "fails on purpose" in st, st
         c.wait_ready([n], timeout=60)
-        gets = [x for x in sd.calls() if x.get("method") == "Get" and x["property"] == "ActiveState"]
-        assert [g["failed"] for g in gets[:4]] == [True, True, True, False], gets
+        # One GetAll of the Unit interface a try; the restart's changes come
+        # with their values (PropertiesChanged), not read again.
+        calls = [x for x in sd.calls() if x.get("unit") == "docker.service" and "Get" in x.get("method", "")]
+        reads = [x for x in calls if x["method"] == "GetAll" and x["interface"] == "org.freedesktop.systemd1.Unit"]
+        assert [g["failed"] for g in reads] == [True, True, True, False], calls
+        assert not [x for x in calls if x["method"] == "Get" and x["property"] in ("ActiveState", "SubState")], calls
+        assert [x["interface"] for x in calls if x["method"] == "GetAll"].count("org.freedesktop.systemd1.Service") == 1
         assert [x["unit"] for x in sd.calls() if x.get("method") == "RestartUnit"] == ["docker.service"]
         notify.close()
     finally:

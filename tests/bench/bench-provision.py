@@ -136,7 +136,7 @@ def second_boot(nodes, names, etcd, timeout=180):
                 wipe_links(n)
         with cklab.in_netns("ckb-%s-fab" % BED):
                 etcd.delete("/corekube/machines/", prefix=True)
-        ids = {nodes.machine_id[n]: n for n in names}
+        ids = {cklab.app_specific(nodes.machine_id[n]): n for n in names}
         ready = {}
         m0 = cklab.machine_ticks()
         t0 = time.monotonic()
@@ -177,7 +177,7 @@ def clear_etcd(etcd):
 
 def one_run(nodes, names, etcd, timeout=120):
         clear_etcd(etcd)
-        ids = {nodes.machine_id[n]: n for n in names}
+        ids = {cklab.app_specific(nodes.machine_id[n]): n for n in names}
         m0 = cklab.machine_ticks()
         t0 = time.monotonic()
         procs = [nodes.nsenter(n, "systemctl", "start", "--no-block", "corekube-agent") for n in names]

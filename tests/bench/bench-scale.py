@@ -51,7 +51,7 @@ def one_size(build, n, quiet, timeout):
                         # Ready is read from etcd (polled), routes from the kernel (events).
                         seen = lab.wait_ready(agents, timeout)
                         res["ready"] = time.monotonic() - wall0
-                        own = [seen[a.machine_id] - a.t_start for a in agents]
+                        own = [seen[a.node_id] - a.t_start for a in agents]
                         res["own"] = (cklab.median(own), max(own))
                         k = n - 1
                         if not mon.wait(lambda m: all(len(m.routes[a.ns]) >= k for a in agents), timeout):

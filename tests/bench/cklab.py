@@ -25,9 +25,13 @@ import signal
 import socket
 import struct
 import subprocess
+import sys
 import tempfile
 import threading
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pylib"))
+from corekube_test.machineid import app_specific  # noqa: E402
 
 CLONE_NEWNET = 0x40000000
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -349,6 +353,7 @@ class Agent:
                 self.proc = None
                 self.log = os.path.join(self.dir, "agent.log")
                 self.machine_id = "%032x" % random.getrandbits(128)
+                self.node_id = app_specific(self.machine_id)    # names it in etcd
 
 
 class Lab:
@@ -442,7 +447,7 @@ class Lab:
                         a.proc.wait()
 
         def records(self):
-                """machine-id -> machine record (dict)."""
+                """node ID (the record key's) -> machine record (dict)."""
                 out = {}
                 for k, v in self.etcd.get_prefix("/corekube/machines/").items():
                         with contextlib.suppress(ValueError):
@@ -466,8 +471,8 @@ class Lab:
 
         def wait_ready(self, agents, timeout):
                 """Polls etcd until every agent's record says ready; returns
-                machine-id -> time.monotonic() when first seen ready."""
-                ids = {a.machine_id for a in agents}
+                node ID -> time.monotonic() when first seen ready."""
+                ids = {a.node_id for a in agents}
                 seen = {}
 
                 def ready():

@@ -22,6 +22,7 @@ import pytest
 
 import corekube_test.bed
 from conftest import SRCDIR
+from corekube_test.machineid import app_specific
 from corekube_test.poll import wait_until
 
 ETCD = "http://127.0.0.1:2379"
@@ -41,7 +42,7 @@ class Bed(corekube_test.bed.Bed):
                         check=False)
 
     def record(self, node, etcd=ETCD):
-        mid = self.out(node, "cat /etc/machine-id")
+        mid = app_specific(self.out(node, "cat /etc/machine-id"))
         r = self.run("fabric", "env", "ETCDCTL_API=3", "etcdctl", f"--endpoints={etcd}", "get",
                      "--print-value-only", f"/corekube/machines/{mid}", check=False)
         return json.loads(r.stdout) if r.stdout.strip() else {}

@@ -20,6 +20,7 @@ import time
 import pytest
 
 from clusterbed import BED_SH, running_cluster, wait_until
+from corekube_test.machineid import app_specific
 
 NETWORK = ipaddress.ip_network("10.244.0.0/15")
 NODES = [("master", "master", "192.168.3.11"), ("minion-1", "minion", "192.168.3.12"),
@@ -62,7 +63,7 @@ def minions(c):
 
 def test_records_and_roles(cluster):
     recs = cluster.ready()
-    ids = {n: cluster.sh(n, "cat /etc/machine-id") for n in cluster.nodes}
+    ids = {n: app_specific(cluster.sh(n, "cat /etc/machine-id")) for n in cluster.nodes}
     assert sorted(recs) == sorted(cluster.nodes)
     for name, node in cluster.nodes.items():
         r = recs[name]
@@ -245,7 +246,7 @@ def test_agent_sigkilled_during_bringup_converges(cluster):
     node = "minion-1"
     seed = int(os.environ.get("CKB_E2E_SEED", time.time()))
     rng = random.Random(seed)
-    mid = cluster.sh(node, "cat /etc/machine-id")
+    mid = app_specific(cluster.sh(node, "cat /etc/machine-id"))
     subnet = cluster.records()[node]["subnet"]
     points = []
     for i in range(4):

@@ -27,6 +27,7 @@ import subprocess
 import pytest
 
 import corekube_test.bed
+from corekube_test.machineid import app_specific
 from corekube_test.poll import wait_until
 
 ETCD = "http://192.168.3.2:2379"
@@ -95,7 +96,8 @@ class Bed(corekube_test.bed.Bed):
         return {_b64(kv["key"]): _b64(kv["value"]) for kv in kvs}
 
     def machine_id(self, node):
-        return self.out(node, "cat /etc/machine-id")
+        """The ID that names the node in etcd (not the raw /etc/machine-id)."""
+        return app_specific(self.out(node, "cat /etc/machine-id"))
 
     def record(self, node):
         v = self.etcd_get(f"/corekube/machines/{self.machine_id(node)}")

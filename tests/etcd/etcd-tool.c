@@ -17,6 +17,7 @@
 #include "ip4-util.h"
 #include "log.h"
 #include "macro.h"
+#include "netsetup.h"
 #include "network-config.h"
 #include "peer-watch.h"
 #include "registry.h"
@@ -200,7 +201,7 @@ static void on_peers(PeerWatch *w, const SubnetRecord *p, size_t n, void *userda
                 snprintf(cidr, sizeof cidr, "%s/%u", ip4_format(p[i].subnet, s), p[i].len);
                 add_str(x, "subnet", cidr);
                 add_str(x, "ip", ip4_format(p[i].public_ip, ip));
-                add_str(x, "mac", mac_format(p[i].vtep_mac, mac));
+                add_str(x, "mac", ns_format_mac(p[i].vtep_mac, mac));
                 json_object_array_add(a, x);
         }
         json_object_object_add(o, "peers", a);
@@ -222,7 +223,7 @@ static void start_lease_and_watch(const NetworkConfig *cfg, bool do_lease, bool 
                         .renew_margin_usec = arg.margin_usec,
                 };
 
-                if (!arg.ip || ip4_parse(arg.ip, &o.public_ip) < 0 || mac_parse(arg.mac, o.vtep_mac) < 0) {
+                if (!arg.ip || ip4_parse(arg.ip, &o.public_ip) < 0 || ns_parse_mac(arg.mac, o.vtep_mac) < 0) {
                         emit_error(-EINVAL, "--ip and --mac are needed");
                         quit(2);
                         return;
@@ -324,7 +325,7 @@ static int on_stdin(sd_event_source *s, int fd, uint32_t revents, void *userdata
                 } else if (streq(cmd, "mac") && lease) {
                         uint8_t m[6];
 
-                        if (mac_parse(a1, m) < 0 || subnet_lease_set_vtep_mac(lease, m) < 0)
+                        if (ns_parse_mac(a1, m) < 0 || subnet_lease_set_vtep_mac(lease, m) < 0)
                                 emit_error(-EINVAL, "cannot set the VTEP MAC");
                 } else if (streq(cmd, "relist") && peers)
                         (void) peer_watch_relist(peers);

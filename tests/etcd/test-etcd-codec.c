@@ -54,6 +54,9 @@ static void test_base64_binary(void **state) {
 static void test_base64_rejects(void **state) {
         static const char *const bad[] = {
                 "Zg=", "Zg", "Z===", "Zm9v!A==", "Zh==", "Zm9=", "Zg==Zg==", "=Zg=", "Zm 9v", "Zm9v\n",
+                /* EVP_DecodeBlock() alone accepts these. */
+                " Zm9v", "Zm9v ", "\tZm9vYmFy\n", "Zm9v\nYmFy", "Zm\r\n9v", "Zg=\n", "Zm9v====", "Zm9vZ===",
+                "Zm=v", "Z=9v", "Zm9v-_==", "Zm9v\x80===", "Zm9v.A==", "====",
         };
 
         for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
@@ -69,12 +72,12 @@ typedef struct Collected {
         size_t n;
 } Collected;
 
-static int collect(const char *o, size_t size, void *userdata) {
+static int collect(json_object *o, void *userdata) {
         Collected *c = userdata;
 
-        assert_int_equal(strlen(o), size);
+        assert_true(json_object_is_type(o, json_type_object));
         assert_true(c->n < 16);
-        c->objects[c->n++] = strdup(o);
+        c->objects[c->n++] = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
         return 0;
 }
 
@@ -122,6 +125,49 @@ static void test_stream_split_everywhere(void **state) {
         }
 }
 
+/* Two messages cut into three chunks at every pair of offsets. */
+static void test_stream_two_messages_every_cut(void **state) {
+        static const char text[] = "{\"result\":{\"header\":{\"revision\":\"7\"},\"created\":true}}\r\n"
+                                   "{\"result\":{\"events\":[{\"kv\":{\"key\":\"YQ==\"}}],\"s\":\"}{\\\"\"}}";
+        size_t len = strlen(text);
+
+        for (size_t a = 0; a <= len; a++)
+                for (size_t b = a; b <= len; b++) {
+                        EtcdStream s;
+                        Collected c = {};
+
+                        etcd_stream_init(&s, 4096);
+                        assert_int_equal(etcd_stream_feed(&s, text, a, collect, &c), 0);
+                        assert_int_equal(etcd_stream_feed(&s, text + a, b - a, collect, &c), 0);
+                        assert_int_equal(etcd_stream_feed(&s, text + b, len - b, collect, &c), 0);
+                        assert_int_equal(c.n, 2);
+                        assert_string_equal(c.objects[0], "{\"result\":{\"header\":{\"revision\":\"7\"},\"created\":true}}");
+                        assert_string_equal(c.objects[1], "{\"result\":{\"events\":[{\"kv\":{\"key\":\"YQ==\"}}],\"s\":\"}{\\\"\"}}");
+                        assert_false(etcd_stream_pending(&s));
+                        collected_free(&c);
+                        etcd_stream_done(&s);
+                }
+}
+
+static void test_stream_malformed(void **state) {
+        static const char *const bad[] = {
+                "{\"a\":1,}", "{\"a\":tru}", "{\"a\" 1}", "{\"a\":[1,]}", "{\"a\":\"\\x\"}", "{\"a\":1]",
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                EtcdStream s;
+                Collected c = {};
+
+                etcd_stream_init(&s, 4096);
+                /* A good object first: it is handed out, the bad one is not. */
+                assert_int_equal(etcd_stream_feed(&s, "{\"ok\":1}", 8, collect, &c), 0);
+                assert_int_equal(etcd_stream_feed(&s, bad[i], strlen(bad[i]), collect, &c), -EBADMSG);
+                assert_int_equal(c.n, 1);
+                collected_free(&c);
+                etcd_stream_done(&s);
+        }
+}
+
 static void test_stream_errors(void **state) {
         EtcdStream s;
         Collected c = {};
@@ -142,6 +188,23 @@ static void test_stream_errors(void **state) {
         memset(big, ' ', sizeof big);
         big[0] = '{';
         assert_int_equal(etcd_stream_feed(&s, big, sizeof big, collect, &c), -E2BIG);
+        etcd_stream_done(&s);
+
+        /* The limit holds across chunks, inside a string too; one at the
+         * limit still passes. */
+        etcd_stream_init(&s, 64);
+        assert_int_equal(etcd_stream_feed(&s, "{\"a\":\"", 6, collect, &c), 0);
+        for (unsigned i = 0; i < 57; i++)
+                assert_int_equal(etcd_stream_feed(&s, "x", 1, collect, &c), 0);
+        assert_int_equal(etcd_stream_feed(&s, "x", 1, collect, &c), -E2BIG);
+        etcd_stream_done(&s);
+        etcd_stream_init(&s, 64);
+        memset(big, 'x', sizeof big);
+        memcpy(big, "{\"a\":\"", 6);
+        memcpy(big + 62, "\"}", 2);
+        assert_int_equal(etcd_stream_feed(&s, big, 64, collect, &c), 0);
+        assert_int_equal(c.n, 1);
+        collected_free(&c);
         etcd_stream_done(&s);
 
         /* A partial object is pending, not delivered. */
@@ -310,6 +373,8 @@ int main(void) {
                 cmocka_unit_test(test_base64_binary),
                 cmocka_unit_test(test_base64_rejects),
                 cmocka_unit_test(test_stream_split_everywhere),
+                cmocka_unit_test(test_stream_two_messages_every_cut),
+                cmocka_unit_test(test_stream_malformed),
                 cmocka_unit_test(test_stream_errors),
                 cmocka_unit_test(test_int64),
                 cmocka_unit_test(test_range_result),

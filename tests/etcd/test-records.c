@@ -16,6 +16,7 @@
 #include "backoff.h"
 #include "ip4-util.h"
 #include "macro.h"
+#include "netsetup.h"
 #include "network-config.h"
 #include "registry.h"
 #include "subnet-lease.h"
@@ -49,14 +50,14 @@ static void test_ip4_mac(void **state) {
         assert_false(ip4_is_unicast(IP(0, 0, 0, 0)));
         assert_false(ip4_is_unicast(IP(169, 254, 1, 1)));
 
-        assert_int_equal(mac_parse("0a:58:0A:f4:5e:01", m), 0);
+        assert_int_equal(ns_parse_mac("0a:58:0A:f4:5e:01", m), 0);
         assert_true(mac_is_unicast(m));
-        assert_int_equal(mac_parse("0a:58:0a:f4:5e", m), -EINVAL);
-        assert_int_equal(mac_parse("0a-58-0a-f4-5e-01", m), -EINVAL);
-        assert_int_equal(mac_parse("zz:58:0a:f4:5e:01", m), -EINVAL);
-        assert_int_equal(mac_parse("01:00:5e:00:00:01", m), 0);
+        assert_int_equal(ns_parse_mac("0a:58:0a:f4:5e", m), -EINVAL);
+        assert_int_equal(ns_parse_mac("0a-58-0a-f4-5e-01", m), -EINVAL);
+        assert_int_equal(ns_parse_mac("zz:58:0a:f4:5e:01", m), -EINVAL);
+        assert_int_equal(ns_parse_mac("01:00:5e:00:00:01", m), 0);
         assert_false(mac_is_unicast(m));
-        assert_int_equal(mac_parse("00:00:00:00:00:00", m), 0);
+        assert_int_equal(ns_parse_mac("00:00:00:00:00:00", m), 0);
         assert_false(mac_is_unicast(m));
 }
 

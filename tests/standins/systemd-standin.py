@@ -3,8 +3,13 @@
 """A STAND-IN FOR SYSTEMD, not systemd: it owns org.freedesktop.systemd1 on a
 private bus (a dbus-daemon the test starts) and answers the few Manager and
 Unit calls corekube-agent makes (unit-control.c), so that a test can make
-them fail in ways real systemd cannot be made to on demand: a property Get
+them fail in ways real systemd cannot be made to on demand: a property read
 that errors, a start job that ends "failed", a restart job held open.
+
+What it does answer, it answers as systemd does: Get and GetAll per
+interface (the Service interface only on services), and on every state
+change PropertiesChanged for the unit's type interface first, then for Unit
+(src/core/dbus-unit.c), each carrying its EMITS_CHANGE properties.
 
 It is used only where the real systemd (tests/bed) cannot produce the fault.
 Nothing runs: a "started" unit is a state in this process.
@@ -12,7 +17,8 @@ Nothing runs: a "started" unit is a state in this process.
   systemd-standin.py CONTROL LOG
 
 CONTROL (JSON, read again on every call, so a test can change it):
-  "get_failures": {"docker.service/ActiveState": 3}   fail the first 3 Gets
+  "get_failures": {"docker.service/ActiveState": 3}   fail the first 3 calls
+                               that read it (Get of it, GetAll of its interface)
   "job_results": {"kubelet.service": ["failed", ...]}  results of the first
                                                        jobs, then "done"
   "hold": ["docker.service"]   jobs of these units stay running until the
@@ -95,11 +101,29 @@ def signal_msg(path, iface, member, sig, *args):
     bus.send_message(m)
 
 
+def properties(name, iface):
+    """The interface's properties of the unit, as GetAll returns them; None
+    when the unit has no such interface."""
+    u = unit(name)
+    if iface == UNIT:
+        return {"Id": dbus.String(name), "ActiveState": dbus.String(u.active), "SubState": dbus.String(u.sub)}
+    if iface == SERVICE and name.endswith(".service"):
+        return {"Result": dbus.String(u.result), "ExecMainStartTimestamp": dbus.UInt64(u.started)}
+    return None
+
+
+EMITS_CHANGE = {UNIT: ("ActiveState", "SubState"), SERVICE: ("Result",)}
+
+
 def set_state(name, active, sub, result):
     u = unit(name)
     u.active, u.sub, u.result = active, sub, result
-    signal_msg(unit_path(name), PROPS, "PropertiesChanged", "sa{sv}as", UNIT,
-               {"ActiveState": dbus.String(active), "SubState": dbus.String(sub)}, dbus.Array([], "s"))
+    # The type's interface first, then Unit, as systemd does.
+    for iface in (SERVICE, UNIT):
+        props = properties(name, iface)
+        if props is not None:
+            signal_msg(unit_path(name), PROPS, "PropertiesChanged", "sa{sv}as", iface,
+                       {k: props[k] for k in EMITS_CHANGE[iface]}, dbus.Array([], "s"))
 
 
 def run_queue():
@@ -164,28 +188,50 @@ class Manager(dbus.service.Object):
         log(event="call", method="ResetFailedUnit", unit=name)
 
 
+def failing(name, props):
+    """Counts a read of each of props; true while one of them is to fail."""
+    fail = False
+    for p in props:
+        key = f"{name}/{p}"
+        gets[key] = gets.get(key, 0) + 1
+        fail = fail or gets[key] <= control().get("get_failures", {}).get(key, 0)
+    return fail
+
+
+def no_interface(iface):
+    return dbus.exceptions.DBusException(f"stand-in: no interface {iface}",
+                                         name="org.freedesktop.DBus.Error.UnknownInterface")
+
+
 class Units(dbus.service.FallbackObject):
     @dbus.service.method(PROPS, in_signature="ss", out_signature="v", rel_path_keyword="rel")
     def Get(self, iface, prop, rel=None):
         name = unit_name(rel.lstrip("/"))
-        key = f"{name}/{prop}"
-        gets[key] = gets.get(key, 0) + 1
-        failing = gets[key] <= control().get("get_failures", {}).get(key, 0)
-        log(event="call", method="Get", unit=name, property=prop, failed=failing)
-        if failing:
+        fail = failing(name, [prop])
+        log(event="call", method="Get", unit=name, interface=iface, property=prop, failed=fail)
+        if fail:
             raise dbus.exceptions.DBusException("stand-in: this Get fails on purpose",
                                                 name="org.freedesktop.DBus.Error.Failed")
-        u = unit(name)
-        if prop == "ActiveState":
-            return dbus.String(u.active)
-        if prop == "SubState":
-            return dbus.String(u.sub)
-        if prop == "Result":
-            return dbus.String(u.result)
-        if prop == "ExecMainStartTimestamp":
-            return dbus.UInt64(u.started)
-        raise dbus.exceptions.DBusException(f"stand-in: no property {prop}",
-                                            name="org.freedesktop.DBus.Error.UnknownProperty")
+        props = properties(name, iface)
+        if props is None:
+            raise no_interface(iface)
+        if prop not in props:
+            raise dbus.exceptions.DBusException(f"stand-in: no property {prop}",
+                                                name="org.freedesktop.DBus.Error.UnknownProperty")
+        return props[prop]
+
+    @dbus.service.method(PROPS, in_signature="s", out_signature="a{sv}", rel_path_keyword="rel")
+    def GetAll(self, iface, rel=None):
+        name = unit_name(rel.lstrip("/"))
+        props = properties(name, iface)
+        fail = failing(name, props or [])
+        log(event="call", method="GetAll", unit=name, interface=iface, failed=fail)
+        if fail:
+            raise dbus.exceptions.DBusException("stand-in: this GetAll fails on purpose",
+                                                name="org.freedesktop.DBus.Error.Failed")
+        if props is None:
+            raise no_interface(iface)
+        return dbus.Dictionary(props, signature="sv")
 
 
 DBusGMainLoop(set_as_default=True)

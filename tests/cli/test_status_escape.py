@@ -13,6 +13,7 @@ import subprocess
 import pytest
 
 from corekube_test.etcd import Etcd
+from corekube_test.machineid import app_specific
 from corekube_test.proc import temp_dir
 
 AGENT = os.environ.get("AGENT_BIN", "")
@@ -47,7 +48,7 @@ def put_raw(e, key, value):
 
 
 def host_machine_id():
-    """--wait reads our record under /etc/machine-id; without one, any ID."""
+    """--wait reads our record, named by /etc/machine-id; without one, any ID."""
     try:
         with open("/etc/machine-id") as f:
             mid = f.read().strip()
@@ -75,7 +76,7 @@ def assert_terminal_safe(out):
 @pytest.fixture(scope="module")
 def hostile(etcd):
     e, d = etcd
-    mid = host_machine_id() or "0123456789abcdef0123456789abcdef"
+    mid = app_specific(host_machine_id() or "0123456789abcdef0123456789abcdef")
     record = (b'{"id": "' + mid.encode() + b'", "name": "' + NAME +
               b'", "role": "minion", "ip": "192.168.3.7", "subnet": "10.244.7.0/24", '
               b'"state": "failed", "error": "' + ERROR + b'"}')

@@ -16,6 +16,7 @@ import subprocess
 import pytest
 
 from corekube_test.etcd import Etcd
+from corekube_test.machineid import app_specific
 from corekube_test.netns import Netns
 from corekube_test.poll import wait_until
 from corekube_test.proc import run, stop, temp_dir
@@ -103,7 +104,7 @@ class Node:
         return r.stdout.rstrip("\n") if r.returncode == 0 and r.stdout else None
 
     def machine(self):
-        v = self.get(f"/corekube/machines/{self.machine_id}")
+        v = self.get(f"/corekube/machines/{app_specific(self.machine_id)}")
         try:
             return json.loads(v) if v else None
         except ValueError:

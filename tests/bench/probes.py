@@ -1,0 +1,292 @@
+"""Reference observers for the fast-path benchmarks (issue 13), beside cklab.py.
+
+Each one timestamps what it sees on receipt (time.monotonic(), the clock of
+cklab's other times) in a thread of its own:
+
+  EtcdWatch      an etcd v3 watch of a key prefix through the JSON gateway
+  EntryMonitor   routes, ARP and FDB entries appearing in one namespace (netlink)
+  start_stamped  an agent started with its stderr lines and sd_notify messages
+                 timestamped (NOTIFY_SOCKET is a datagram socket of ours)
+"""
+
+import json
+import os
+import select
+import socket
+import struct
+import threading
+import time
+
+import cklab
+
+
+def prefix_end(prefix):
+        return prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+
+class EtcdWatch:
+        """Events under PREFIX as (time, "PUT" | "DELETE", key, value).
+
+        HTTP/1.0, so etcd's gateway streams the watch responses unchunked, one
+        JSON object a line, until we close the socket."""
+
+        def __init__(self, prefix, host=cklab.ETCD_IP, port=cklab.ETCD_PORT, timeout=10):
+                self.events = []
+                self.created = False
+                self.error = None
+                self.cond = threading.Condition()
+                body = json.dumps({"create_request": {"key": cklab.b64(prefix),
+                                                      "range_end": cklab.b64(prefix_end(prefix))}})
+                self.s = socket.create_connection((host, port), timeout=timeout)
+                self.s.settimeout(None)
+                self.s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                self.s.sendall(("POST /v3/watch HTTP/1.0\r\nHost: etcd\r\nContent-Type: application/json\r\n"
+                                "Content-Length: %d\r\n\r\n%s" % (len(body), body)).encode())
+                self.thread = threading.Thread(target=self._loop, daemon=True)
+                self.thread.start()
+                if not self.wait(lambda w: w.created or w.error, timeout) or self.error:
+                        raise RuntimeError("etcd watch of %s not created: %s" % (prefix, self.error))
+
+        def _loop(self):
+                buf, head = b"", True
+                while True:
+                        try:
+                                data = self.s.recv(1 << 16)
+                        except OSError:
+                                data = b""
+                        t = time.monotonic()
+                        if not data:
+                                with self.cond:
+                                        self.error = self.error or "stream ended"
+                                        self.cond.notify_all()
+                                return
+                        buf += data
+                        if head:
+                                if b"\r\n\r\n" not in buf:
+                                        continue
+                                status, buf = buf.split(b"\r\n\r\n", 1)
+                                head = False
+                                if b" 200 " not in status.split(b"\r\n")[0]:
+                                        with self.cond:
+                                                self.error = status.split(b"\r\n")[0].decode()
+                                                self.cond.notify_all()
+                                        return
+                        new = []
+                        while b"\n" in buf:
+                                line, buf = buf.split(b"\n", 1)
+                                if not line.strip():
+                                        continue
+                                result = json.loads(line).get("result", {})
+                                if result.get("created"):
+                                        self.created = True
+                                for ev in result.get("events", []):
+                                        kv = ev.get("kv", {})
+                                        new.append((t, ev.get("type", "PUT"), cklab.unb64(kv.get("key", "")),
+                                                    cklab.unb64(kv.get("value", "")) if kv.get("value") else ""))
+                        with self.cond:
+                                self.events.extend(new)
+                                self.cond.notify_all()
+
+        def wait(self, pred, timeout):
+                deadline = time.monotonic() + timeout
+                with self.cond:
+                        while not pred(self):
+                                left = deadline - time.monotonic()
+                                if left <= 0:
+                                        return False
+                                self.cond.wait(left)
+                        return True
+
+        def first(self, pred):
+                """Time of the first event (t, type, key, value) satisfying pred, or None."""
+                with self.cond:
+                        return next((e[0] for e in self.events if pred(*e)), None)
+
+        def close(self):
+                try:
+                        self.s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                        pass
+                self.thread.join(5)
+                self.s.close()
+
+
+# ---- routes, ARP and FDB entries of one namespace ----
+
+RTMGRP_NEIGH = 0x4
+RTM_NEWNEIGH = 28
+NDA_DST, NDA_LLADDR = 1, 2
+AF_BRIDGE = 7
+
+
+class EntryMonitor:
+        """When each route (gatewayed, main table), ARP entry and FDB entry
+        first appeared in namespace NS: first[("route", "10.8.0.0/24")],
+        first[("arp", "10.8.0.0")], first[("fdb", "02:42:...")]."""
+
+        def __init__(self, ns):
+                with cklab.in_netns(ns):
+                        self.s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
+                self.s.setsockopt(socket.SOL_SOCKET, cklab.SO_RCVBUFFORCE, 32 << 20)
+                self.s.bind((0, cklab.RTMGRP_IPV4_ROUTE | RTMGRP_NEIGH))
+                self.first = {}
+                self.overruns = 0
+                self.cond = threading.Condition()
+                self.stop_r, self.stop_w = os.pipe()
+                self.thread = threading.Thread(target=self._loop, daemon=True)
+                self.thread.start()
+
+        def _loop(self):
+                p = select.poll()
+                p.register(self.s.fileno(), select.POLLIN)
+                p.register(self.stop_r, select.POLLIN)
+                while True:
+                        for fd, _ in p.poll():
+                                if fd == self.stop_r:
+                                        return
+                                try:
+                                        data = self.s.recv(1 << 20)
+                                except OSError:         # ENOBUFS: we lost events
+                                        self.overruns += 1
+                                        continue
+                                self._parse(data, time.monotonic())
+
+        def _parse(self, data, t):
+                off, found = 0, []
+                while off + 16 <= len(data):
+                        length, typ = struct.unpack_from("=IH", data, off)
+                        if length < 16:
+                                break
+                        attrs = {}
+                        if typ in (cklab.RTM_NEWROUTE, RTM_NEWNEIGH) and length >= 28:
+                                a = off + 28
+                                while a + 4 <= off + length:
+                                        alen, atype = struct.unpack_from("=HH", data, a)
+                                        if alen < 4:
+                                                break
+                                        attrs[atype] = data[a + 4:a + alen]
+                                        a += (alen + 3) & ~3
+                        if typ == cklab.RTM_NEWROUTE and length >= 28:
+                                family, dst_len, _, _, table = struct.unpack_from("=BBBBB", data, off + 16)
+                                dst, gw = attrs.get(cklab.RTA_DST), attrs.get(cklab.RTA_GATEWAY)
+                                if family == socket.AF_INET and table == 254 and dst and gw and len(dst) == 4:
+                                        found.append(("route", "%s/%d" % (socket.inet_ntoa(dst), dst_len)))
+                        elif typ == RTM_NEWNEIGH and length >= 28:
+                                family = data[off + 16]
+                                dst, ll = attrs.get(NDA_DST), attrs.get(NDA_LLADDR)
+                                if family == socket.AF_INET and dst and len(dst) == 4:
+                                        found.append(("arp", socket.inet_ntoa(dst)))
+                                elif family == AF_BRIDGE and ll and len(ll) == 6:
+                                        found.append(("fdb", ":".join("%02x" % b for b in ll)))
+                        off += (length + 3) & ~3
+                if found:
+                        with self.cond:
+                                for k in found:
+                                        self.first.setdefault(k, t)
+                                self.cond.notify_all()
+
+        def wait_all(self, keys, timeout):
+                """Waits until every key has appeared; the time of the last one, or None."""
+                deadline = time.monotonic() + timeout
+                with self.cond:
+                        while not all(k in self.first for k in keys):
+                                left = deadline - time.monotonic()
+                                if left <= 0:
+                                        return None
+                                self.cond.wait(left)
+                        return max(self.first[k] for k in keys)
+
+        def count(self, keys):
+                with self.cond:
+                        return sum(1 for k in keys if k in self.first)
+
+        def close(self):
+                os.write(self.stop_w, b"x")
+                self.thread.join(5)
+                self.s.close()
+                os.close(self.stop_r)
+                os.close(self.stop_w)
+
+
+def peer_entries(subnet, lease_value):
+        """The three entries an agent programs for a peer lease."""
+        mac = json.loads(lease_value)["BackendData"]["VtepMAC"].lower()
+        return [("route", subnet), ("arp", subnet.split("/")[0]), ("fdb", mac)]
+
+
+# ---- an agent with timestamped output ----
+
+class Stamped:
+        """The agent's stderr lines and sd_notify datagrams, as (time, text)."""
+
+        def __init__(self, lab, a):
+                self.lines, self.notify = [], []
+                self.cond = threading.Condition()
+                r, w = os.pipe()
+                path = os.path.join(a.dir, "notify")
+                if os.path.exists(path):
+                        os.unlink(path)
+                self.ns = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+                self.ns.bind(path)
+                self.log = open(a.log, "w")
+                lab.start(a, stderr=w, env={"NOTIFY_SOCKET": path})
+                os.close(w)
+                self.threads = [threading.Thread(target=self._read, args=(r,), daemon=True),
+                                threading.Thread(target=self._notify, daemon=True)]
+                for t in self.threads:
+                        t.start()
+
+        def _read(self, fd):
+                buf = b""
+                with os.fdopen(fd, "rb", buffering=0) as f:
+                        while True:
+                                data = f.read(1 << 16)
+                                t = time.monotonic()
+                                if not data:
+                                        break
+                                buf += data
+                                lines = buf.split(b"\n")
+                                buf = lines.pop()
+                                with self.cond:
+                                        for line in lines:
+                                                text = line.decode(errors="replace")
+                                                self.lines.append((t, text))
+                                                self.log.write(text + "\n")
+                                        self.log.flush()
+                                        self.cond.notify_all()
+                self.log.close()
+
+        def _notify(self):
+                while True:
+                        try:
+                                data = self.ns.recv(4096)
+                        except OSError:
+                                return
+                        t = time.monotonic()
+                        with self.cond:
+                                self.notify.extend((t, m) for m in data.decode(errors="replace").split("\n") if m)
+                                self.cond.notify_all()
+
+        def line(self, text):
+                """Time of the first line containing TEXT, or None."""
+                with self.cond:
+                        return next((t for t, s in self.lines if text in s), None)
+
+        def notified(self, msg):
+                with self.cond:
+                        return next((t for t, m in self.notify if m == msg), None)
+
+        def close(self):
+                self.ns.close()
+
+
+def schedstat_ns(pid):
+        """CPU time of every thread of PID, ns (/proc/PID/task/*/schedstat, first field)."""
+        total = 0
+        for tid in os.listdir("/proc/%d/task" % pid):
+                try:
+                        with open("/proc/%d/task/%s/schedstat" % (pid, tid)) as f:
+                                total += int(f.read().split()[0])
+                except FileNotFoundError:
+                        pass
+        return total

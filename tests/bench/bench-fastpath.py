@@ -89,6 +89,8 @@ def start_agent(lab, a, timeout=60):
                 if not ok:
                         raise RuntimeError("agent %s not ready in %d s" % (a.name, timeout))
                 t_ready = w.first(lambda t, typ, k, v: '"ready"' in v)
+                st.cpu_at_ready = probes.schedstat_ns(a.proc.pid) / 1e9
+                st.wait_at_ready = probes.schedstat_ns(a.proc.pid, 1) / 1e9
         finally:
                 w.close()
         return st, t_ready
@@ -106,7 +108,8 @@ def bench_start(o):
         with cklab.Lab(os.path.join(o.build, "agent/corekube-agent"), quiet=o.quiet, etcd_tmpfs=True) as lab:
                 lab.up()
                 (a,) = lab.add_agents(1)
-                res = {"READY=1": [], "'is ready' line": [], "record ready (watcher)": []}
+                res = {"READY=1": [], "'is ready' line": [], "record ready (watcher)": [],
+                       "(agent's CPU time to then)": [], "(agent's run-queue wait to then)": []}
                 mile = {k: [] for k, _ in START_MILESTONES}
                 for r in range(o.runs):
                         lab.etcd.delete("/corekube/", prefix=True)
@@ -118,6 +121,9 @@ def bench_start(o):
                         res["READY=1"].append(st.notified("READY=1") - t0)
                         res["'is ready' line"].append(st.line("is ready") - t0)
                         res["record ready (watcher)"].append(t_ready - t0)
+                        cpu0, wait0 = st.exec_schedstat()
+                        res["(agent's CPU time to then)"].append(st.cpu_at_ready - cpu0)
+                        res["(agent's run-queue wait to then)"].append(st.wait_at_ready - wait0)
                         for k, text in START_MILESTONES:
                                 t = st.line(text)
                                 if t is not None:
@@ -140,6 +146,10 @@ def bench_start(o):
 
 
 # ---- join ----
+
+JOIN_MILESTONES = [("process up", "starting as"), ("registered", "Registered as"),
+                   ("lease", "Acquired subnet lease"), ("overlay", "Overlay flannel"),
+                   ("peers read", "Peer list read"), ("ready line", "is ready")]
 
 def iproute2_join(leases, runs):
         """ip -batch + bridge -batch of the entries of LEASES onto a flannel.1 made
@@ -169,7 +179,7 @@ def iproute2_join(leases, runs):
                                         cklab.run("ip", "-n", ns, *c)
                                 t = time.monotonic()
                                 cklab.run("ip", "-n", ns, "-batch", ipb)
-                                cklab.run("ip", "netns", "exec", ns, "bridge", "-batch", brb)
+                                cklab.run("bridge", "-n", ns, "-batch", brb)
                                 out.append(time.monotonic() - t)
                                 n = len(cklab.run("ip", "-n", ns, "route", "show", "dev", "flannel.1").stdout.splitlines())
                                 if n != len(leases):
@@ -187,9 +197,13 @@ def bench_join(o):
                 lab.up()
                 leases = put_peers(lab, o.peers)
                 keys = [k for s, v in leases.items() for k in probes.peer_entries(s, v)]
-                agent = []
+                (a,) = lab.add_agents(1)
+                agent, cpu, rq = [], [], []
+                mile = {k: [] for k, _ in JOIN_MILESTONES}
                 for r in range(o.runs):
-                        (a,) = lab.add_agents(1)        # a fresh namespace and machine each run
+                        # The same master's first start each run: no overlay, no state, no record.
+                        cklab.run("ip", "-n", a.ns, "link", "del", "flannel.1", check=False)
+                        cklab.run("rm", "-rf", os.path.join(a.dir, "state"))
                         mon = probes.EntryMonitor(a.ns)
                         try:
                                 st = probes.Stamped(lab, a)
@@ -201,6 +215,13 @@ def bench_join(o):
                                         return 1
                                 t0 = st.line("ckbench: exec")
                                 agent.append(t_last - t0)
+                                cpu0, wait0 = st.exec_schedstat()
+                                cpu.append(probes.schedstat_ns(a.proc.pid) / 1e9 - cpu0)
+                                rq.append(probes.schedstat_ns(a.proc.pid, 1) / 1e9 - wait0)
+                                for k, text in JOIN_MILESTONES:
+                                        t = st.line(text)
+                                        if t is not None:
+                                                mile[k].append(t - t0)
                                 lab.say("run %d: %d entries %.1f ms after the exec" % (r + 1, len(keys),
                                                                                       (t_last - t0) * 1000))
                                 if mon.overruns:
@@ -221,7 +242,13 @@ def bench_join(o):
                  ms(max(agent))],
                 ["iproute2: ip -batch + bridge -batch, onto a ready flannel.1", ms(cklab.median(ip)), ms(min(ip)),
                  ms(max(ip))],
-                ["ratio agent / iproute2", "%.2f x" % ratio, "", ""]]))
+                ["ratio agent / iproute2", "%.2f x" % ratio, "", ""],
+                ["(agent's CPU time to its last entry)", ms(cklab.median(cpu)), ms(min(cpu)), ms(max(cpu))],
+                ["(agent's run-queue wait to its last entry)", ms(cklab.median(rq)), ms(min(rq)), ms(max(rq))]]))
+        print("Milestones of the agent (its stderr lines, each on its own; ms from the exec, median)")
+        print(cklab.table([k for k, _ in JOIN_MILESTONES] + ["last entry"],
+                          [[ms(cklab.median(mile[k])) if mile[k] else "-" for k, _ in JOIN_MILESTONES] +
+                           [ms(cklab.median(agent))]]))
         print("Goal: <= 1.5 x iproute2 (%.2f x): %s" % (ratio, "met" if ratio <= 1.5 else "not met"))
         return 0
 
@@ -341,7 +368,10 @@ def bench_cpu(o):
                                 if not mon.wait(lambda m: want <= m.routes[a.ns], 120):
                                         print("%d peers: the agent programmed %d" % (n, len(want & mon.routes[a.ns])))
                                         return 1
-                                time.sleep(1)   # let the start-up's work end before the window
+                                # The start-up's work ends with the first complete view of the peers.
+                                if st.wait_line("Peer list read", 30) is None:
+                                        print("%d peers: no 'Peer list read' line" % n)
+                                        return 1
                                 subs = [s for s in (change_subnet(j) for j in range(4096)) if s not in mine]
                                 c0, t0 = probes.schedstat_ns(a.proc.pid), time.monotonic()
                                 for c in range(o.changes):

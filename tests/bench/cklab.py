@@ -424,11 +424,11 @@ class Lab:
 
         def start(self, a, stderr=None, env=None):
                 """STDERR (default: a.log) gets the agent's log, after a line
-                'ckbench: exec' written just before the exec; ENV is added to
-                the agent's environment."""
+                'ckbench: exec' and the process's schedstat written just
+                before the exec; ENV is added to the agent's environment."""
                 a.t_start = time.monotonic()
                 script = ("mount -t tmpfs none /run && mount --bind \"$0\" /etc/machine-id && "
-                          "echo 'ckbench: exec' >&2 && exec \"$1\" run -c \"$2\"")
+                          "read s < /proc/$$/schedstat && echo \"ckbench: exec $s\" >&2 && exec \"$1\" run -c \"$2\"")
                 a.proc = subprocess.Popen(
                         ["ip", "netns", "exec", a.ns, "unshare", "-m", "--propagation", "private",
                          "sh", "-c", script, os.path.join(a.dir, "machine-id"), self.agent_bin,

@@ -272,6 +272,23 @@ class Stamped:
                 with self.cond:
                         return next((t for t, s in self.lines if text in s), None)
 
+        def wait_line(self, text, timeout):
+                """Waits for a line containing TEXT; its time, or None."""
+                deadline = time.monotonic() + timeout
+                with self.cond:
+                        while True:
+                                t = next((t for t, s in self.lines if text in s), None)
+                                left = deadline - time.monotonic()
+                                if t is not None or left <= 0:
+                                        return t
+                                self.cond.wait(left)
+
+        def exec_schedstat(self):
+                """The process's CPU and run-queue time (s) before the exec."""
+                with self.cond:
+                        v = next(s for t, s in self.lines if s.startswith("ckbench: exec")).split()[2:4]
+                return int(v[0]) / 1e9, int(v[1]) / 1e9
+
         def notified(self, msg):
                 with self.cond:
                         return next((t for t, m in self.notify if m == msg), None)
@@ -280,13 +297,14 @@ class Stamped:
                 self.ns.close()
 
 
-def schedstat_ns(pid):
-        """CPU time of every thread of PID, ns (/proc/PID/task/*/schedstat, first field)."""
+def schedstat_ns(pid, field=0):
+        """Of every thread of PID, ns (/proc/PID/task/*/schedstat): field 0 the
+        time on a CPU, 1 the time waiting for one on a run queue."""
         total = 0
         for tid in os.listdir("/proc/%d/task" % pid):
                 try:
                         with open("/proc/%d/task/%s/schedstat" % (pid, tid)) as f:
-                                total += int(f.read().split()[0])
+                                total += int(f.read().split()[field])
                 except FileNotFoundError:
                         pass
         return total

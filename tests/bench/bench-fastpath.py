@@ -148,7 +148,8 @@ def bench_start(o):
 
 JOIN_MILESTONES = [("process up", "starting as"), ("registered", "Registered as"),
                    ("lease", "Acquired subnet lease"), ("overlay", "Overlay flannel"),
-                   ("peers read", "Peer list read"), ("ready line", "is ready")]
+                   ("peers read", "Peer list read"), ("ready line", "is ready"),
+                   ("'Peers reconciled' line", "Peers reconciled")]
 
 def iproute2_join(leases, runs):
         """ip -batch + bridge -batch of the entries of LEASES onto a flannel.1 made
@@ -205,12 +206,21 @@ def bench_join(o):
                         cklab.run("rm", "-rf", os.path.join(a.dir, "state"))
                         mon = probes.EntryMonitor(a.ns)
                         try:
+                                if not mon.ready():
+                                        raise RuntimeError("ip monitor did not start")
                                 st = probes.Stamped(lab, a)
+                                sampler = probes.WaitSampler(a.proc.pid) if o.sample else None
                                 t_last = mon.wait_all(keys, 120)
                                 lab.check_alive([a])
+                                if sampler:
+                                        sampler.close()
+                                        lab.say("run %d: where the agent was, sampled every ms: %s"
+                                                % (r + 1, sampler.top()))
                                 if t_last is None:
-                                        print("run %d: the agent programmed %d of %d entries"
-                                              % (r + 1, mon.count(keys), len(keys)))
+                                        print("run %d: the agent programmed %d of %d entries (%s)"
+                                              % (r + 1, mon.count(keys), len(keys), ", ".join(
+                                                      "%s %d" % (k, mon.count([x for x in keys if x[0] == k]))
+                                                      for k in ("route", "arp", "fdb"))))
                                         return 1
                                 t0 = st.line("ckbench: exec")
                                 agent.append(t_last - t0)
@@ -413,6 +423,8 @@ def main():
         ap.add_argument("--changes", type=int, default=1000)
         ap.add_argument("--rates", type=lambda v: [float(x) for x in v.split(",")], default=[20.0, 200.0])
         ap.add_argument("--sizes", type=lambda v: [int(x) for x in v.split(",")], default=[100, 1000, 5000])
+        ap.add_argument("--sample", action="store_true",
+                        help="join: sample the agent's state every ms (a load of its own)")
         ap.add_argument("--quiet", action="store_true")
         o = ap.parse_args()
         o.runs = o.runs or (10 if o.what == "start" else 3)

@@ -106,7 +106,7 @@ def docker_restarts(nodes, name):
 
 
 # systemd's catalog: a unit starting, stopping, started, stopped, failed.
-MID_UNIT_STARTING = "7d4958e842da4a758f6c1cdc7b36dcbe"
+MID_UNIT_STARTING = "7d4958e842da4a758f6c1cdc7b36dcc5"
 MID_UNIT_STOPPING = "de5b426a63be47a7b6ac3eaac82e2f6f"
 MID_UNIT_STOPPED = "9d1aaa27d60140bd96365438aad20286"
 MID_UNIT_FAILED = "be02cf6855d2428ba40df7e9d022f03d"

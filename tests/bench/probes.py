@@ -4,16 +4,18 @@ Each one timestamps what it sees on receipt (time.monotonic(), the clock of
 cklab's other times) in a thread of its own:
 
   EtcdWatch      an etcd v3 watch of a key prefix through the JSON gateway
-  EntryMonitor   routes, ARP and FDB entries appearing in one namespace (netlink)
+  EntryMonitor   routes, ARP and FDB entries appearing in one namespace (ip monitor)
+  WaitSampler    where a process is (running, or the kernel function it sleeps in)
   start_stamped  an agent started with its stderr lines and sd_notify messages
                  timestamped (NOTIFY_SOCKET is a datagram socket of ours)
 """
 
+import datetime
 import json
 import os
-import select
+import re
 import socket
-import struct
+import subprocess
 import threading
 import time
 
@@ -113,77 +115,62 @@ class EtcdWatch:
 
 # ---- routes, ARP and FDB entries of one namespace ----
 
-RTMGRP_NEIGH = 0x4
-RTM_NEWNEIGH = 28
-NDA_DST, NDA_LLADDR = 1, 2
-AF_BRIDGE = 7
+# `ip -4 monitor route neigh` and `ip -f bridge monitor neigh` (FDB entries,
+# printed as "<dst> dev D lladdr <mac> ...").
+_IP4 = [("route", re.compile(r"^(\d+\.\d+\.\d+\.\d+/\d+) via ")),
+        ("arp", re.compile(r"^(\d+\.\d+\.\d+\.\d+) dev \S+ lladdr "))]
+_BRIDGE = [("fdb", re.compile(r"^\S+ dev \S+ lladdr ([0-9a-f:]{17})"))]
 
 
 class EntryMonitor:
-        """When each route (gatewayed, main table), ARP entry and FDB entry
-        first appeared in namespace NS: first[("route", "10.8.0.0/24")],
-        first[("arp", "10.8.0.0")], first[("fdb", "02:42:...")]."""
+        """When each route, ARP entry and FDB entry first appeared in namespace
+        NS: first[("route", "10.16.0.0/24")], first[("arp", "10.16.0.0")],
+        first[("fdb", "02:42:...")] (time.monotonic()). The times are those of
+        `ip -tshort monitor route neigh` (it shows FDB entries as neighbours),
+        a C program stamping each message as it reads it: a Python parser of
+        thousands of messages on a loaded machine lags them by up to seconds."""
 
         def __init__(self, ns):
-                with cklab.in_netns(ns):
-                        self.s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
-                self.s.setsockopt(socket.SOL_SOCKET, cklab.SO_RCVBUFFORCE, 32 << 20)
-                self.s.bind((0, cklab.RTMGRP_IPV4_ROUTE | RTMGRP_NEIGH))
                 self.first = {}
                 self.overruns = 0
                 self.cond = threading.Condition()
-                self.stop_r, self.stop_w = os.pipe()
-                self.thread = threading.Thread(target=self._loop, daemon=True)
-                self.thread.start()
+                self.offset = time.time() - time.monotonic()
+                self.procs, self.threads = [], []
+                for args, rxs in ((["-4", "-tshort", "monitor", "route", "neigh"], _IP4),
+                                  (["-f", "bridge", "-tshort", "monitor", "neigh"], _BRIDGE)):
+                        p = subprocess.Popen(["ip", "-n", ns] + args, stdout=subprocess.PIPE,
+                                             stderr=subprocess.STDOUT, text=True)
+                        t = threading.Thread(target=self._loop, args=(p, rxs), daemon=True)
+                        t.start()
+                        self.procs.append(p)
+                        self.threads.append(t)
+                # A monitor subscribes before it reads: an entry of ours, seen, says the first does
+                # (the second starts with it; no FDB entry can be made on eth2 to check).
+                self.probe = "10.63.255.254", "02:00:00:00:00:fe"
+                cklab.run("ip", "-n", ns, "neigh", "replace", self.probe[0], "lladdr", self.probe[1], "dev", "eth2",
+                          "nud", "permanent")
 
-        def _loop(self):
-                p = select.poll()
-                p.register(self.s.fileno(), select.POLLIN)
-                p.register(self.stop_r, select.POLLIN)
-                while True:
-                        for fd, _ in p.poll():
-                                if fd == self.stop_r:
-                                        return
-                                try:
-                                        data = self.s.recv(1 << 20)
-                                except OSError:         # ENOBUFS: we lost events
+        def _loop(self, proc, rxs):
+                for line in proc.stdout:
+                        if not line.startswith("[") or "] " not in line:
+                                if "overrun" in line.lower() or "No buffer" in line:
                                         self.overruns += 1
-                                        continue
-                                self._parse(data, time.monotonic())
+                                continue
+                        stamp, text = line[1:].split("] ", 1)
+                        try:
+                                t = datetime.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%f").timestamp() - self.offset
+                        except ValueError:
+                                continue
+                        for kind, rx in rxs:
+                                m = rx.match(text)
+                                if m:
+                                        with self.cond:
+                                                self.first.setdefault((kind, m.group(1)), t)
+                                                self.cond.notify_all()
+                                        break
 
-        def _parse(self, data, t):
-                off, found = 0, []
-                while off + 16 <= len(data):
-                        length, typ = struct.unpack_from("=IH", data, off)
-                        if length < 16:
-                                break
-                        attrs = {}
-                        if typ in (cklab.RTM_NEWROUTE, RTM_NEWNEIGH) and length >= 28:
-                                a = off + 28
-                                while a + 4 <= off + length:
-                                        alen, atype = struct.unpack_from("=HH", data, a)
-                                        if alen < 4:
-                                                break
-                                        attrs[atype] = data[a + 4:a + alen]
-                                        a += (alen + 3) & ~3
-                        if typ == cklab.RTM_NEWROUTE and length >= 28:
-                                family, dst_len, _, _, table = struct.unpack_from("=BBBBB", data, off + 16)
-                                dst, gw = attrs.get(cklab.RTA_DST), attrs.get(cklab.RTA_GATEWAY)
-                                if family == socket.AF_INET and table == 254 and dst and gw and len(dst) == 4:
-                                        found.append(("route", "%s/%d" % (socket.inet_ntoa(dst), dst_len)))
-                        elif typ == RTM_NEWNEIGH and length >= 28:
-                                family = data[off + 16]
-                                dst, ll = attrs.get(NDA_DST), attrs.get(NDA_LLADDR)
-                                if family == socket.AF_INET and dst and len(dst) == 4:
-                                        found.append(("arp", socket.inet_ntoa(dst)))
-                                elif family == AF_BRIDGE and ll and len(ll) == 6:
-                                        found.append(("fdb", ":".join("%02x" % b for b in ll)))
-                        off += (length + 3) & ~3
-                if found:
-                        with self.cond:
-                                for k in found:
-                                        self.first.setdefault(k, t)
-                                self.cond.notify_all()
+        def ready(self, timeout=10):
+                return self.wait_all([("arp", self.probe[0])], timeout) is not None
 
         def wait_all(self, keys, timeout):
                 """Waits until every key has appeared; the time of the last one, or None."""
@@ -201,11 +188,11 @@ class EntryMonitor:
                         return sum(1 for k in keys if k in self.first)
 
         def close(self):
-                os.write(self.stop_w, b"x")
-                self.thread.join(5)
-                self.s.close()
-                os.close(self.stop_r)
-                os.close(self.stop_w)
+                for p in self.procs:
+                        p.terminate()
+                        p.wait(5)
+                for t in self.threads:
+                        t.join(5)
 
 
 def peer_entries(subnet, lease_value):
@@ -217,7 +204,8 @@ def peer_entries(subnet, lease_value):
 # ---- an agent with timestamped output ----
 
 class Stamped:
-        """The agent's stderr lines and sd_notify datagrams, as (time, text)."""
+        """The agent's stderr lines and sd_notify datagrams, as (time, text);
+        the lines also go to a.log, each after its time."""
 
         def __init__(self, lab, a):
                 self.lines, self.notify = [], []
@@ -251,7 +239,7 @@ class Stamped:
                                         for line in lines:
                                                 text = line.decode(errors="replace")
                                                 self.lines.append((t, text))
-                                                self.log.write(text + "\n")
+                                                self.log.write("%.4f %s\n" % (t, text))
                                         self.log.flush()
                                         self.cond.notify_all()
                 self.log.close()
@@ -308,3 +296,39 @@ def schedstat_ns(pid, field=0):
                 except FileNotFoundError:
                         pass
         return total
+
+
+class WaitSampler:
+        """Samples what process PID is doing every INTERVAL s until stopped:
+        'running' (state R) or, when asleep, its wchan (the kernel function it
+        sleeps in). A picture of where wall time goes that CPU and run-queue
+        times do not give (mutexes, replies)."""
+
+        def __init__(self, pid, interval=0.001):
+                self.pid, self.interval = pid, interval
+                self.samples = {}
+                self.stop = threading.Event()
+                self.thread = threading.Thread(target=self._loop, daemon=True)
+                self.thread.start()
+
+        def _loop(self):
+                while not self.stop.wait(self.interval):
+                        try:
+                                with open("/proc/%d/stat" % self.pid) as f:
+                                        state = f.read().rsplit(")", 1)[1].split()[0]
+                                what = "running"
+                                if state != "R":
+                                        with open("/proc/%d/wchan" % self.pid) as f:
+                                                what = "%s %s" % (state, f.read().strip() or "?")
+                        except OSError:
+                                return
+                        self.samples[what] = self.samples.get(what, 0) + 1
+
+        def close(self):
+                self.stop.set()
+                self.thread.join(5)
+
+        def top(self, n=5):
+                total = sum(self.samples.values()) or 1
+                return ", ".join("%s %.0f%%" % (k, v * 100 / total)
+                                 for k, v in sorted(self.samples.items(), key=lambda kv: -kv[1])[:n])

@@ -144,11 +144,8 @@ class EntryMonitor:
                         t.start()
                         self.procs.append(p)
                         self.threads.append(t)
-                # A monitor subscribes before it reads: an entry of ours, seen, says the first does
-                # (the second starts with it; no FDB entry can be made on eth2 to check).
-                self.probe = "10.63.255.254", "02:00:00:00:00:fe"
-                cklab.run("ip", "-n", ns, "neigh", "replace", self.probe[0], "lladdr", self.probe[1], "dev", "eth2",
-                          "nud", "permanent")
+                self.ns = ns
+                self.probe = "10.63.255.254"
 
         def _loop(self, proc, rxs):
                 for line in proc.stdout:
@@ -170,7 +167,18 @@ class EntryMonitor:
                                         break
 
         def ready(self, timeout=10):
-                return self.wait_all([("arp", self.probe[0])], timeout) is not None
+                """An entry of ours, changed until the monitor shows it, says the
+                first monitor has subscribed (the second starts with it; no FDB
+                entry can be made on eth2 to check)."""
+                deadline = time.monotonic() + timeout
+                i = 0
+                while time.monotonic() < deadline:
+                        i += 1
+                        cklab.run("ip", "-n", self.ns, "neigh", "replace", self.probe, "lladdr",
+                                  "02:00:00:00:%02x:fe" % (i % 256), "dev", "eth2", "nud", "permanent")
+                        if self.wait_all([("arp", self.probe)], 0.1) is not None:
+                                return True
+                return False
 
         def wait_all(self, keys, timeout):
                 """Waits until every key has appeared; the time of the last one, or None."""

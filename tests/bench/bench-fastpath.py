@@ -394,7 +394,7 @@ def bench_cpu(o):
                                 subs = [s for s in (change_subnet(j) for j in range(4096)) if s not in mine]
                                 perf = None
                                 if o.perf:
-                                        perf = subprocess.Popen(["perf", "record", "-q", "-F", "2000", "-g", "-p",
+                                        perf = subprocess.Popen(["perf", "record", "-q", "-F", "1000", "--call-graph", "dwarf,16384", "-p",
                                                                  str(a.proc.pid), "-o", "%s.%d" % (o.perf, n)],
                                                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                                 c0, t0 = probes.schedstat_ns(a.proc.pid), time.monotonic()

@@ -30,6 +30,7 @@ rootfs cache (rootfs.sh) and the bed's build dir.
 """
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -40,6 +41,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import cklab  # noqa: E402
+import probes  # noqa: E402
 
 BED = os.environ.get("CKB_BENCH_BED", "bench")
 BEDSH = [os.path.join(HERE, "..", "bed", "bed.sh"), "-b", BED]
@@ -101,6 +103,76 @@ def docker_restarts(nodes, name):
         starts = [e for e in boot_journal(nodes, name, "_PID=1", "UNIT=docker.service")
                   if e.get("MESSAGE_ID") == MID_UNIT_STARTED]
         return len(agent), len(starts)
+
+
+# systemd's catalog: a unit starting, stopping, started, stopped, failed.
+MID_UNIT_STARTING = "7d4958e842da4a758f6c1cdc7b36dcc5"
+MID_UNIT_STOPPING = "de5b426a63be47a7b6ac3eaac82e2f6f"
+MID_UNIT_STOPPED = "9d1aaa27d60140bd96365438aad20286"
+MID_UNIT_FAILED = "be02cf6855d2428ba40df7e9d022f03d"
+# agent/message-ids.h
+MID_READY = "55bbe08da66a1b049c31d9b0d47824dd"
+MID_ARTIFACT_INSTALLED = "6713c51212c064e51748b8295f9cd150"
+
+
+def union_length(intervals, lo, hi):
+        """Seconds of [lo, hi] covered by the union of INTERVALS."""
+        total, end = 0.0, lo
+        for a, b in sorted((max(a, lo), min(b, hi)) for a, b in intervals):
+                if b <= end:
+                        continue
+                total += b - max(a, end)
+                end = b
+        return total
+
+
+def critical_path(nodes, name):
+        """(own, in systemd jobs, in downloads, total) seconds of the agent's
+        bring-up in this boot: total is its "starting as" entry to its first
+        ready entry (MESSAGE_ID); jobs are systemd's jobs of any unit but the
+        agent's own from "Starting"/"Stopping" to "Started"/"Stopped"/"Failed"
+        (pid 1's entries); downloads are every installed artifact's file from
+        its birth (the download's O_TMPFILE) to its last write (statx). Each
+        is the union of its intervals within [start, ready], so steps running
+        at the same time count once; own = total - the union of both."""
+        agent = boot_journal(nodes, name, "_SYSTEMD_UNIT=corekube-agent.service")
+        starts = [int(e["__REALTIME_TIMESTAMP"]) / 1e6 for e in agent if "starting as" in e.get("MESSAGE", "")]
+        readies = [int(e["__REALTIME_TIMESTAMP"]) / 1e6 for e in agent if e.get("MESSAGE_ID") == MID_READY]
+        if not starts or not readies:
+                return None
+        t0 = starts[-1]
+        t1 = min((t for t in readies if t >= t0), default=None)
+        if t1 is None:
+                return None
+        jobs, open_, stopped = [], {}, {}
+        for e in boot_journal(nodes, name, "_PID=1"):
+                unit, mid = e.get("UNIT"), e.get("MESSAGE_ID")
+                t = int(e["__REALTIME_TIMESTAMP"]) / 1e6
+                if not unit or unit == "corekube-agent.service" or t < t0:
+                        continue
+                if mid in (MID_UNIT_STARTING, MID_UNIT_STOPPING) and unit not in open_:
+                        # A start right after a stop is a restart: one interval.
+                        open_[unit] = stopped.pop(unit)[0] if unit in stopped else t
+                elif mid in (MID_UNIT_STARTED, MID_UNIT_FAILED) and unit in open_:
+                        jobs.append((open_.pop(unit), t))
+                elif mid == MID_UNIT_STOPPED and unit in open_:
+                        stopped[unit] = (open_.pop(unit), t)
+        jobs += list(stopped.values()) + [(a, t1) for a in open_.values()]
+        downloads = []
+        paths = [re.search(r" at (\S+)\.$", e.get("MESSAGE", "")) for e in agent
+                 if e.get("MESSAGE_ID") == MID_ARTIFACT_INSTALLED]
+        for m in paths:
+                if not m:
+                        continue
+                p = nodes.nsenter(name, "stat", "-c", "%.9W %.9Y", m.group(1))
+                out, _ = p.communicate()
+                with contextlib.suppress(ValueError):
+                        born, written = (float(x) for x in out.split())
+                        if born > 0:
+                                downloads.append((born, written))
+        j = union_length(jobs, t0, t1)
+        d = union_length(downloads, t0, t1)
+        return t1 - t0 - union_length(jobs + downloads, t0, t1), j, d, t1 - t0
 
 
 def wipe_links(name):
@@ -178,6 +250,8 @@ def clear_etcd(etcd):
 def one_run(nodes, names, etcd, timeout=120):
         clear_etcd(etcd)
         ids = {cklab.app_specific(nodes.machine_id[n]): n for n in names}
+        # Every state a record passes through, also one that lasts less than a poll.
+        watch = probes.EtcdWatch("/corekube/machines/", host=etcd.host, port=etcd.port)
         m0 = cklab.machine_ticks()
         t0 = time.monotonic()
         procs = [nodes.nsenter(n, "systemctl", "start", "--no-block", "corekube-agent") for n in names]
@@ -198,8 +272,13 @@ def one_run(nodes, names, etcd, timeout=120):
         m1 = cklab.machine_ticks()
         for p in procs:
                 p.communicate()
+        watch.close()
+        for _, typ, k, v in watch.events:
+                with contextlib.suppress(ValueError, AttributeError):
+                        if typ == "PUT" and json.loads(v).get("state") == "failed":
+                                failed.add(k.rsplit("/", 1)[1])
         busy = (m1[0] - m0[0]) / max(1, m1[1] - m0[1]) * 100
-        return max(ready.values()), {ids[m]: t for m, t in ready.items()}, len(failed), busy
+        return max(ready.values()), {ids[m]: t for m, t in ready.items()}, len(failed & set(ids)), busy
 
 
 MILESTONES = [("registered", "Registered as"), ("lease", "Acquired subnet lease"),
@@ -228,6 +307,29 @@ def milestones(nodes, name):
         return ["%.2f" % (last[k] - t0) if t0 is not None and k in last else "-" for k, _ in MILESTONES]
 
 
+def print_critical_path(crit):
+        """The agents' own critical path (critical_path()) per N: of each run
+        the node with the longest, the median of the runs."""
+        rows, base = [], None
+        for n, own, paths in crit:
+                if not own:
+                        rows.append([n, "-", "-", "-", "-", "-", "-"])
+                        continue
+                mid = sorted(paths)[(len(paths) - 1) // 2]
+                base = base or cklab.median(own)
+                rows.append([n, "%.3f" % cklab.median(own), "%.3f" % min(own), "%.3f" % max(own),
+                             "%.2f x" % (cklab.median(own) / base), "%.3f" % mid[1], "%.3f" % mid[2],
+                             "%.3f" % mid[3]])
+        print("The agent's own critical path: start to ready minus the time inside systemd jobs and downloads "
+              "(journal, artifact files' birth to last write); the node with the longest of each run; seconds")
+        print(cklab.table(["N", "own median", "own min", "own max", "vs N=%d" % crit[0][0],
+                           "in systemd jobs", "in downloads", "start to ready"], rows))
+        t = {n: cklab.median(own) for n, own, _ in crit if own}
+        if 1 in t and 8 in t:
+                print("Goal: own path T(8) <= 1.5 x T(1) (%.2f x): %s" % (t[8] / t[1],
+                                                                         "met" if t[8] <= 1.5 * t[1] else "not met"))
+
+
 def main():
         ap = argparse.ArgumentParser()
         ap.add_argument("sizes", nargs="*", type=int, default=[1, 4, 8])
@@ -251,10 +353,10 @@ def main():
                 # The etcd client's socket is made in the fabric namespace, once.
                 with cklab.in_netns("ckb-%s-fab" % BED):
                         etcd.get_prefix("/corekube/")
-                steps = []
+                steps, crit = [], []
                 for n in sorted(o.sizes):
                         names = node_names(n)
-                        times, busy, failures = [], [], 0
+                        times, busy, failures, own, paths = [], [], 0, [], []
                         for r in range(o.runs):
                                 t = time.monotonic()
                                 nodes.fresh(n)
@@ -265,9 +367,16 @@ def main():
                                 times.append(total)
                                 busy.append(b)
                                 failures += nfailed
-                                print("# N=%d run %d: %.2f s (first node %.2f s, %d went through 'failed')"
-                                      % (n, r + 1, total, min(per.values()), nfailed), flush=True)
+                                cp = [c for c in (critical_path(nodes, name) for name in names) if c]
+                                if len(cp) == n:
+                                        worst = max(cp)
+                                        own.append(worst[0])
+                                        paths.append(worst)
+                                print("# N=%d run %d: %.2f s (first node %.2f s, %d went through 'failed'); "
+                                      "own critical path %s" % (n, r + 1, total, min(per.values()), nfailed,
+                                                                ", ".join("%.3f s" % c[0] for c in cp)), flush=True)
                         rows.append((n, times, failures, cklab.median(busy)))
+                        crit.append((n, own, paths))
                         steps.append([n, "master"] + milestones(nodes, "master"))
                         if n > 1:
                                 steps.append([n, names[-1]] + milestones(nodes, names[-1]))
@@ -298,6 +407,9 @@ def main():
                                    "nodes through 'failed' (all runs)", "machine CPU busy % (median)"],
                                   [[n, "%.2f" % cklab.median(t), "%.2f" % min(t), "%.2f" % max(t),
                                     "%.2f x" % (cklab.median(t) / base), f, "%.0f" % b] for n, t, f, b in rows]))
+                print("Goal: 0 nodes through 'failed' (%d, every state the records passed through, from an etcd "
+                      "watch)" % sum(f for _, _, f, _ in rows))
+                print_critical_path(crit)
                 print("Milestones in the last run of each N (journal; seconds from the agent's start to the "
                       "last line of each)")
                 print(cklab.table(["N", "node"] + [k for k, _ in MILESTONES], steps))

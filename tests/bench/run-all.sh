@@ -1,5 +1,5 @@
 #!/bin/sh
-# Every benchmark (issues 8 and 12) at its full size, one after the other, printing
+# Every benchmark (issues 8, 12 and 13) at its full size, one after the other, printing
 # their tables (docs/performance.md holds a run of this). Root; about 12 min.
 #   tests/bench/run-all.sh BUILD_DIR
 set -eu
@@ -22,5 +22,10 @@ echo; echo "## 5. Scale"
 "$py" "$here/bench-scale.py" "$build" 100 250 || rc=1
 echo; echo "## 6. Disruption by the agent's lifecycle"
 "$py" "$here/bench-disruption.py" --count 100 || rc=1
+echo; echo "## 7. Fast path (issue 13)"
+for what in start join propagation cpu; do
+        echo; echo "### $what, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+        "$py" "$here/bench-fastpath.py" "$build" $what || rc=1
+done
 echo; echo "# done, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 exit $rc

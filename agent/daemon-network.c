@@ -28,14 +28,14 @@ int daemon_link_setup(node_agent *d) {
         if (!d->ns) {
                 r = ns_new(&d->ns);
                 if (r < 0) {
-                        daemon_step_failed(d, "cannot open netlink: %s", strerror(-r));
+                        daemon_step_failed(d, STEP_LINK, "cannot open netlink: %s", strerror(-r));
                         return r;
                 }
         }
         r = ns_link_setup(d->ns, n->interface, n->address.set ? &n->address.v.addr : NULL,
                           n->address.v.prefixlen, &d->link);
         if (r < 0) {
-                daemon_step_failed(d, "interface %s: %s", n->interface,
+                daemon_step_failed(d, STEP_LINK, "interface %s: %s", n->interface,
                                    r == -ENODEV ? "no such interface" :
                                    r == -EADDRNOTAVAIL ? "has no IPv4 address (set [node] address)" : strerror(-r));
                 return r;
@@ -59,14 +59,13 @@ static void network_failed(node_agent *d, const char *fmt, ...) {
         if (vasprintf(&msg, fmt, ap) < 0)
                 msg = NULL;
         va_end(ap);
-        if (d->step <= STEP_NETWORK) {
-                daemon_step_failed(d, "%s", msg ?: "network failed");
+        if (!d->run[STEP_NETWORK].done) {
+                daemon_step_failed(d, STEP_NETWORK, "%s", msg ?: "network failed");
                 free(msg);
                 return;
         }
-        free(d->error);
-        d->error = msg;
-        d->net_failed = true;
+        free(d->net_error);
+        d->net_error = msg ?: strdup("network failed");
         /* Transient: the node waits (reason network) and the lease or the
          * overlay retries itself. */
         log_event(LOG_NOTICE, MID_NODE_WAITING, FIELDS("COREKUBE_REASON=network"), "%s; keeping what is programmed.",
@@ -75,11 +74,10 @@ static void network_failed(node_agent *d, const char *fmt, ...) {
 }
 
 static void network_recovered(node_agent *d) {
-        if (!d->net_failed)
+        if (!d->net_error)
                 return;
-        free(d->error);
-        d->error = NULL;
-        d->net_failed = false;
+        free(d->net_error);
+        d->net_error = NULL;
         log_notice("The network of node %s is fine again.", d->cfg->node.name);
         daemon_update_status(d);
 }
@@ -275,7 +273,8 @@ static void on_lease(SubnetLease *l, int error, const char *message, const Subne
         d->subnet.prefixlen = ev->len;
         d->have_subnet = true;
         format_cidr(&d->subnet, sub, sizeof sub);
-        (void) registry_set_subnet(d->registry, sub);
+        if (d->registry)        /* else register_start() gives it */
+                (void) registry_set_subnet(d->registry, sub);
         if (d->peer_watch)
                 (void) peer_watch_set_own(d->peer_watch, ev->subnet, ntohl(d->link.addr.s_addr));
         lease_held(d, ev->changed && ev->previous_subnet != 0);
@@ -313,14 +312,14 @@ static void lease_held(node_agent *d, bool moved) {
                 d->notified_ready = true;
         }
         network_recovered(d);
-        if (moved && d->step >= STEP_DOCKER) {
+        if (moved && d->run[STEP_DOCKER].started) {
                 /* A new subnet after the lease was lost: Docker must move,
                  * also when its restart is already under way. */
                 daemon_subnet_moved(d);
                 return;
         }
-        if (d->step == STEP_NETWORK)
-                daemon_step_done(d);
+        if (daemon_step_running(d, STEP_NETWORK))
+                daemon_step_done(d, STEP_NETWORK);
 }
 
 static void on_netcfg(int error, const char *message, const NetworkConfig *config, bool created, void *userdata) {
@@ -333,12 +332,12 @@ static void on_netcfg(int error, const char *message, const NetworkConfig *confi
         d->netcfg_req = NULL;
         if (error == -EINVAL) {
                 /* A config in etcd that is not ours to use: an operator's call. */
-                daemon_step_failed_terminal(d, "network config %s/config: %s", d->cfg->network.prefix,
+                daemon_step_failed_terminal(d, STEP_NETWORK, "network config %s/config: %s", d->cfg->network.prefix,
                                             message ?: strerror(-error));
                 return;
         }
         if (error < 0) {
-                daemon_step_failed(d, "network config %s/config: %s", d->cfg->network.prefix,
+                daemon_step_failed(d, STEP_NETWORK, "network config %s/config: %s", d->cfg->network.prefix,
                                    message ?: strerror(-error));
                 return;
         }
@@ -375,7 +374,7 @@ static void on_netcfg(int error, const char *message, const NetworkConfig *confi
         if (r >= 0)
                 r = subnet_lease_start(d->lease);
         if (r < 0)
-                daemon_step_failed(d, "cannot start the subnet lease: %s", strerror(-r));
+                daemon_step_failed(d, STEP_NETWORK, "cannot start the subnet lease: %s", strerror(-r));
 }
 
 int daemon_network_start(node_agent *d) {
@@ -396,7 +395,7 @@ int daemon_network_start(node_agent *d) {
         r = network_config_new(format_cidr(&d->cfg->network.network, net, sizeof net), d->cfg->network.subnet_len,
                                d->cfg->network.vni, (uint16_t) d->cfg->network.port, &wanted, &err);
         if (r < 0) {
-                daemon_step_failed(d, "[network]: %s", err ?: strerror(-r));
+                daemon_step_failed(d, STEP_NETWORK, "[network]: %s", err ?: strerror(-r));
                 free(err);
                 return r;
         }

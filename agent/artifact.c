@@ -248,6 +248,10 @@ static int hash_start(artifact_fetch *f, sd_event *event) {
         r = sd_event_add_defer(event, &f->hash, on_hash_chunk, f);
         if (r < 0)
                 return r;
+        /* A defer source is one-shot by default: on until the end of the file. */
+        r = sd_event_source_set_enabled(f->hash, SD_EVENT_ON);
+        if (r < 0)
+                return r;
         (void) sd_event_source_set_priority(f->hash, SD_EVENT_PRIORITY_IDLE);
         (void) sd_event_source_set_description(f->hash, "artifact-hash");
         return 0;

@@ -173,6 +173,13 @@ static void step_problem(node_agent *d, step s, bool terminal, const char *reaso
 
         if (vasprintf(&msg, fmt, ap) < 0)
                 msg = NULL;
+        if (r->done) {
+                /* Late news of a step already done (or canceled): not the
+                 * node's problem any more. */
+                log_debug("The %s step is done; ignoring: %s", steps[s].name, msg ?: "?");
+                free(msg);
+                return;
+        }
         if (!terminal && !reason)
                 reason = default_reason(d, s, rbuf, sizeof rbuf);
         delay = backoff_next(&r->backoff);

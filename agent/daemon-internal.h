@@ -42,7 +42,6 @@ typedef struct node_agent node_agent;
 /* Where one step is; daemon.c's alone. */
 typedef struct step_run {
         node_agent *d;
-        step id;
         bool started;                   /* since the last reset */
         bool busy;                      /* started and not to be started again: work, a wait or a retry is in flight */
         bool done;

@@ -174,8 +174,8 @@ static void step_problem(node_agent *d, step s, bool terminal, const char *reaso
         if (vasprintf(&msg, fmt, ap) < 0)
                 msg = NULL;
         if (r->done) {
-                /* Late news of a step already done (or canceled): not the
-                 * node's problem any more. */
+                /* Late news of a step already done: not the node's
+                 * problem any more. */
                 log_debug("The %s step is done; ignoring: %s", steps[s].name, msg ?: "?");
                 free(msg);
                 return;
@@ -449,7 +449,7 @@ int daemon_run(const ck_config *c) {
         /* Short first retries: a minion that reaches its registration before
          * the master's apiserver listens gets in a quarter second later. */
         for (step s = 0; s < _STEP_MAX; s++) {
-                d.run[s] = (step_run) { .d = &d, .id = s };
+                d.run[s] = (step_run) { .d = &d };
                 backoff_init(&d.run[s].backoff, 250 * USEC_PER_MSEC, 60 * USEC_PER_SEC);
         }
         r = read_machine_id(d.machine_id);

@@ -43,8 +43,8 @@ static void on_docker_job(const char *unit, const char *result, const char *deta
                         daemon_step_failed_terminal(d, STEP_DOCKER, "%s: restart job %s (%s), %u times in a row", unit,
                                                     result, detail ?: "unknown", d->rt.job_failures);
                 else
-                        daemon_step_waiting(d, STEP_DOCKER, unit_reason(d, r, sizeof r), "%s: restart job %s (%s)", unit,
-                                            result, detail ?: "unknown");
+                        daemon_step_waiting(d, STEP_DOCKER, unit_reason(d, r, sizeof r), "%s: restart job %s (%s)",
+                                            unit, result, detail ?: "unknown");
                 return;
         }
         d->rt.limit_reset = false;

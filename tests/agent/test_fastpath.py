@@ -47,7 +47,7 @@ def test_network_does_not_wait_for_the_registration(fresh_cluster):
     # The network comes while the registration is refused.
     wait_until(lambda: os.path.exists(minion.subnet_file), 30, "the minion's subnet.env")
     c.wait_converged([master, minion])
-    assert "Waiting (etcd): " in minion.log()
+    wait_until(lambda: "Waiting (etcd): " in minion.log(), 10, "the refused registration in the journal")
     assert minion.record() is None
     with open(minion.subnet_file) as f:
         assert f"FLANNEL_SUBNET={minion.subnet().split('/')[0][:-1]}1/" in f.read()

@@ -14,9 +14,16 @@
 #include "log.h"
 #include "macro.h"
 
+/* The file in place is hashed this much per turn of the loop, at idle
+ * priority: a 100 MB binary must not hold up the watches and timers. */
+#define HASH_CHUNK (1024 * 1024)
+
 struct artifact_fetch {
         const ck_artifact *a;
         curl_loop *loop;
+        sd_event_source *hash;          /* the file in place being hashed */
+        int hash_fd;
+        uint8_t *hash_buf;
         CURL *easy;
         EVP_MD_CTX *md;
         int fd;
@@ -28,31 +35,6 @@ struct artifact_fetch {
         artifact_done_cb cb;
         void *userdata;
 };
-
-int file_sha256(const char *path, uint8_t ret[32]) {
-        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-        EVP_MD_CTX *md;
-        uint8_t buf[65536];
-        unsigned len = 32;
-        ssize_t n;
-        int r = 0;
-
-        if (fd < 0)
-                return -errno;
-        md = EVP_MD_CTX_new();
-        if (!md || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
-                EVP_MD_CTX_free(md);
-                return -ENOMEM;
-        }
-        while ((n = read(fd, buf, sizeof buf)) > 0)
-                EVP_DigestUpdate(md, buf, (size_t) n);
-        if (n < 0)
-                r = -errno;
-        else
-                EVP_DigestFinal_ex(md, ret, &len);
-        EVP_MD_CTX_free(md);
-        return r;
-}
 
 static size_t on_data(char *ptr, size_t size, size_t nmemb, void *userdata) {
         artifact_fetch *f = userdata;
@@ -184,7 +166,8 @@ static int fetch_start(artifact_fetch *f) {
                 f->tmp = NULL;
                 return log_error_errno(r, "artifact %s: cannot create a file in %s: %m", a->name, dir);
         }
-        f->md = EVP_MD_CTX_new();
+        if (!f->md)
+                f->md = EVP_MD_CTX_new();
         f->easy = curl_easy_init();
         if (!f->md || !f->easy || EVP_DigestInit_ex(f->md, EVP_sha256(), NULL) != 1)
                 return -ENOMEM;
@@ -206,30 +189,101 @@ static int fetch_start(artifact_fetch *f) {
         return 0;
 }
 
-/* Returns 1 when the file is already in place with the right hash (no
- * callback follows), 0 when a download started, or a negative errno. */
-int artifact_fetch_start(curl_loop *loop, const ck_artifact *a, artifact_done_cb cb, void *userdata,
-                         artifact_fetch **ret) {
-        _cleanup_(artifact_fetch_freep) artifact_fetch *f = NULL;
-        uint8_t h[32];
+static void hash_stop(artifact_fetch *f) {
+        f->hash = sd_event_source_disable_unref(f->hash);
+        if (f->hash_fd >= 0)
+                close(f->hash_fd);
+        f->hash_fd = -1;
+        free(f->hash_buf);
+        f->hash_buf = NULL;
+}
+
+static void download(artifact_fetch *f) {
+        char msg[512];
         int r;
 
-        if (file_sha256(a->path, h) >= 0 && memcmp(h, a->sha256.v, 32) == 0)
+        r = fetch_start(f);
+        if (r < 0) {
+                snprintf(msg, sizeof msg, "artifact %s: %s", f->a->name, strerror(-r));
+                finish(f, r, msg, false);
+        }
+}
+
+static int on_hash_chunk(sd_event_source *s, void *userdata) {
+        artifact_fetch *f = userdata;
+        unsigned len = 32;
+        uint8_t h[32];
+        ssize_t n;
+
+        n = read(f->hash_fd, f->hash_buf, HASH_CHUNK);
+        if (n < 0 && errno == EINTR)
+                return 0;
+        if (n > 0) {
+                EVP_DigestUpdate(f->md, f->hash_buf, (size_t) n);
+                return 0;       /* the next chunk on the next turn */
+        }
+        hash_stop(f);
+        if (n == 0 && EVP_DigestFinal_ex(f->md, h, &len) == 1 && memcmp(h, f->a->sha256.v, 32) == 0) {
+                finish(f, 0, NULL, false);      /* may free f */
+                return 0;
+        }
+        if (n < 0)
+                log_warning_errno(errno, "artifact %s: cannot read %s (%m); downloading it.", f->a->name, f->a->path);
+        download(f);
+        return 0;
+}
+
+/* Hashes the file in place, a chunk per turn of the loop. Returns 1 when
+ * there is none (or it cannot be hashed): download it. */
+static int hash_start(artifact_fetch *f, sd_event *event) {
+        int r;
+
+        f->hash_fd = open(f->a->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (f->hash_fd < 0)
                 return 1;
+        f->md = EVP_MD_CTX_new();
+        f->hash_buf = malloc(HASH_CHUNK);
+        if (!f->md || !f->hash_buf || EVP_DigestInit_ex(f->md, EVP_sha256(), NULL) != 1)
+                return -ENOMEM;
+        r = sd_event_add_defer(event, &f->hash, on_hash_chunk, f);
+        if (r < 0)
+                return r;
+        /* A defer source is one-shot by default: on until the end of the file. */
+        r = sd_event_source_set_enabled(f->hash, SD_EVENT_ON);
+        if (r < 0)
+                return r;
+        (void) sd_event_source_set_priority(f->hash, SD_EVENT_PRIORITY_IDLE);
+        (void) sd_event_source_set_description(f->hash, "artifact-hash");
+        return 0;
+}
+
+int artifact_fetch_start(sd_event *event, curl_loop *loop, const ck_artifact *a, artifact_done_cb cb,
+                         void *userdata, artifact_fetch **ret) {
+        _cleanup_(artifact_fetch_freep) artifact_fetch *f = NULL;
+        int r;
+
         f = calloc(1, sizeof *f);
         if (!f)
                 return -ENOMEM;
-        *f = (artifact_fetch) { .a = a, .loop = loop, .cb = cb, .userdata = userdata, .fd = -1, .dirfd = -1 };
-        r = fetch_start(f);
+        *f = (artifact_fetch) { .a = a, .loop = loop, .cb = cb, .userdata = userdata, .fd = -1, .dirfd = -1,
+                                .hash_fd = -1 };
+        r = hash_start(f, event);
+        if (r > 0)
+                r = fetch_start(f);
         if (r < 0)
                 return r;
         *ret = TAKE_PTR(f);
         return 0;
 }
 
+const ck_artifact *artifact_fetch_get(artifact_fetch *f) {
+        return f->a;
+}
+
 artifact_fetch *artifact_fetch_free(artifact_fetch *f) {
         if (!f)
                 return NULL;
+        hash_stop(f);
         if (f->easy) {
                 curl_loop_remove(f->loop, f->easy);
                 curl_easy_cleanup(f->easy);

@@ -22,12 +22,15 @@ typedef struct artifact_fetch artifact_fetch;
  * message: what happened, naming the artifact (NULL on success). */
 typedef void (*artifact_done_cb)(const ck_artifact *a, int error, const char *message, bool changed, void *userdata);
 
-/* Returns 1 when the file is already in place with the right hash (no
- * download, no callback), 0 when a download started, or a negative errno. */
-int artifact_fetch_start(curl_loop *loop, const ck_artifact *a, artifact_done_cb cb, void *userdata,
-                         artifact_fetch **ret);
+/* Hashes the file in place (a chunk per turn of the loop, at idle
+ * priority) and downloads it unless its sha256 is right. The callback
+ * always follows, never from within this call; freeing the fetch before
+ * (mid-hash or mid-download) cancels it without a call. Returns 0 or a
+ * negative errno. */
+int artifact_fetch_start(sd_event *event, curl_loop *loop, const ck_artifact *a, artifact_done_cb cb,
+                         void *userdata, artifact_fetch **ret);
 artifact_fetch *artifact_fetch_free(artifact_fetch *f);
 DEFINE_TRIVIAL_CLEANUP_FUNC(artifact_fetch *, artifact_fetch_free);
 
-/* sha256 of a file; -ENOENT if it does not exist. */
-int file_sha256(const char *path, uint8_t ret[32]);
+/* The artifact it fetches. */
+const ck_artifact *artifact_fetch_get(artifact_fetch *f);

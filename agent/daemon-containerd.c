@@ -45,7 +45,7 @@ void daemon_containerd_step(node_agent *d) {
         snprintf(reason, sizeof reason, "unit:%s", unit);
         r = bridge_check(d);
         if (r < 0) {
-                daemon_step_waiting(d, "network", "cannot check %s: %s", CNI_BRIDGE, strerror(-r));
+                daemon_step_waiting(d, STEP_DOCKER, "network", "cannot check %s: %s", CNI_BRIDGE, strerror(-r));
                 return;
         }
         if (!d->rt.unit_state) {
@@ -53,16 +53,16 @@ void daemon_containerd_step(node_agent *d) {
                  * a systemd that does not answer. */
                 d->rt.want_state = true;
                 if (d->rt.state_error)
-                        daemon_step_waiting(d, reason, "%s", d->rt.state_error);
+                        daemon_step_waiting(d, STEP_DOCKER, reason, "%s", d->rt.state_error);
                 return;
         }
         if (!streq(d->rt.unit_state, "active")) {
                 /* The next change of its state comes back here. */
                 d->rt.want_state = true;
-                daemon_step_waiting(d, reason, "%s is %s: containers cannot start until it runs", unit,
+                daemon_step_waiting(d, STEP_DOCKER, reason, "%s is %s: containers cannot start until it runs", unit,
                                     d->rt.unit_state);
                 return;
         }
         log_info("%s is active; it reads %s for each container.", unit, d->cfg->cni.conf_file);
-        daemon_step_done(d);
+        daemon_step_done(d, STEP_DOCKER);
 }

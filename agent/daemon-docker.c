@@ -40,11 +40,11 @@ static void on_docker_job(const char *unit, const char *result, const char *deta
         if (!streq(result, "done")) {
                 /* Three in a row is not going to pass by itself. */
                 if (++d->rt.job_failures >= ROLE_UNITS_FAILED_JOBS)
-                        daemon_step_failed_terminal(d, "%s: restart job %s (%s), %u times in a row", unit, result,
-                                                    detail ?: "unknown", d->rt.job_failures);
+                        daemon_step_failed_terminal(d, STEP_DOCKER, "%s: restart job %s (%s), %u times in a row", unit,
+                                                    result, detail ?: "unknown", d->rt.job_failures);
                 else
-                        daemon_step_waiting(d, unit_reason(d, r, sizeof r), "%s: restart job %s (%s)", unit, result,
-                                            detail ?: "unknown");
+                        daemon_step_waiting(d, STEP_DOCKER, unit_reason(d, r, sizeof r), "%s: restart job %s (%s)",
+                                            unit, result, detail ?: "unknown");
                 return;
         }
         d->rt.limit_reset = false;
@@ -55,7 +55,7 @@ static void on_docker_job(const char *unit, const char *result, const char *deta
         else
                 log_event(LOG_INFO, MID_DOCKER_RESTARTED, FIELDS(f), "Restarted %s with the flannel options.", unit);
         d->files_changed = false;
-        daemon_step_done(d);
+        daemon_step_done(d, STEP_DOCKER);
 }
 
 void daemon_on_docker_state(const char *unit, const unit_state *st, void *userdata) {
@@ -66,11 +66,11 @@ void daemon_on_docker_state(const char *unit, const unit_state *st, void *userda
         d->rt.unit_state = st->error ? NULL : strdup(st->active_state);
         free(d->rt.state_error);
         d->rt.state_error = st->error ? strdup(st->error) : NULL;
-        if (d->step != STEP_DOCKER || !d->rt.want_state)
+        if (!daemon_step_running(d, STEP_DOCKER) || !d->rt.want_state)
                 return;
         if (st->error) {
                 /* The watch asks again with backoff and calls back. */
-                daemon_step_waiting(d, unit_reason(d, r, sizeof r), "%s", st->error);
+                daemon_step_waiting(d, STEP_DOCKER, unit_reason(d, r, sizeof r), "%s", st->error);
                 return;
         }
         d->rt.want_state = false;
@@ -84,7 +84,7 @@ static void docker_restart(node_agent *d) {
         k = unit_ctl_job(d->units, d->rt.start_only ? "StartUnit" : "RestartUnit", d->cfg->runtime.unit,
                          on_docker_job, d);
         if (k < 0) {
-                daemon_step_waiting(d, unit_reason(d, r, sizeof r), "%s: cannot queue the restart: %s",
+                daemon_step_waiting(d, STEP_DOCKER, unit_reason(d, r, sizeof r), "%s: cannot queue the restart: %s",
                                     d->cfg->runtime.unit, strerror(-k));
                 return;
         }
@@ -105,12 +105,12 @@ static void on_docker_started(const char *unit, int error, uint64_t started_usec
                 d->rt.gets_stale--;
                 return;
         }
-        if (d->step != STEP_DOCKER)
+        if (!daemon_step_running(d, STEP_DOCKER))
                 return;
         if (error >= 0 && started_usec > 0 && node_docker_opts_mtime(d->cfg, &changed_usec) >= 0 &&
             changed_usec < started_usec) {
                 log_info("%s is active and started after %s was last written; not restarting it.", unit, file);
-                daemon_step_done(d);
+                daemon_step_done(d, STEP_DOCKER);
                 return;
         }
         if (error < 0)
@@ -130,7 +130,7 @@ void daemon_docker_step(node_agent *d) {
                 return;
         }
         if (!d->cfg->runtime.restart) {
-                daemon_step_done(d);
+                daemon_step_done(d, STEP_DOCKER);
                 return;
         }
         /* Started again (a retry armed while we waited for the unit's
@@ -142,7 +142,7 @@ void daemon_docker_step(node_agent *d) {
                  * a systemd that does not answer. */
                 d->rt.want_state = true;
                 if (d->rt.state_error)
-                        daemon_step_waiting(d, unit_reason(d, r, sizeof r), "%s", d->rt.state_error);
+                        daemon_step_waiting(d, STEP_DOCKER, unit_reason(d, r, sizeof r), "%s", d->rt.state_error);
                 return;
         }
         /* Starting at boot with the persisted options: let it finish, then

@@ -9,6 +9,7 @@
 #include "config.h"
 #include "curl-event.h"
 #include "etcd-client.h"
+#include "machines.h"
 #include "minion-register.h"
 #include "netsetup.h"
 #include "network-config.h"
@@ -19,9 +20,10 @@
 #include "subnet-lease.h"
 #include "unit-control.h"
 
-/* The bring-up steps, in order. Each is an object in daemon.c's table
- * (name, the record's state meanwhile, start, cancel); the record's state
- * follows from the step. */
+/* The bring-up steps. daemon.c's table says what each is (name, the
+ * record's state meanwhile, start, cancel) and which steps it needs done
+ * before it starts: steps that do not need each other run side by side.
+ * The record's state is that of the earliest unfinished step. */
 typedef enum step {
         STEP_LINK,
         STEP_REGISTER,
@@ -32,7 +34,23 @@ typedef enum step {
         STEP_UNITS,
         STEP_ANNOUNCE,
         STEP_READY,
+        _STEP_MAX,
 } step;
+
+typedef struct node_agent node_agent;
+
+/* Where one step is; daemon.c's alone. */
+typedef struct step_run {
+        node_agent *d;
+        bool started;                   /* since the last reset */
+        bool busy;                      /* started and not to be started again: work, a wait or a retry is in flight */
+        bool done;
+        Backoff backoff;
+        sd_event_source *retry;
+        char *error;                    /* why it waits or is failed, or NULL */
+        char *reason;                   /* with error: what it waits for ("master", "unit:x") */
+        bool terminal;                  /* error needs an operator: state failed */
+} step_run;
 
 /* Each step's work in flight lives in its own struct, written only by the
  * file that owns it; cancel() drops it. */
@@ -43,7 +61,7 @@ typedef struct runtime_step {
         char *state_error;              /* why systemd could not tell it (watch retrying) */
         bool want_state;                /* start() waits for the state */
         bool job_pending;
-        bool start_only;                /* the job is a StartUnit: Docker was down, its options current */               /* our RestartUnit is in flight */
+        bool start_only;                /* the job is a StartUnit: Docker was down, its options current */
         unsigned gets_pending;          /* ExecMainStartTimestamp Gets in flight */
         unsigned gets_stale;            /* ... of which a cancel dropped the first ones */
         unsigned job_failures;          /* restart jobs not "done" in a row */
@@ -51,37 +69,33 @@ typedef struct runtime_step {
 } runtime_step;
 
 /* daemon-roles.c */
+#define ARTIFACTS_PARALLEL 3            /* downloads at a time */
+
 typedef struct artifacts_step {
-        size_t next;                    /* index into the role's artifacts */
-        artifact_fetch *fetch;
+        uint8_t *state;                 /* per artifact of the role: ARTIFACT_* in daemon-roles.c */
+        artifact_fetch *fetch[ARTIFACTS_PARALLEL];
+        size_t index[ARTIFACTS_PARALLEL];       /* the artifact each fetch is for */
 } artifacts_step;
 
 typedef struct cluster_step {
-        EtcdRequest *list;              /* the machines, for the masters */
-        EtcdRequest *watch;             /* on the machines while no master is known */
+        master_wait *wait;              /* until a master's record says ready */
         char **master_ips;              /* read by the announce step */
-        bool said_waiting;
 } cluster_step;
 
 typedef struct announce_step {
         minion_register *post;
 } announce_step;
 
-typedef struct node_agent {
+struct node_agent {
         const ck_config *cfg;
         sd_event *event;
         char machine_id[33];            /* raw: the VTEP MAC's input, never published */
         char node_id[33];               /* app-specific: names the node in etcd */
 
-        step step;
-        bool step_busy;                 /* async work of the step is in flight */
-        Backoff backoff;
-        sd_event_source *retry;
-        char *error;                    /* why the node waits or is failed, or NULL */
-        char *reason;                   /* with error: what it waits for ("master", "unit:x") */
-        bool terminal;                  /* error needs an operator: state failed */
-        bool net_failed;                /* error is the network's, after its step: cleared when it recovers
-                                         * (reason: NULL for "network", or "masq") */
+        step step;                      /* the earliest unfinished step: the record's state */
+        step_run run[_STEP_MAX];
+        char *net_error;                /* the network failed after its step: cleared when it recovers */
+        const char *net_reason;         /* with net_error: NULL for "network", or "masq" */
         char *etcd_error;               /* the machine record cannot be written: STATUS= and journal only */
         bool notified_ready;
 
@@ -118,29 +132,33 @@ typedef struct node_agent {
         artifacts_step art;
         cluster_step cl;
         announce_step ann;
-} node_agent;
+};
 
+/* Starts every step whose steps before it are done and which is not
+ * started yet. */
 void daemon_advance(node_agent *d);
-/* The current step succeeded: clear the error and retry, go on. */
-void daemon_step_done(node_agent *d);
-/* The current step could not finish for now: the node is waiting, with the
- * step's own reason (network, master, unit:<runtime unit>, ...), and the
- * step is started again after a backoff. */
-void daemon_step_failed(node_agent *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Started (since the last reset) and not done. */
+bool daemon_step_running(node_agent *d, step s);
+/* Step s succeeded: clear its error and retry, start what waited for it. */
+void daemon_step_done(node_agent *d, step s);
+/* Step s could not finish for now: the node is waiting, with the step's
+ * own reason (network, master, unit:<runtime unit>, ...), and the step is
+ * started again after a backoff. The other steps go on. */
+void daemon_step_failed(node_agent *d, step s, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* The same with an explicit reason ("master", "unit:kubelet.service",
  * "artifact:kubelet"). */
-void daemon_step_waiting(node_agent *d, const char *reason, const char *fmt, ...)
-        __attribute__((format(printf, 3, 4)));
+void daemon_step_waiting(node_agent *d, step s, const char *reason, const char *fmt, ...)
+        __attribute__((format(printf, 4, 5)));
 /* Something only an operator can fix (a wrong sha256, an HTTP 4xx, a
  * network config in etcd incompatible with ours): the node is failed. The
  * step is still retried with backoff, so a fix is picked up. */
-void daemon_step_failed_terminal(node_agent *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void daemon_step_failed_terminal(node_agent *d, step s, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void daemon_update_status(node_agent *d);
-/* The subnet lease moved to another subnet while the node is at the
- * runtime step or later: every step from the runtime step on is canceled
- * (downloads, the machines list, the POST, the runtime's restart job) and
- * the bring-up resumes at the runtime step, which restarts it on the new
- * subnet. */
+/* The subnet lease moved to another subnet once the runtime step has
+ * started: every step that needs the network (the runtime step and all
+ * after it) is canceled (downloads, the master wait, the POST, the
+ * runtime's restart job) and starts again, the runtime step restarting
+ * the runtime on the new subnet. */
 void daemon_subnet_moved(node_agent *d);
 
 /* daemon-docker.c */

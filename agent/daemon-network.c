@@ -29,14 +29,14 @@ int daemon_link_setup(node_agent *d) {
         if (!d->ns) {
                 r = ns_new(&d->ns);
                 if (r < 0) {
-                        daemon_step_failed(d, "cannot open netlink: %s", ns_error_detail(r) ?: strerror(-r));
+                        daemon_step_failed(d, STEP_LINK, "cannot open netlink: %s", ns_error_detail(r) ?: strerror(-r));
                         return r;
                 }
         }
         r = ns_link_setup(d->ns, n->interface, n->address.set ? &n->address.v.addr : NULL,
                           n->address.v.prefixlen, &d->link);
         if (r < 0) {
-                daemon_step_failed(d, "interface %s: %s", n->interface,
+                daemon_step_failed(d, STEP_LINK, "interface %s: %s", n->interface,
                                    r == -ENODEV ? "no such interface" :
                                    r == -EADDRNOTAVAIL ? "has no IPv4 address (set [node] address)" :
                                    ns_error_detail(r) ?: strerror(-r));
@@ -62,19 +62,19 @@ static void network_problem(node_agent *d, const char *reason, const char *fmt, 
         if (vasprintf(&msg, fmt, ap) < 0)
                 msg = NULL;
         va_end(ap);
-        if (d->step <= STEP_NETWORK) {
+        if (!d->run[STEP_NETWORK].done) {
                 if (reason)
-                        daemon_step_waiting(d, reason, "%s", msg ?: "network failed");
+                        daemon_step_waiting(d, STEP_NETWORK, reason, "%s", msg ?: "network failed");
                 else
-                        daemon_step_failed(d, "%s", msg ?: "network failed");
+                        daemon_step_failed(d, STEP_NETWORK, "%s", msg ?: "network failed");
                 free(msg);
                 return;
         }
-        free(d->error);
-        d->error = msg;
-        free(d->reason);
-        d->reason = reason ? strdup(reason) : NULL;
-        d->net_failed = true;
+        free(d->net_error);
+        d->net_error = msg ?: strdup("network failed");
+        d->net_reason = reason;
+        /* Transient: the node waits (reason network or masq) and the lease,
+         * the overlay or the table retries itself. */
         snprintf(f, sizeof f, "COREKUBE_REASON=%s", reason ?: "network");
         log_event(LOG_NOTICE, MID_NODE_WAITING, FIELDS(f), "%s; keeping what is programmed.",
                   msg ?: "network failed");
@@ -85,13 +85,11 @@ static void network_problem(node_agent *d, const char *reason, const char *fmt, 
 
 static void network_recovered(node_agent *d) {
         /* The table's own retry says when it is back. */
-        if (!d->net_failed || d->masq_retry)
+        if (!d->net_error || d->masq_retry)
                 return;
-        free(d->error);
-        d->error = NULL;
-        free(d->reason);
-        d->reason = NULL;
-        d->net_failed = false;
+        free(d->net_error);
+        d->net_error = NULL;
+        d->net_reason = NULL;
         log_notice("The network of node %s is fine again.", d->cfg->node.name);
         daemon_update_status(d);
 }
@@ -326,7 +324,7 @@ static int masq_sync(node_agent *d) {
         d->masq_synced = false;
         network_problem(d, "masq", "cannot %s the nftables table ip %s: %s",
                         d->cfg->network.ip_masq ? "install" : "remove", MASQ_TABLE, err ?: strerror(-r));
-        if (d->step > STEP_NETWORK && !d->masq_retry) {
+        if (d->run[STEP_NETWORK].done && !d->masq_retry) {
                 delay = backoff_next(&d->masq_backoff);
                 (void) sd_event_add_time_relative(d->event, &d->masq_retry, CLOCK_MONOTONIC, delay, USEC_PER_MSEC,
                                                   on_masq_retry, d);
@@ -357,7 +355,8 @@ static void on_lease(SubnetLease *l, int error, const char *message, const Subne
         d->subnet.prefixlen = ev->len;
         d->have_subnet = true;
         format_cidr(&d->subnet, sub, sizeof sub);
-        (void) registry_set_subnet(d->registry, sub);
+        if (d->registry)        /* else register_start() gives it */
+                (void) registry_set_subnet(d->registry, sub);
         if (d->peer_watch)
                 (void) peer_watch_set_own(d->peer_watch, ev->subnet, ntohl(d->link.addr.s_addr));
         lease_held(d, ev->changed && ev->previous_subnet != 0);
@@ -401,14 +400,14 @@ static void lease_held(node_agent *d, bool moved) {
         int r = masq_sync(d);
         if (r >= 0)
                 network_recovered(d);
-        if (moved && d->step >= STEP_DOCKER) {
+        if (moved && d->run[STEP_DOCKER].started) {
                 /* A new subnet after the lease was lost: Docker must move,
                  * also when its restart is already under way. */
                 daemon_subnet_moved(d);
                 return;
         }
-        if (r >= 0 && d->step == STEP_NETWORK)
-                daemon_step_done(d);
+        if (r >= 0 && daemon_step_running(d, STEP_NETWORK))
+                daemon_step_done(d, STEP_NETWORK);
 }
 
 static void on_netcfg(int error, const char *message, const NetworkConfig *config, bool created, void *userdata) {
@@ -421,12 +420,12 @@ static void on_netcfg(int error, const char *message, const NetworkConfig *confi
         d->netcfg_req = NULL;
         if (error == -EINVAL) {
                 /* A config in etcd that is not ours to use: an operator's call. */
-                daemon_step_failed_terminal(d, "network config %s/config: %s", d->cfg->network.prefix,
+                daemon_step_failed_terminal(d, STEP_NETWORK, "network config %s/config: %s", d->cfg->network.prefix,
                                             message ?: strerror(-error));
                 return;
         }
         if (error < 0) {
-                daemon_step_failed(d, "network config %s/config: %s", d->cfg->network.prefix,
+                daemon_step_failed(d, STEP_NETWORK, "network config %s/config: %s", d->cfg->network.prefix,
                                    message ?: strerror(-error));
                 return;
         }
@@ -463,7 +462,7 @@ static void on_netcfg(int error, const char *message, const NetworkConfig *confi
         if (r >= 0)
                 r = subnet_lease_start(d->lease);
         if (r < 0)
-                daemon_step_failed(d, "cannot start the subnet lease: %s", strerror(-r));
+                daemon_step_failed(d, STEP_NETWORK, "cannot start the subnet lease: %s", strerror(-r));
 }
 
 int daemon_network_start(node_agent *d) {
@@ -484,7 +483,7 @@ int daemon_network_start(node_agent *d) {
         r = network_config_new(format_cidr(&d->cfg->network.network, net, sizeof net), d->cfg->network.subnet_len,
                                d->cfg->network.vni, (uint16_t) d->cfg->network.port, &wanted, &err);
         if (r < 0) {
-                daemon_step_failed(d, "[network]: %s", err ?: strerror(-r));
+                daemon_step_failed(d, STEP_NETWORK, "[network]: %s", err ?: strerror(-r));
                 free(err);
                 return r;
         }
@@ -516,6 +515,6 @@ void daemon_network_reload(node_agent *d) {
         /* The table again, in case someone flushed the ruleset. Before the
          * network step is done (or while it is failing) its retry does it. */
         d->masq_synced = false;
-        if (d->have_subnet && d->step > STEP_NETWORK && !d->masq_retry && masq_sync(d) >= 0)
+        if (d->have_subnet && d->run[STEP_NETWORK].done && !d->masq_retry && masq_sync(d) >= 0)
                 network_recovered(d);
 }

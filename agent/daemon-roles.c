@@ -2,6 +2,7 @@
 /* The role's part of the bring-up: artifacts, cluster.env, role units and
  * the minion's registration with the apiserver. */
 #include <arpa/inet.h>
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,17 @@
 
 /* ---- artifacts ---- */
 
+/* Up to ARTIFACTS_PARALLEL downloads side by side on the one curl loop;
+ * the hash of a file already in place is computed off the loop's hot path
+ * (artifact.c). */
+enum {
+        ARTIFACT_PENDING,
+        ARTIFACT_RUNNING,
+        ARTIFACT_DONE,
+        ARTIFACT_FAILED,                /* started again with the step's retry */
+};
+
+static void artifacts_fill(node_agent *d);
 
 static void artifact_problem(node_agent *d, const ck_artifact *a, int error, const char *message) {
         char reason[300];
@@ -24,54 +36,95 @@ static void artifact_problem(node_agent *d, const ck_artifact *a, int error, con
          * fix the config or the server. A refused connection, a timeout or a
          * 5xx may. */
         if (error == -EBADMSG || error == -EREMOTEIO) {
-                daemon_step_failed_terminal(d, "%s", message);
+                daemon_step_failed_terminal(d, STEP_ARTIFACTS, "%s", message);
                 return;
         }
         snprintf(reason, sizeof reason, "artifact:%s", a->name);
-        daemon_step_waiting(d, reason, "%s", message);
+        daemon_step_waiting(d, STEP_ARTIFACTS, reason, "%s", message);
 }
 
 static void on_artifact(const ck_artifact *a, int error, const char *message, bool changed, void *userdata) {
         node_agent *d = userdata;
+        size_t slot = 0, i;
         char f[128];
 
-        d->art.fetch = artifact_fetch_free(d->art.fetch);
+        while (slot < ARTIFACTS_PARALLEL && (!d->art.fetch[slot] || artifact_fetch_get(d->art.fetch[slot]) != a))
+                slot++;
+        assert(slot < ARTIFACTS_PARALLEL);
+        i = d->art.index[slot];
+        d->art.fetch[slot] = artifact_fetch_free(d->art.fetch[slot]);
         if (error < 0) {
+                d->art.state[i] = ARTIFACT_FAILED;
                 artifact_problem(d, a, error, message ?: "artifact download failed");
+                artifacts_fill(d);      /* the others go on */
                 return;
         }
-        snprintf(f, sizeof f, "COREKUBE_ARTIFACT=%s", a->name);
-        log_event(LOG_INFO, MID_ARTIFACT_INSTALLED, FIELDS(f), "Installed artifact %s at %s.", a->name, a->path);
-        d->art.next++;
-        daemon_artifacts_step(d);
+        d->art.state[i] = ARTIFACT_DONE;
+        if (changed) {
+                snprintf(f, sizeof f, "COREKUBE_ARTIFACT=%s", a->name);
+                log_event(LOG_INFO, MID_ARTIFACT_INSTALLED, FIELDS(f), "Installed artifact %s at %s.", a->name,
+                          a->path);
+        } else
+                log_info("Artifact %s is already in place with its sha256.", a->name);
+        artifacts_fill(d);
 }
 
-void daemon_artifacts_step(node_agent *d) {
+/* Starts what may start; finishes the step when all are in place. */
+static void artifacts_fill(node_agent *d) {
         char *const *names = config_role(d->cfg)->artifacts;
+        size_t n = strv_length(names), slot = 0;
+        bool all = true;
         char msg[300];
         int r;
 
-        while (names && names[d->art.next]) {
-                const ck_artifact *a = config_artifact(d->cfg, names[d->art.next]);
-                r = artifact_fetch_start(d->curl, a, on_artifact, d, &d->art.fetch);
-                if (r == 0)
+        for (size_t i = 0; i < n; i++) {
+                const ck_artifact *a = config_artifact(d->cfg, names[i]);
+
+                all = all && d->art.state[i] == ARTIFACT_DONE;
+                if (d->art.state[i] != ARTIFACT_PENDING)
+                        continue;
+                while (slot < ARTIFACTS_PARALLEL && d->art.fetch[slot])
+                        slot++;
+                if (slot == ARTIFACTS_PARALLEL)
                         return;
+                r = artifact_fetch_start(d->event, d->curl, a, on_artifact, d, &d->art.fetch[slot]);
                 if (r < 0) {
+                        d->art.state[i] = ARTIFACT_FAILED;
                         snprintf(msg, sizeof msg, "artifact %s: %s", a->name, strerror(-r));
                         artifact_problem(d, a, r, msg);
+                        continue;
+                }
+                d->art.state[i] = ARTIFACT_RUNNING;
+                d->art.index[slot] = i;
+        }
+        if (all)
+                daemon_step_done(d, STEP_ARTIFACTS);
+}
+
+void daemon_artifacts_step(node_agent *d) {
+        size_t n = strv_length(config_role(d->cfg)->artifacts);
+
+        if (!d->art.state) {
+                d->art.state = calloc(n + 1, 1);
+                if (!d->art.state) {
+                        daemon_step_failed(d, STEP_ARTIFACTS, "out of memory");
                         return;
                 }
-                log_info("Artifact %s is already in place with its sha256.", a->name);
-                d->art.next++;
         }
-        daemon_step_done(d);
+        /* Started again by the retry: what failed is tried again. */
+        for (size_t i = 0; i < n; i++)
+                if (d->art.state[i] == ARTIFACT_FAILED)
+                        d->art.state[i] = ARTIFACT_PENDING;
+        artifacts_fill(d);
 }
 
 void daemon_artifacts_cancel(node_agent *d) {
         /* The step starts over: an artifact installed already is found in
          * place with its sha256 and not fetched again. */
-        d->art.fetch = artifact_fetch_free(d->art.fetch);
-        d->art.next = 0;
+        for (size_t i = 0; i < ARTIFACTS_PARALLEL; i++)
+                d->art.fetch[i] = artifact_fetch_free(d->art.fetch[i]);
+        free(d->art.state);
+        d->art.state = NULL;
 }
 
 /* ---- cluster.env ---- */
@@ -99,73 +152,34 @@ static int write_cluster_env(node_agent *d) {
         return r;
 }
 
-static void masters_check(node_agent *d);
-
-static void on_masters_watch(EtcdClient *c, int error, const char *message, const EtcdWatchResponse *resp,
-                             void *userdata) {
+static void on_master(int ready, const char *message, char **master_ips, void *userdata) {
         node_agent *d = userdata;
 
-        if (error < 0 || !resp || resp->canceled)
-                d->cl.watch = NULL;
-        /* A change under machines/ (or the watch's end): look again now
-         * rather than at the next retry. */
-        if (d->step == STEP_CLUSTER && !d->cl.list)
-                masters_check(d);
-}
-
-static void on_masters(EtcdClient *c, int error, const char *message, const EtcdResult *res, void *userdata) {
-        node_agent *d = userdata;
-        _cleanup_free_ char *prefix = NULL;
-
-        d->cl.list = NULL;
-        if (error < 0) {
-                daemon_step_waiting(d, "master", "cannot list the machines: %s", message ?: strerror(-error));
+        if (ready <= 0) {
+                /* The wait goes on (its watch says at once when a master is
+                 * ready); the step's retry lists again in any case, as a
+                 * watch that cannot be set up (or says nothing) must not
+                 * leave us here for good. Waiting, never failed: a master
+                 * comes up by itself. */
+                if (!d->run[STEP_CLUSTER].retry)
+                        daemon_step_waiting(d, STEP_CLUSTER, "master", "%s%s",
+                                    ready < 0 ? "cannot list the machines: " : "", message);
                 return;
         }
+        d->cl.wait = master_wait_free(d->cl.wait);
         strv_free(d->cl.master_ips);
-        d->cl.master_ips = NULL;
-        if (machines_master_ips(res, &d->cl.master_ips) < 0) {
-                daemon_step_waiting(d, "master", "cannot list the machines: %s", strerror(ENOMEM));
-                return;
-        }
-        if (!d->cl.master_ips || !d->cl.master_ips[0]) {
-                /* The watch says at once when a master comes; the retry of
-                 * the step lists again in any case, as a watch that cannot
-                 * be set up (or says nothing) must not leave us here for
-                 * good. */
-                if (!d->cl.watch && asprintf(&prefix, "%s/machines/", d->cfg->etcd.prefix) >= 0 &&
-                    etcd_watch(d->etcd, prefix, true, res->revision + 1, false, on_masters_watch, d,
-                               &d->cl.watch) < 0)
-                        d->cl.watch = NULL;
-                if (!d->retry)
-                        daemon_step_waiting(d, "master", "no master has registered in etcd yet");
-                return;
-        }
-        daemon_cluster_cancel(d);
+        d->cl.master_ips = master_ips;
         if (write_cluster_env(d) < 0) {
-                daemon_step_waiting(d, "files", "cannot write /run/corekube/cluster.env");
+                daemon_step_waiting(d, STEP_CLUSTER, "files", "cannot write /run/corekube/cluster.env");
                 return;
         }
-        daemon_step_done(d);
-}
-
-static void masters_check(node_agent *d) {
-        _cleanup_free_ char *prefix = NULL;
-
-        if (d->cl.list)
-                return;         /* one list at a time: it calls back */
-        if (asprintf(&prefix, "%s/machines/", d->cfg->etcd.prefix) < 0) {
-                daemon_step_waiting(d, "master", "cannot list the machines: %s", strerror(ENOMEM));
-                return;
-        }
-        if (etcd_range(d->etcd, prefix, true, 0, on_masters, d, &d->cl.list) < 0) {
-                d->cl.list = NULL;
-                daemon_step_waiting(d, "master", "cannot list the machines");
-        }
+        log_info("Master %s is ready.", master_ips[0]);
+        daemon_step_done(d, STEP_CLUSTER);
 }
 
 void daemon_cluster_step(node_agent *d) {
         char ip[INET_ADDRSTRLEN];
+        int r;
 
         if (d->cfg->node.role == ROLE_MASTER) {
                 /* Other masters may exist; this node's own services talk to itself. */
@@ -174,21 +188,24 @@ void daemon_cluster_step(node_agent *d) {
                 if (d->cl.master_ips)
                         d->cl.master_ips[0] = strdup(inet_ntop(AF_INET, &d->link.addr, ip, sizeof ip));
                 if (!d->cl.master_ips || !d->cl.master_ips[0] || write_cluster_env(d) < 0) {
-                        daemon_step_waiting(d, "files", "cannot write /run/corekube/cluster.env");
+                        daemon_step_waiting(d, STEP_CLUSTER, "files", "cannot write /run/corekube/cluster.env");
                         return;
                 }
-                daemon_step_done(d);
+                daemon_step_done(d, STEP_CLUSTER);
                 return;
         }
-        masters_check(d);
+        /* A minion needs a master that is ready: its apiserver answers. */
+        if (d->cl.wait) {
+                master_wait_check(d->cl.wait);
+                return;
+        }
+        r = master_wait_new(d->etcd, d->cfg->etcd.prefix, on_master, d, &d->cl.wait);
+        if (r < 0)
+                daemon_step_waiting(d, STEP_CLUSTER, "master", "cannot list the machines: %s", strerror(-r));
 }
 
 void daemon_cluster_cancel(node_agent *d) {
-        if (d->cl.list)
-                etcd_request_cancel(d->cl.list);
-        if (d->cl.watch)
-                etcd_request_cancel(d->cl.watch);
-        d->cl.list = d->cl.watch = NULL;
+        d->cl.wait = master_wait_free(d->cl.wait);
 }
 
 /* ---- role units ---- */
@@ -200,7 +217,7 @@ static void on_role_units(role_units *ru, void *userdata) {
                 (void) registry_set_unit(d->registry, role_units_name(ru, i), role_units_state(ru, i));
         /* A unit's failure is role_units_error(), shown by
          * daemon_update_status() for as long as it lasts, also after ready. */
-        if (d->step == STEP_READY && d->units_failing != !!role_units_error(ru)) {
+        if (daemon_step_running(d, STEP_READY) && d->units_failing != !!role_units_error(ru)) {
                 d->units_failing = role_units_error(ru);
                 if (d->units_failing)
                         log_warning("Node %s is %s: %s.", d->cfg->node.name,
@@ -210,8 +227,8 @@ static void on_role_units(role_units *ru, void *userdata) {
                         log_notice("Node %s is ready again.", d->cfg->node.name);
         }
         daemon_update_status(d);
-        if (d->step == STEP_UNITS && role_units_all_started(ru))
-                daemon_step_done(d);
+        if (daemon_step_running(d, STEP_UNITS) && role_units_all_started(ru))
+                daemon_step_done(d, STEP_UNITS);
 }
 
 void daemon_units_step(node_agent *d) {
@@ -221,16 +238,16 @@ void daemon_units_step(node_agent *d) {
                 /* Again after a subnet change: the units run already; role-units
                  * finishes the step if some are still being started. */
                 if (role_units_all_started(d->role))
-                        daemon_step_done(d);
+                        daemon_step_done(d, STEP_UNITS);
                 return;
         }
         r = role_units_new(d->event, d->units, config_role(d->cfg)->units, on_role_units, d, &d->role);
         if (r >= 0)
                 r = role_units_start(d->role);
         if (r < 0)
-                daemon_step_failed(d, "cannot start the role units: %s", strerror(-r));
+                daemon_step_failed(d, STEP_UNITS, "cannot start the role units: %s", strerror(-r));
         else if (role_units_all_started(d->role))
-                daemon_step_done(d);
+                daemon_step_done(d, STEP_UNITS);
 }
 
 /* ---- minion registration with the apiserver ---- */
@@ -244,13 +261,13 @@ static void on_announce(int error, long status, const char *message, void *userd
                  * comes. A 4xx (but 409, "already known") says our request
                  * is wrong. */
                 if (status >= 400 && status < 500)
-                        daemon_step_failed_terminal(d, "%s", message);
+                        daemon_step_failed_terminal(d, STEP_ANNOUNCE, "%s", message);
                 else
-                        daemon_step_waiting(d, "master", "%s", message);
+                        daemon_step_waiting(d, STEP_ANNOUNCE, "master", "%s", message);
                 return;
         }
         log_info("Registered with the apiserver (HTTP %ld).", status);
-        daemon_step_done(d);
+        daemon_step_done(d, STEP_ANNOUNCE);
 }
 
 void daemon_announce_step(node_agent *d) {
@@ -259,14 +276,14 @@ void daemon_announce_step(node_agent *d) {
         char ip[INET_ADDRSTRLEN];
 
         if (d->cfg->node.role != ROLE_MINION || !rc->register_url) {
-                daemon_step_done(d);
+                daemon_step_done(d, STEP_ANNOUNCE);
                 return;
         }
         inet_ntop(AF_INET, &d->link.addr, ip, sizeof ip);
         url = expand_placeholders(rc->register_url, d->cl.master_ips[0], ip, d->cfg->node.name);
         body = expand_placeholders(rc->register_body ?: "", d->cl.master_ips[0], ip, d->cfg->node.name);
         if (!url || !body || minion_register_post(d->curl, url, body, on_announce, d, &d->ann.post) < 0)
-                daemon_step_waiting(d, "master", "cannot POST the registration to %s", url ?: "?");
+                daemon_step_waiting(d, STEP_ANNOUNCE, "master", "cannot POST the registration to %s", url ?: "?");
 }
 
 void daemon_announce_cancel(node_agent *d) {

@@ -30,30 +30,56 @@ static void ready_start(node_agent *d);
 
 typedef struct step_ops {
         const char *name;               /* for the journal */
-        const char *state;              /* the record's state while in it */
-        void (*start)(node_agent *d);   /* called with step_busy set; ends in done, failed or waiting */
+        const char *state;              /* the record's state while it is the earliest unfinished step */
+        void (*start)(node_agent *d);   /* called with busy set; ends in done, failed or waiting */
         void (*cancel)(node_agent *d);  /* drops what it has in flight; NULL: nothing ever is */
+        unsigned after;                 /* the steps (AFTER()) that must be done before it starts */
 } step_ops;
 
-static const step_ops steps[] = {
-        [STEP_LINK]      = { "link",      "registering", link_start,             NULL },
-        [STEP_REGISTER]  = { "register",  "registering", register_step,          NULL },
-        [STEP_NETWORK]   = { "network",   "network",     network_start,          NULL },
-        [STEP_DOCKER]    = { "runtime",   "runtime",     daemon_docker_step,     daemon_docker_cancel },
-        [STEP_ARTIFACTS] = { "artifacts", "artifacts",   daemon_artifacts_step,  daemon_artifacts_cancel },
-        [STEP_CLUSTER]   = { "cluster",   "units",       daemon_cluster_step,    daemon_cluster_cancel },
-        [STEP_UNITS]     = { "units",     "units",       daemon_units_step,      NULL },
-        [STEP_ANNOUNCE]  = { "announce",  "units",       daemon_announce_step,   daemon_announce_cancel },
-        [STEP_READY]     = { "ready",     "ready",       ready_start,            NULL },
+#define AFTER(s) (1u << (s))
+
+/* Each step needs only what it uses: the registration and the network
+ * both need the link's address, nothing of each other; the runtime needs
+ * the network's files; the downloads need nothing of the runtime; the
+ * master's address (cluster) is looked up once all that stands. Steps
+ * only need steps above them. */
+static const step_ops steps[_STEP_MAX] = {
+        [STEP_LINK]      = { "link",      "registering", link_start,            NULL, 0 },
+        [STEP_REGISTER]  = { "register",  "registering", register_step,         NULL, AFTER(STEP_LINK) },
+        [STEP_NETWORK]   = { "network",   "network",     network_start,         NULL, AFTER(STEP_LINK) },
+        [STEP_DOCKER]    = { "runtime",   "runtime",     daemon_docker_step,    daemon_docker_cancel,
+                             AFTER(STEP_NETWORK) },
+        [STEP_ARTIFACTS] = { "artifacts", "artifacts",   daemon_artifacts_step, daemon_artifacts_cancel,
+                             AFTER(STEP_NETWORK) },
+        [STEP_CLUSTER]   = { "cluster",   "units",       daemon_cluster_step,   daemon_cluster_cancel,
+                             AFTER(STEP_REGISTER) | AFTER(STEP_DOCKER) | AFTER(STEP_ARTIFACTS) },
+        [STEP_UNITS]     = { "units",     "units",       daemon_units_step,     NULL, AFTER(STEP_CLUSTER) },
+        [STEP_ANNOUNCE]  = { "announce",  "units",       daemon_announce_step,  daemon_announce_cancel,
+                             AFTER(STEP_UNITS) },
+        [STEP_READY]     = { "ready",     "ready",       ready_start,           NULL, AFTER(STEP_ANNOUNCE) },
 };
 
 static const char *step_state(step s) {
-        return s <= STEP_READY ? steps[s].state : "ready";
+        return s < _STEP_MAX ? steps[s].state : "ready";
+}
+
+/* Every step s needs, directly or through others. */
+static unsigned needs(step s) {
+        unsigned m = steps[s].after;
+
+        for (step t = 0; t < s; t++)
+                if (m & AFTER(t))
+                        m |= needs(t);
+        return m;
+}
+
+bool daemon_step_running(node_agent *d, step s) {
+        return d->run[s].started && !d->run[s].done;
 }
 
 /* What a step waits for when it does not say. */
-static const char *default_reason(node_agent *d, char *buf, size_t len) {
-        switch (d->step) {
+static const char *default_reason(node_agent *d, step s, char *buf, size_t len) {
+        switch (s) {
         case STEP_REGISTER:
                 return "etcd";
         case STEP_DOCKER:
@@ -61,7 +87,7 @@ static const char *default_reason(node_agent *d, char *buf, size_t len) {
                 return buf;
         case STEP_ARTIFACTS:
         case STEP_UNITS:
-                snprintf(buf, len, "%s", steps[d->step].name);
+                snprintf(buf, len, "%s", steps[s].name);
                 return buf;
         case STEP_CLUSTER:
         case STEP_ANNOUNCE:
@@ -80,19 +106,32 @@ void daemon_update_status(node_agent *d) {
         size_t active = d->role ? role_units_active(d->role) : 0;
         const char *unit_error = d->role ? role_units_error(d->role) : NULL;
         const char *state = step_state(d->step), *reason = NULL, *message = NULL;
+        const step_run *terminal = NULL, *waiting = NULL;
         bool failed = false;
 
-        /* One problem is shown: a terminal one first, then the step's own,
-         * then a role unit's. */
-        if (d->error && d->terminal && !d->net_failed) {
+        /* Steps run side by side: the earliest one's problem is shown. */
+        for (step s = 0; s < _STEP_MAX; s++) {
+                const step_run *r = &d->run[s];
+
+                if (r->error && r->terminal && !terminal)
+                        terminal = r;
+                if (r->error && !r->terminal && !waiting)
+                        waiting = r;
+        }
+        /* One problem is shown: a terminal one first, then the network's
+         * (it takes traffic), then a step's own, then a role unit's. */
+        if (terminal) {
                 failed = true;
-                message = d->error;
+                message = terminal->error;
         } else if (unit_error && role_units_error_terminal(d->role)) {
                 failed = true;
                 message = unit_error;
-        } else if (d->error) {
-                reason = d->net_failed ? d->reason ?: "network" : d->reason ?: "unknown";
-                message = d->error;
+        } else if (d->net_error) {
+                reason = d->net_reason ?: "network";
+                message = d->net_error;
+        } else if (waiting) {
+                reason = waiting->reason ?: "unknown";
+                message = waiting->error;
         } else if (unit_error) {
                 snprintf(ureason, sizeof ureason, "unit:%s", role_units_error_unit(d->role) ?: "?");
                 reason = ureason;
@@ -117,28 +156,36 @@ void daemon_update_status(node_agent *d) {
 }
 
 static int on_retry(sd_event_source *s, uint64_t usec, void *userdata) {
-        node_agent *d = userdata;
+        step_run *r = userdata;
 
-        d->retry = sd_event_source_disable_unref(d->retry);
-        d->step_busy = false;
-        daemon_advance(d);
+        r->retry = sd_event_source_disable_unref(r->retry);
+        r->busy = false;
+        daemon_advance(r->d);
         return 0;
 }
 
-static void step_problem(node_agent *d, bool terminal, const char *reason, const char *fmt, va_list ap)
-        __attribute__((format(printf, 4, 0)));
-static void step_problem(node_agent *d, bool terminal, const char *reason, const char *fmt, va_list ap) {
+static void step_problem(node_agent *d, step s, bool terminal, const char *reason, const char *fmt, va_list ap)
+        __attribute__((format(printf, 5, 0)));
+static void step_problem(node_agent *d, step s, bool terminal, const char *reason, const char *fmt, va_list ap) {
+        step_run *r = &d->run[s];
         char f[64], fr[340], delay_s[32], rbuf[300];
         uint64_t now = 0, delay;
         char *msg = NULL;
 
         if (vasprintf(&msg, fmt, ap) < 0)
                 msg = NULL;
+        if (r->done) {
+                /* Late news of a step already done: not the node's
+                 * problem any more. */
+                log_debug("The %s step is done; ignoring: %s", steps[s].name, msg ?: "?");
+                free(msg);
+                return;
+        }
         if (!terminal && !reason)
-                reason = default_reason(d, rbuf, sizeof rbuf);
-        delay = backoff_next(&d->backoff);
+                reason = default_reason(d, s, rbuf, sizeof rbuf);
+        delay = backoff_next(&r->backoff);
         format_duration(delay - delay % USEC_PER_MSEC, delay_s, sizeof delay_s);
-        snprintf(f, sizeof f, "COREKUBE_STATE=%s", step_state(d->step));
+        snprintf(f, sizeof f, "COREKUBE_STATE=%s", step_state(s));
         if (terminal)
                 log_event(LOG_ERR, MID_NODE_FAILED, FIELDS(f), "%s; retrying in %s.", msg ?: "failed", delay_s);
         else {
@@ -147,81 +194,80 @@ static void step_problem(node_agent *d, bool terminal, const char *reason, const
                 log_event(LOG_NOTICE, MID_NODE_WAITING, FIELDS(f, fr), "Waiting (%s): %s; retrying in %s.", reason,
                           msg ?: "not yet", delay_s);
         }
-        free(d->error);
-        d->error = msg;
-        free(d->reason);
-        d->reason = terminal ? NULL : strdup(reason);
-        d->terminal = terminal;
-        d->net_failed = false;
+        free(r->error);
+        r->error = msg;
+        free(r->reason);
+        r->reason = terminal ? NULL : strdup(reason);
+        r->terminal = terminal;
         daemon_update_status(d);
         /* The step itself may also be retried by its module (the lease, the
          * units); this timer covers the rest. */
-        d->step_busy = true;
-        if (!d->retry) {
+        r->busy = true;
+        if (!r->retry) {
                 (void) sd_event_now(d->event, CLOCK_MONOTONIC, &now);
-                (void) sd_event_add_time(d->event, &d->retry, CLOCK_MONOTONIC, now + delay, USEC_PER_MSEC,
-                                         on_retry, d);
+                (void) sd_event_add_time(d->event, &r->retry, CLOCK_MONOTONIC, now + delay, USEC_PER_MSEC,
+                                         on_retry, r);
         }
 }
 
-void daemon_step_failed(node_agent *d, const char *fmt, ...) {
+void daemon_step_failed(node_agent *d, step s, const char *fmt, ...) {
         va_list ap;
 
         va_start(ap, fmt);
-        step_problem(d, false, NULL, fmt, ap);
+        step_problem(d, s, false, NULL, fmt, ap);
         va_end(ap);
 }
 
-void daemon_step_waiting(node_agent *d, const char *reason, const char *fmt, ...) {
+void daemon_step_waiting(node_agent *d, step s, const char *reason, const char *fmt, ...) {
         va_list ap;
 
         va_start(ap, fmt);
-        step_problem(d, false, reason, fmt, ap);
+        step_problem(d, s, false, reason, fmt, ap);
         va_end(ap);
 }
 
-void daemon_step_failed_terminal(node_agent *d, const char *fmt, ...) {
+void daemon_step_failed_terminal(node_agent *d, step s, const char *fmt, ...) {
         va_list ap;
 
         va_start(ap, fmt);
-        step_problem(d, true, NULL, fmt, ap);
+        step_problem(d, s, true, NULL, fmt, ap);
         va_end(ap);
 }
 
-static void clear_problem(node_agent *d) {
-        d->error = mfree(d->error);
-        d->reason = mfree(d->reason);
-        d->terminal = false;
-        d->net_failed = false;
-}
-
-void daemon_step_done(node_agent *d) {
-        clear_problem(d);
+/* Back to not started: no problem, no retry, a fresh backoff. */
+static void step_reset(step_run *r) {
+        r->error = mfree(r->error);
+        r->reason = mfree(r->reason);
+        r->terminal = false;
         /* A retry armed by an earlier failure of this step must not fire
-         * into the next one, which may have work in flight. */
-        d->retry = sd_event_source_disable_unref(d->retry);
-        backoff_reset(&d->backoff);
-        d->step_busy = false;
-        d->step++;
+         * into a later run of it, which may have work in flight. */
+        r->retry = sd_event_source_disable_unref(r->retry);
+        backoff_reset(&r->backoff);
+        r->busy = r->done = r->started = false;
+}
+
+void daemon_step_done(node_agent *d, step s) {
+        step_run *r = &d->run[s];
+
+        step_reset(r);
+        r->started = r->done = true;
         daemon_advance(d);
 }
 
 void daemon_subnet_moved(node_agent *d) {
-        /* What a later step has in flight would call back into the step we
-         * go back to (a second download, a step skipped, Docker ending on
-         * the old --bip): drop it all; each step does it again when we get
-         * there. A cancel is harmless for a step that has nothing in flight. */
+        /* What a step that needs the network has in flight would call back
+         * into a step started again (a second download, a step skipped,
+         * Docker ending on the old --bip): drop it all; each step does it
+         * again. A cancel is harmless for a step that has nothing in flight. */
         log_notice("The subnet moved while at the %s step; starting again from the %s step.",
                    steps[d->step].name, steps[STEP_DOCKER].name);
-        for (step s = STEP_DOCKER; s < STEP_READY; s++)
+        for (step s = 0; s < _STEP_MAX; s++) {
+                if (!(needs(s) & AFTER(STEP_NETWORK)))
+                        continue;
                 if (steps[s].cancel)
                         steps[s].cancel(d);
-        d->retry = sd_event_source_disable_unref(d->retry);
-        if (!d->net_failed)
-                clear_problem(d);
-        backoff_reset(&d->backoff);
-        d->step = STEP_DOCKER;
-        d->step_busy = false;
+                step_reset(&d->run[s]);
+        }
         daemon_advance(d);
 }
 
@@ -244,8 +290,8 @@ static void on_registry(Registry *r, RegistryEvent ev, int error, const char *me
                         daemon_update_status(d);
                 }
                 /* registry.c logs the milestone itself. */
-                if (ev == REGISTRY_REGISTERED && d->step == STEP_REGISTER)
-                        daemon_step_done(d);
+                if (ev == REGISTRY_REGISTERED && daemon_step_running(d, STEP_REGISTER))
+                        daemon_step_done(d, STEP_REGISTER);
                 break;
         case REGISTRY_LOST:
                 log_event(LOG_WARNING, MID_REGISTRATION_LOST, NULL, "Machine record lost; registering again.");
@@ -283,8 +329,16 @@ static int register_start(node_agent *d) {
         if (d->registry)
                 return registry_set_ip(d->registry, ip);
         r = registry_new(&d->registry, d->etcd, d->event, &o, on_registry, d);
+        if (r >= 0 && d->have_subnet) {
+                /* The network ran ahead of us: the first write has it. */
+                char sub[32];
+
+                r = registry_set_subnet(d->registry, format_cidr(&d->subnet, sub, sizeof sub));
+        }
         if (r >= 0)
                 r = registry_start(d->registry);
+        if (r < 0)
+                d->registry = registry_free(d->registry);
         return r;
 }
 
@@ -292,20 +346,20 @@ static void register_step(node_agent *d) {
         int r = register_start(d);
 
         if (r < 0)
-                daemon_step_failed(d, "cannot register: %s", strerror(-r));
+                daemon_step_failed(d, STEP_REGISTER, "cannot register: %s", strerror(-r));
 }
 
 static void link_start(node_agent *d) {
         if (daemon_link_setup(d) >= 0)
-                daemon_step_done(d);
+                daemon_step_done(d, STEP_LINK);
 }
 
 static void network_start(node_agent *d) {
         int r = daemon_network_start(d);
 
-        /* Not d->error: that may still be the failure being retried. */
-        if (r < 0 && !d->retry)
-                daemon_step_failed(d, "network: %s", strerror(-r));
+        /* Not its error: that may still be the failure being retried. */
+        if (r < 0 && !d->run[STEP_NETWORK].retry)
+                daemon_step_failed(d, STEP_NETWORK, "network: %s", strerror(-r));
 }
 
 static void ready_start(node_agent *d) {
@@ -325,15 +379,36 @@ static void ready_start(node_agent *d) {
 
 /* ---- the state machine ---- */
 
+static step earliest_unfinished(node_agent *d) {
+        step s = 0;
+
+        while (s < STEP_READY && d->run[s].done)
+                s++;
+        return s;
+}
+
 void daemon_advance(node_agent *d) {
         /* A step's start() ends in daemon_step_done() (which comes back here
-         * for the next one), in a failure or wait with its retry armed, or
-         * with work in flight that calls back. */
-        if (d->step_busy)
-                return;
+         * for the ones after it), in a failure or wait with its retry armed,
+         * or with work in flight that calls back. Each step that may start
+         * does, in the table's order. */
+        d->step = earliest_unfinished(d);
         daemon_update_status(d);
-        d->step_busy = true;
-        steps[d->step].start(d);
+        for (step s = 0; s < _STEP_MAX; s++) {
+                step_run *r = &d->run[s];
+                unsigned after = steps[s].after;
+                bool ready = true;
+
+                for (step t = 0; t < s && ready; t++)
+                        if ((after & AFTER(t)) && !d->run[t].done)
+                                ready = false;
+                if (!ready || r->done || r->busy)
+                        continue;
+                r->busy = r->started = true;
+                if (s != d->step)
+                        log_debug("Starting the %s step beside the %s step.", steps[s].name, steps[d->step].name);
+                steps[s].start(d);
+        }
 }
 
 /* ---- process plumbing ---- */
@@ -362,7 +437,10 @@ int daemon_run(const ck_config *c) {
                 return log_error_errno(r, "Failed to lock %s: %m", AGENT_LOCK_PATH), 1;
         /* Short first retries: a minion that reaches its registration before
          * the master's apiserver listens gets in a quarter second later. */
-        backoff_init(&d.backoff, 250 * USEC_PER_MSEC, 60 * USEC_PER_SEC);
+        for (step s = 0; s < _STEP_MAX; s++) {
+                d.run[s] = (step_run) { .d = &d };
+                backoff_init(&d.run[s].backoff, 250 * USEC_PER_MSEC, 60 * USEC_PER_SEC);
+        }
         backoff_init(&d.masq_backoff, 250 * USEC_PER_MSEC, 60 * USEC_PER_SEC);
         r = machine_id_raw(d.machine_id);
         if (r >= 0)
@@ -422,9 +500,11 @@ int daemon_run(const ck_config *c) {
         r = r < 0 ? 1 : 0;
 
 finish:
-        for (step s = 0; s <= STEP_READY; s++)
+        for (step s = 0; s < _STEP_MAX; s++) {
                 if (steps[s].cancel)
                         steps[s].cancel(&d);
+                step_reset(&d.run[s]);
+        }
         daemon_roles_free(&d);
         daemon_docker_free(&d);
         role_units_free(d.role);
@@ -433,10 +513,8 @@ finish:
         unit_ctl_free(d.units);
         etcd_client_free(d.etcd);
         curl_loop_free(d.curl);
-        sd_event_source_disable_unref(d.retry);
         sd_event_unref(d.event);
-        free(d.error);
-        free(d.reason);
+        free(d.net_error);
         free(d.etcd_error);
         return r;
 }

@@ -102,7 +102,7 @@ void machines_free(machine *m, size_t n) {
         }
 }
 
-int machines_master_ips(const EtcdResult *res, char ***ret) {
+int machines_master_ips(const EtcdResult *res, bool ready_only, char ***ret) {
         machine *m = NULL;
         size_t n = 0, k = 0;
         char **l;
@@ -113,7 +113,8 @@ int machines_master_ips(const EtcdResult *res, char ***ret) {
                 return r;
         l = calloc(n + 1, sizeof(char *));
         for (size_t i = 0; l && i < n; i++)
-                if (streq(m[i].role, "master") && m[i].ip)
+                if (streq(m[i].role, "master") && m[i].ip &&
+                    (!ready_only || (m[i].state && streq(m[i].state, "ready"))))
                         l[k++] = strdup(m[i].ip);
         machines_free(m, n);
         free(m);
@@ -167,4 +168,131 @@ const char *format_seen(long long ago, char *buf, size_t len) {
         else
                 snprintf(buf, len, "%lldh ago", ago / 3600);
         return buf;
+}
+
+/* ---- waiting for a ready master ---- */
+
+struct master_wait {
+        EtcdClient *client;
+        char *prefix;                   /* <etcd.prefix>/machines/ */
+        EtcdRequest *list;
+        EtcdRequest *watch;
+        int64_t revision;               /* of the last list: the watch starts after it */
+        bool list_again;                /* a change came while a list was in flight */
+        master_wait_cb cb;
+        void *userdata;
+};
+
+static void wait_list(master_wait *w);
+
+static void on_wait_watch(EtcdClient *c, int error, const char *message, const EtcdWatchResponse *resp,
+                          void *userdata) {
+        master_wait *w = userdata;
+
+        if (error < 0 || !resp || resp->canceled)
+                w->watch = NULL;        /* gone: the next list sets it up again */
+        if (error >= 0 && resp && !resp->canceled && resp->n_events == 0)
+                return;                 /* created, or progress: nothing changed */
+        /* A record changed (or the watch ended): look again now rather
+         * than at the caller's next check. */
+        wait_list(w);
+}
+
+/* What the records say when no master is ready, for the caller's message. */
+static char *not_ready_message(const EtcdResult *res) {
+        machine *m = NULL;
+        size_t n = 0;
+        char *msg = NULL;
+
+        if (machines_parse(res, &m, &n) < 0)
+                return NULL;
+        for (size_t i = 0; i < n && !msg; i++)
+                if (streq(m[i].role, "master") &&
+                    asprintf(&msg, "master %s is %s, not ready yet", m[i].name, m[i].state ?: "unknown") < 0)
+                        msg = NULL;
+        if (!msg)
+                msg = strdup("no master has registered in etcd yet");
+        machines_free(m, n);
+        free(m);
+        return msg;
+}
+
+static void on_wait_list(EtcdClient *c, int error, const char *message, const EtcdResult *res, void *userdata) {
+        master_wait *w = userdata;
+        char **ips = NULL;
+        _cleanup_free_ char *msg = NULL;
+        int r;
+
+        w->list = NULL;
+        if (error < 0) {
+                w->cb(error, message ?: strerror(-error), NULL, w->userdata);
+                return;
+        }
+        r = machines_master_ips(res, true, &ips);
+        if (r < 0) {
+                w->cb(r, strerror(-r), NULL, w->userdata);
+                return;
+        }
+        if (ips[0]) {
+                if (w->watch)
+                        etcd_request_cancel(w->watch);
+                w->watch = NULL;
+                w->cb(1, NULL, ips, w->userdata);       /* may free w */
+                return;
+        }
+        free(ips);
+        w->revision = res->revision;
+        if (!w->watch && etcd_watch(w->client, w->prefix, true, w->revision + 1, false, on_wait_watch, w,
+                                    &w->watch) < 0)
+                w->watch = NULL;        /* master_wait_check() lists again */
+        if (w->list_again) {
+                w->list_again = false;
+                wait_list(w);
+                return;
+        }
+        msg = not_ready_message(res);
+        w->cb(0, msg ?: "no master is ready yet", NULL, w->userdata);
+}
+
+static void wait_list(master_wait *w) {
+        if (w->list) {
+                w->list_again = true;   /* it may have missed the change */
+                return;
+        }
+        if (etcd_range(w->client, w->prefix, true, 0, on_wait_list, w, &w->list) < 0) {
+                w->list = NULL;
+                w->cb(-ENOMEM, strerror(ENOMEM), NULL, w->userdata);
+        }
+}
+
+int master_wait_new(EtcdClient *c, const char *prefix, master_wait_cb cb, void *userdata, master_wait **ret) {
+        master_wait *w = calloc(1, sizeof *w);
+
+        if (!w)
+                return -ENOMEM;
+        *w = (master_wait) { .client = c, .cb = cb, .userdata = userdata };
+        if (asprintf(&w->prefix, "%s/machines/", prefix) < 0) {
+                free(w);
+                return -ENOMEM;
+        }
+        *ret = w;
+        wait_list(w);
+        return 0;
+}
+
+void master_wait_check(master_wait *w) {
+        if (!w->list)
+                wait_list(w);
+}
+
+master_wait *master_wait_free(master_wait *w) {
+        if (!w)
+                return NULL;
+        if (w->list)
+                etcd_request_cancel(w->list);
+        if (w->watch)
+                etcd_request_cancel(w->watch);
+        free(w->prefix);
+        free(w);
+        return NULL;
 }

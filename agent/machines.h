@@ -5,9 +5,11 @@
  * registry.c): for cluster.env (the masters) and for `status`. Records that
  * do not parse are skipped. */
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <time.h>
 
+#include "etcd-client.h"
 #include "etcd-json.h"
 
 typedef struct machine {
@@ -42,5 +44,25 @@ long long machine_seen_ago(const machine *m, time_t now);
 /* "42s ago", "5m ago", "3h ago" or "-". */
 const char *format_seen(long long ago, char *buf, size_t len);
 
-/* The IPs of every master, ordered by name. */
-int machines_master_ips(const EtcdResult *res, char ***ret);
+/* The IPs of every master, ordered by name; with ready_only, of the
+ * masters whose record says state ready. */
+int machines_master_ips(const EtcdResult *res, bool ready_only, char ***ret);
+
+/* Waits until some master's record says state ready: lists the records,
+ * then watches them and lists again on every change.
+ *   ready > 0: master_ips are the ready masters' IPs (the callee owns
+ *              them); the wait is over, nothing follows;
+ *   ready = 0: none is ready yet (message says what there is); it goes on;
+ *   ready < 0: etcd could not be listed (a negative errno, message says);
+ *              it goes on: master_wait_check() lists again.
+ * Records that do not parse are skipped. */
+typedef struct master_wait master_wait;
+typedef void (*master_wait_cb)(int ready, const char *message, char **master_ips, void *userdata);
+
+int master_wait_new(EtcdClient *c, const char *prefix, master_wait_cb cb, void *userdata, master_wait **ret);
+/* Lists again now, unless a list is in flight (a watch that is stuck or
+ * cannot be set up must not keep us waiting for good); also sets the
+ * watch up again if it ended. */
+void master_wait_check(master_wait *w);
+/* Cancels whatever is in flight; never calls back. */
+master_wait *master_wait_free(master_wait *w);

@@ -26,7 +26,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                         machines_free(m, n);
                         free(m);
                 }
-                if (machines_master_ips(&res, &ips) >= 0)
+                if (machines_master_ips(&res, false, &ips) >= 0)
                         for (char **p = ips; *p; p++)
                                 free(*p);
                 free(ips);

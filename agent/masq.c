@@ -47,9 +47,7 @@ char *masq_ruleset(const ck_cidr *network, const ck_cidr *subnet) {
         return s;
 }
 
-typedef struct nft_ctx nft_ctx;
-
-static void nft_ctx_freep(nft_ctx **c) {
+static void nft_ctx_freep(struct nft_ctx **c) {
         if (*c)
                 nft_ctx_free(*c);
 }
@@ -67,7 +65,7 @@ static int nft_probe(void) {
 
 /* nft's first error, without where in the script it was nor the script
  * it quotes: "Could not process rule: Operation not permitted". */
-static char *nft_error(nft_ctx *c) {
+static char *nft_error(struct nft_ctx *c) {
         const char *e = nft_ctx_get_error_buffer(c), *nl, *m;
 
         if (!e || !*e)
@@ -81,7 +79,7 @@ static char *nft_error(nft_ctx *c) {
 
 /* Runs script in one transaction; *ret_output gets what nft printed. */
 static int nft_run(const char *script, char **ret_output, char **ret_error) {
-        _cleanup_(nft_ctx_freep) nft_ctx *c = NULL;
+        _cleanup_(nft_ctx_freep) struct nft_ctx *c = NULL;
         int r;
 
         r = nft_probe();

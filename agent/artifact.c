@@ -18,9 +18,9 @@
  * priority: a 100 MB binary must not hold up the watches and timers. */
 #define HASH_CHUNK (1024 * 1024)
 
-struct artifact_fetch {
-        const ck_artifact *a;
-        curl_loop *loop;
+struct ArtifactFetch {
+        const Artifact *a;
+        CurlLoop *loop;
         sd_event_source *hash;          /* the file in place being hashed */
         int hash_fd;
         uint8_t *hash_buf;
@@ -32,12 +32,12 @@ struct artifact_fetch {
         const char *base;
         int write_error;
         char curl_error[CURL_ERROR_SIZE];
-        artifact_done_cb cb;
+        artifact_done_handler_t cb;
         void *userdata;
 };
 
 static size_t on_data(char *ptr, size_t size, size_t nmemb, void *userdata) {
-        artifact_fetch *f = userdata;
+        ArtifactFetch *f = userdata;
         size_t len = size * nmemb;
 
         for (size_t off = 0; off < len;) {
@@ -54,7 +54,7 @@ static size_t on_data(char *ptr, size_t size, size_t nmemb, void *userdata) {
         return len;
 }
 
-static void discard_tmp(artifact_fetch *f) {
+static void discard_tmp(ArtifactFetch *f) {
         if (f->tmp) {
                 (void) unlinkat(f->dirfd, f->tmp, 0);
                 free(f->tmp);
@@ -62,7 +62,7 @@ static void discard_tmp(artifact_fetch *f) {
         }
 }
 
-static void finish(artifact_fetch *f, int error, const char *message, bool changed) {
+static void finish(ArtifactFetch *f, int error, const char *message, bool changed) {
         if (error < 0)
                 discard_tmp(f);
         f->cb(f->a, error, message, changed, f->userdata);
@@ -71,7 +71,7 @@ static void finish(artifact_fetch *f, int error, const char *message, bool chang
 /* The download went to an unnamed O_TMPFILE, so that nothing half-written
  * or unverified is ever visible, and a killed agent leaves nothing behind.
  * Once verified it gets a temporary name, which rename() moves into place. */
-static int link_tmpfile(artifact_fetch *f) {
+static int link_tmpfile(ArtifactFetch *f) {
         char proc[64];
 
         if (f->tmp)
@@ -94,7 +94,7 @@ static int link_tmpfile(artifact_fetch *f) {
 }
 
 static void on_done(CURL *easy, CURLcode code, void *userdata) {
-        artifact_fetch *f = userdata;
+        ArtifactFetch *f = userdata;
         char msg[512], exp[65], got[65];
         uint8_t h[32];
         unsigned hl = 32;
@@ -137,8 +137,8 @@ static void on_done(CURL *easy, CURLcode code, void *userdata) {
         finish(f, 0, NULL, true);
 }
 
-static int fetch_start(artifact_fetch *f) {
-        const ck_artifact *a = f->a;
+static int fetch_start(ArtifactFetch *f) {
+        const Artifact *a = f->a;
         _cleanup_free_ char *dir = NULL;
         int r;
 
@@ -189,7 +189,7 @@ static int fetch_start(artifact_fetch *f) {
         return 0;
 }
 
-static void hash_stop(artifact_fetch *f) {
+static void hash_stop(ArtifactFetch *f) {
         f->hash = sd_event_source_disable_unref(f->hash);
         if (f->hash_fd >= 0)
                 close(f->hash_fd);
@@ -198,7 +198,7 @@ static void hash_stop(artifact_fetch *f) {
         f->hash_buf = NULL;
 }
 
-static void download(artifact_fetch *f) {
+static void download(ArtifactFetch *f) {
         char msg[512];
         int r;
 
@@ -210,7 +210,7 @@ static void download(artifact_fetch *f) {
 }
 
 static int on_hash_chunk(sd_event_source *s, void *userdata) {
-        artifact_fetch *f = userdata;
+        ArtifactFetch *f = userdata;
         unsigned len = 32;
         uint8_t h[32];
         ssize_t n;
@@ -235,7 +235,7 @@ static int on_hash_chunk(sd_event_source *s, void *userdata) {
 
 /* Hashes the file in place, a chunk per turn of the loop. Returns 1 when
  * there is none (or it cannot be hashed): download it. */
-static int hash_start(artifact_fetch *f, sd_event *event) {
+static int hash_start(ArtifactFetch *f, sd_event *event) {
         int r;
 
         f->hash_fd = open(f->a->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
@@ -257,15 +257,15 @@ static int hash_start(artifact_fetch *f, sd_event *event) {
         return 0;
 }
 
-int artifact_fetch_start(sd_event *event, curl_loop *loop, const ck_artifact *a, artifact_done_cb cb,
-                         void *userdata, artifact_fetch **ret) {
-        _cleanup_(artifact_fetch_freep) artifact_fetch *f = NULL;
+int artifact_fetch_start(sd_event *event, CurlLoop *loop, const Artifact *a, artifact_done_handler_t cb,
+                         void *userdata, ArtifactFetch **ret) {
+        _cleanup_(artifact_fetch_freep) ArtifactFetch *f = NULL;
         int r;
 
         f = calloc(1, sizeof *f);
         if (!f)
                 return -ENOMEM;
-        *f = (artifact_fetch) { .a = a, .loop = loop, .cb = cb, .userdata = userdata, .fd = -1, .dirfd = -1,
+        *f = (ArtifactFetch) { .a = a, .loop = loop, .cb = cb, .userdata = userdata, .fd = -1, .dirfd = -1,
                                 .hash_fd = -1 };
         r = hash_start(f, event);
         if (r > 0)
@@ -276,11 +276,11 @@ int artifact_fetch_start(sd_event *event, curl_loop *loop, const ck_artifact *a,
         return 0;
 }
 
-const ck_artifact *artifact_fetch_get(artifact_fetch *f) {
+const Artifact *artifact_fetch_get(ArtifactFetch *f) {
         return f->a;
 }
 
-artifact_fetch *artifact_fetch_free(artifact_fetch *f) {
+ArtifactFetch *artifact_fetch_free(ArtifactFetch *f) {
         if (!f)
                 return NULL;
         hash_stop(f);

@@ -11,7 +11,7 @@
 #include "log.h"
 #include "macro.h"
 
-int cli_etcd_open(const ck_config *c, unsigned max_rounds, sd_event **ret_event, EtcdClient **ret_client) {
+int cli_etcd_open(const AgentConfig *c, unsigned max_rounds, sd_event **ret_event, EtcdClient **ret_client) {
         sd_event *e = NULL;
         EtcdClient *client = NULL;
         int r;
@@ -36,7 +36,7 @@ bool cli_etcd_unreachable(int error) {
                error == -ENETUNREACH || error == -ECONNRESET;
 }
 
-char *cli_etcd_endpoints(const ck_config *c) {
+char *cli_etcd_endpoints(const AgentConfig *c) {
         size_t len = 1;
         char *s;
 

@@ -9,21 +9,21 @@
 #define EXIT_UNAVAILABLE 69
 #define EXIT_CONFIG      78
 
-typedef struct cli_args {
+typedef struct CliArgs {
         const char *config_path;        /* NULL: the default */
         bool json;
         bool wait;
         const char *wait_timeout;       /* NULL: no timeout given */
         const char *node;               /* leave --node: a machine record's name or ID */
         bool force;                     /* leave --node --force: even while it is alive */
-} cli_args;
+} CliArgs;
 
-int cmd_check_config(const cli_args *a);
-int cmd_run(const cli_args *a);
-int cmd_status(const cli_args *a);
-int cmd_leave(const cli_args *a);
+int cmd_check_config(const CliArgs *a);
+int cmd_run(const CliArgs *a);
+int cmd_status(const CliArgs *a);
+int cmd_leave(const CliArgs *a);
 
 /* Loads the configuration, reporting problems on stderr (and in the
  * journal when running under it). Returns 0, or EXIT_CONFIG / EXIT_RUNTIME. */
-struct ck_config;
-int cli_load_config(const cli_args *a, struct ck_config **ret);
+struct AgentConfig;
+int cli_load_config(const CliArgs *a, struct AgentConfig **ret);

@@ -15,8 +15,8 @@ static void report(int level, const char *msg, void *userdata) {
                 fprintf(stderr, "%s%s\n", level <= LOG_ERR ? "" : "warning: ", msg);
 }
 
-int cli_load_config(const cli_args *a, ck_config **ret) {
-        ck_load_options o = {
+int cli_load_config(const CliArgs *a, AgentConfig **ret) {
+        ConfigLoadOptions o = {
                 .path = a->config_path,
                 .diag = report,
         };
@@ -34,8 +34,8 @@ int cli_load_config(const cli_args *a, ck_config **ret) {
         return 0;
 }
 
-int cmd_check_config(const cli_args *a) {
-        ck_config *c = NULL;
+int cmd_check_config(const CliArgs *a) {
+        AgentConfig *c = NULL;
         int r;
 
         r = cli_load_config(a, &c);

@@ -26,8 +26,8 @@
 #include "term-escape.h"
 #include "vtep-mac.h"
 
-typedef struct node_leave {
-        leave_cmd *l;
+typedef struct NodeLeave {
+        LeaveCommand *l;
         const char *name;               /* as given */
         char id[33];                    /* the record's ID, or the raw machine ID given */
         bool raw_id;                    /* no record: id is a raw machine ID */
@@ -38,7 +38,7 @@ typedef struct node_leave {
         uint32_t subnet;                /* the record's; 0: unknown */
         uint32_t *other_subnets;        /* those of every other record */
         size_t n_other_subnets;
-} node_leave;
+} NodeLeave;
 
 static bool is_machine_id(const char *s) {
         return strlen(s) == 32 && strspn(s, "0123456789abcdef") == 32;
@@ -68,8 +68,8 @@ static bool lease_mac(const char *value, uint8_t mac[static 6]) {
                ns_parse_mac(json_object_get_string(m), mac) >= 0;
 }
 
-static void on_released(leave_cmd *l) {
-        node_leave *n = l->userdata;
+static void on_released(LeaveCommand *l) {
+        NodeLeave *n = l->userdata;
 
         if (l->done == 0)
                 printf("Nothing was removed: %s's keys changed while we read them.\n", n->name);
@@ -82,7 +82,7 @@ static void on_released(leave_cmd *l) {
  * MAC is the one made from that ID. Named by its record, when it is the
  * record's subnet, or when its PublicIP is the record's and it is no other
  * record's subnet (a reinstalled machine keeps its IP under a new ID). */
-static bool subnet_is_the_nodes(const node_leave *n, const EtcdKv *kv, uint32_t subnet) {
+static bool subnet_is_the_nodes(const NodeLeave *n, const EtcdKv *kv, uint32_t subnet) {
         uint8_t mine[6], mac[6];
         uint32_t ip;
 
@@ -110,7 +110,7 @@ static uint32_t record_subnet(const char *value) {
 }
 
 static void on_subnets(EtcdClient *c, int error, const char *message, const EtcdResult *res, void *userdata) {
-        node_leave *n = userdata;
+        NodeLeave *n = userdata;
 
         if (error < 0) {
                 leave_etcd_failed(n->l, error, message);
@@ -142,7 +142,7 @@ static void on_subnets(EtcdClient *c, int error, const char *message, const Etcd
         leave_release(n->l);
 }
 
-static void list_subnets(node_leave *n) {
+static void list_subnets(NodeLeave *n) {
         _cleanup_free_ char *prefix = NULL;
 
         if (asprintf(&prefix, "%s/subnets/", n->l->cfg->network.prefix) < 0 ||
@@ -151,7 +151,7 @@ static void list_subnets(node_leave *n) {
 }
 
 static void on_timetolive(EtcdClient *c, int error, const char *message, const EtcdResult *res, void *userdata) {
-        node_leave *n = userdata;
+        NodeLeave *n = userdata;
 
         if (error < 0 && error != -ENOENT) {
                 leave_etcd_failed(n->l, error, message);
@@ -172,7 +172,7 @@ static void on_timetolive(EtcdClient *c, int error, const char *message, const E
         list_subnets(n);
 }
 
-static int keep_record(node_leave *n, const EtcdKv *kv) {
+static int keep_record(NodeLeave *n, const EtcdKv *kv) {
         _cleanup_free_ char *ip = json_str(kv->value, "ip"), *name = json_str(kv->value, "name");
 
         /* The name and ID are only printed: escaped for the terminal. */
@@ -188,7 +188,7 @@ static int keep_record(node_leave *n, const EtcdKv *kv) {
 }
 
 static void on_machines(EtcdClient *c, int error, const char *message, const EtcdResult *res, void *userdata) {
-        node_leave *n = userdata;
+        NodeLeave *n = userdata;
         const EtcdKv *by_id = NULL, *by_name = NULL;
         size_t n_named = 0;
 
@@ -251,7 +251,7 @@ static void on_machines(EtcdClient *c, int error, const char *message, const Etc
 }
 
 static void on_config(EtcdClient *c, int error, const char *message, const EtcdResult *res, void *userdata) {
-        node_leave *n = userdata;
+        NodeLeave *n = userdata;
         _cleanup_free_ char *prefix = NULL, *why = NULL;
         NetworkConfig nc;
 
@@ -267,8 +267,8 @@ static void on_config(EtcdClient *c, int error, const char *message, const EtcdR
                 leave_finish(n->l, EXIT_RUNTIME);
 }
 
-int leave_node_run(leave_cmd *l) {
-        node_leave n = { .l = l, .name = l->args->node, .vni = l->cfg->network.vni };
+int leave_node_run(LeaveCommand *l) {
+        NodeLeave n = { .l = l, .name = l->args->node, .vni = l->cfg->network.vni };
         _cleanup_free_ char *key = NULL;
         int r;
 

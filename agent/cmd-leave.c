@@ -42,15 +42,15 @@
 #include "subnet-record.h"
 #include "vtep-mac.h"
 
-/* This node's leave: the shared part first, so that a leave_cmd pointer
+/* This node's leave: the shared part first, so that a LeaveCommand pointer
  * is one to this. */
-typedef struct local_leave {
-        leave_cmd l;
+typedef struct LocalLeave {
+        LeaveCommand l;
 
         int lock_fd;
         pid_t holder;                   /* the lock's holder, when it was held */
         sd_bus *bus;                    /* set when the holder is the unit's main process */
-        leave_unit *unit;
+        LeaveUnit *unit;
 
         char machine_id[33];            /* raw: our VTEP MAC's input */
         char node_id[33];               /* app-specific: our record's key */
@@ -60,11 +60,11 @@ typedef struct local_leave {
         unsigned file_len;
         uint32_t vni;
         uint8_t mac[6];
-} local_leave;
+} LocalLeave;
 
 /* Our address on the private interface: the configured one, else the first
  * IPv4 address there (the agent's own rule). 0 if there is none. */
-static uint32_t own_address(const ck_config *c) {
+static uint32_t own_address(const AgentConfig *c) {
         struct ifaddrs *list = NULL;
         uint32_t ip = 0;
 
@@ -81,8 +81,8 @@ static uint32_t own_address(const ck_config *c) {
 
 /* ---- the end: the device ---- */
 
-static void remove_overlay(leave_cmd *base) {
-        local_leave *l = (local_leave *) base;
+static void remove_overlay(LeaveCommand *base) {
+        LocalLeave *l = (LocalLeave *) base;
         _cleanup_free_ char *err = NULL;
         ns_ctx *ns = NULL;
         char f[64];
@@ -137,7 +137,7 @@ static void remove_overlay(leave_cmd *base) {
 
 /* ---- finding what is ours ---- */
 
-static bool subnet_is_ours(const local_leave *l, const EtcdKv *kv, uint32_t subnet, unsigned len) {
+static bool subnet_is_ours(const LocalLeave *l, const EtcdKv *kv, uint32_t subnet, unsigned len) {
         _cleanup_(json_object_putp) json_object *o = json_tokener_parse(kv->value);
         json_object *bd, *m;
         uint8_t mac[6];
@@ -155,7 +155,7 @@ static bool subnet_is_ours(const local_leave *l, const EtcdKv *kv, uint32_t subn
 }
 
 static void on_machine(EtcdClient *c, int error, const char *message, const EtcdResult *res, void *userdata) {
-        leave_cmd *l = userdata;
+        LeaveCommand *l = userdata;
 
         if (error < 0) {
                 leave_etcd_failed(l, error, message);
@@ -169,7 +169,7 @@ static void on_machine(EtcdClient *c, int error, const char *message, const Etcd
 }
 
 static void on_subnets(EtcdClient *c, int error, const char *message, const EtcdResult *res, void *userdata) {
-        local_leave *l = userdata;
+        LocalLeave *l = userdata;
         _cleanup_free_ char *key = NULL;
 
         if (error < 0) {
@@ -200,7 +200,7 @@ static void on_subnets(EtcdClient *c, int error, const char *message, const Etcd
 }
 
 static void on_config(EtcdClient *c, int error, const char *message, const EtcdResult *res, void *userdata) {
-        local_leave *l = userdata;
+        LocalLeave *l = userdata;
         _cleanup_free_ char *prefix = NULL, *why = NULL;
         NetworkConfig nc;
 
@@ -218,7 +218,7 @@ static void on_config(EtcdClient *c, int error, const char *message, const EtcdR
                 leave_finish(&l->l, EXIT_RUNTIME);
 }
 
-static int find_our_keys(local_leave *l) {
+static int find_our_keys(LocalLeave *l) {
         _cleanup_free_ char *key = NULL;
 
         if (asprintf(&key, "%s/config", l->l.cfg->network.prefix) < 0 ||
@@ -232,7 +232,7 @@ static int find_our_keys(local_leave *l) {
 /* 0: go on, with the lock ours, or held by the unit's main process (then
  * l->bus is set: the unit is to be stopped first); otherwise an exit code,
  * said why. */
-static int check_lock(local_leave *l) {
+static int check_lock(LocalLeave *l) {
         _cleanup_free_ char *why = NULL;
         pid_t main_pid = 0;
         int r;
@@ -266,7 +266,7 @@ static int check_lock(local_leave *l) {
 }
 
 static void on_unit_stopped(int error, void *userdata) {
-        local_leave *l = userdata;
+        LocalLeave *l = userdata;
         int r;
 
         if (error < 0) {
@@ -294,7 +294,7 @@ static void on_unit_stopped(int error, void *userdata) {
         }
 }
 
-static int leave_run(local_leave *l) {
+static int leave_run(LocalLeave *l) {
         int r;
 
         r = check_lock(l);
@@ -323,9 +323,9 @@ static int leave_run(local_leave *l) {
         return leave_loop(&l->l);
 }
 
-int cmd_leave(const cli_args *a) {
-        local_leave l = { .lock_fd = -1 };
-        ck_config *c = NULL;
+int cmd_leave(const CliArgs *a) {
+        LocalLeave l = { .lock_fd = -1 };
+        AgentConfig *c = NULL;
         int r;
 
         r = cli_load_config(a, &c);

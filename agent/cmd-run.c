@@ -4,8 +4,8 @@
 #include "daemon.h"
 #include "log.h"
 
-int cmd_run(const cli_args *a) {
-        ck_config *c = NULL;
+int cmd_run(const CliArgs *a) {
+        AgentConfig *c = NULL;
         int r;
 
         r = cli_load_config(a, &c);

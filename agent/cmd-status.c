@@ -25,15 +25,15 @@
 
 /* A subnet lease without a machine record: a real flanneld node, or an
  * agent that died or was removed without `leave`. */
-typedef struct orphan_lease {
+typedef struct OrphanLease {
         char subnet[IP4_STRLEN + 3];
         char public_ip[IP4_STRLEN];
         char vtep_mac[MAC_STRLEN];
-} orphan_lease;
+} OrphanLease;
 
-typedef struct status_cmd {
-        const ck_config *cfg;
-        const cli_args *args;
+typedef struct StatusCommand {
+        const AgentConfig *cfg;
+        const CliArgs *args;
         sd_event *event;
         EtcdClient *etcd;
         char node_id[33];               /* app-specific: our record's key */
@@ -54,20 +54,20 @@ typedef struct status_cmd {
 
         /* the table */
         EtcdRequest *list_req;
-        machine *machines;
+        MachineRecord *machines;
         size_t n_machines;
-        orphan_lease *orphans;
+        OrphanLease *orphans;
         size_t n_orphans;
         unsigned n_probes;              /* lease TTL look-ups in flight */
-} status_cmd;
+} StatusCommand;
 
-static void finish(status_cmd *s, int code) {
+static void finish(StatusCommand *s, int code) {
         (void) sd_event_exit(s->event, code);
 }
 
 /* ---- output ---- */
 
-static bool is_self(const status_cmd *s, const machine *m) {
+static bool is_self(const StatusCommand *s, const MachineRecord *m) {
         return s->have_node_id && m->id && streq(m->id, s->node_id);
 }
 
@@ -83,7 +83,7 @@ static void print_row(const char *const cells[_COL_MAX], const size_t width[_COL
 }
 
 /* "waiting (master)": the state with what it waits for. */
-static const char *state_cell(const machine *m, char *buf, size_t len) {
+static const char *state_cell(const MachineRecord *m, char *buf, size_t len) {
         if (strempty(m->state))
                 return "?";
         if (!streq(m->state, "waiting") || strempty(m->reason))
@@ -92,10 +92,10 @@ static const char *state_cell(const machine *m, char *buf, size_t len) {
         return buf;
 }
 
-static void row_cells(const status_cmd *s, size_t i, time_t now, char units[static 32], char seen[static 32],
+static void row_cells(const StatusCommand *s, size_t i, time_t now, char units[static 32], char seen[static 32],
                       char state[static 128], const char *c[static _COL_MAX]) {
         if (i < s->n_machines) {
-                const machine *m = &s->machines[i];
+                const MachineRecord *m = &s->machines[i];
 
                 snprintf(units, 32, "%zu/%zu", m->n_active, m->n_units);
                 format_seen(machine_seen_ago(m, now), seen, 32);
@@ -105,7 +105,7 @@ static void row_cells(const status_cmd *s, size_t i, time_t now, char units[stat
                 c[COL_SUBNET] = strempty(m->subnet) ? "-" : m->subnet;
                 c[COL_STATE] = state_cell(m, state, 128);
         } else {
-                const orphan_lease *o = &s->orphans[i - s->n_machines];
+                const OrphanLease *o = &s->orphans[i - s->n_machines];
 
                 snprintf(units, 32, "-");
                 snprintf(seen, 32, "-");
@@ -119,7 +119,7 @@ static void row_cells(const status_cmd *s, size_t i, time_t now, char units[stat
         c[COL_SEEN] = seen;
 }
 
-static int print_table(const status_cmd *s) {
+static int print_table(const StatusCommand *s) {
         static const char *const head[_COL_MAX] = { "NAME", "ROLE", "IP", "SUBNET", "STATE", "UNITS", "SEEN" };
         size_t n = s->n_machines + s->n_orphans, width[_COL_MAX];
         _cleanup_free_ char (*units)[32] = calloc(n + 1, sizeof *units);
@@ -164,7 +164,7 @@ static int json_add(json_object *o, const char *k, json_object *v) {
         return 0;
 }
 
-static json_object *machine_json(const status_cmd *s, const machine *m, time_t now) {
+static json_object *machine_json(const StatusCommand *s, const MachineRecord *m, time_t now) {
         json_object *o = json_object_new_object(), *units = json_object_new_object();
         _cleanup_free_ char *list = m->units ? strdup(m->units) : NULL;
         long long ago = machine_seen_ago(m, now);
@@ -210,7 +210,7 @@ static json_object *machine_json(const status_cmd *s, const machine *m, time_t n
         return o;
 }
 
-static int print_json(const status_cmd *s) {
+static int print_json(const StatusCommand *s) {
         _cleanup_(json_object_putp) json_object *root = json_object_new_object();
         json_object *machines = json_object_new_array(), *orphans = json_object_new_array();
         _cleanup_free_ char *text = NULL;
@@ -252,7 +252,7 @@ static int print_json(const status_cmd *s) {
 
 /* ---- listing ---- */
 
-static void list_failed(status_cmd *s, int error, const char *message) {
+static void list_failed(StatusCommand *s, int error, const char *message) {
         if (cli_etcd_unreachable(error)) {
                 log_error("etcd is unreachable: %s", message ?: s->endpoints);
                 finish(s, EXIT_UNAVAILABLE);
@@ -262,22 +262,22 @@ static void list_failed(status_cmd *s, int error, const char *message) {
         }
 }
 
-static bool subnet_claimed(const status_cmd *s, const char *subnet) {
+static bool subnet_claimed(const StatusCommand *s, const char *subnet) {
         for (size_t i = 0; i < s->n_machines; i++)
                 if (s->machines[i].subnet && streq(s->machines[i].subnet, subnet))
                         return true;
         return false;
 }
 
-typedef struct machine_probe {
-        status_cmd *status;
+typedef struct MachineProbe {
+        StatusCommand *status;
         size_t index;
-} machine_probe;
+} MachineProbe;
 
-static void seen_start(status_cmd *s);
+static void seen_start(StatusCommand *s);
 
 static void on_subnets(EtcdClient *c, int error, const char *message, const EtcdResult *res, void *userdata) {
-        status_cmd *s = userdata;
+        StatusCommand *s = userdata;
 
         s->list_req = NULL;
         if (error < 0) {
@@ -290,7 +290,7 @@ static void on_subnets(EtcdClient *c, int error, const char *message, const Etcd
                 return;
         }
         for (size_t i = 0; i < res->n_kvs; i++) {
-                orphan_lease *o = &s->orphans[s->n_orphans];
+                OrphanLease *o = &s->orphans[s->n_orphans];
                 _cleanup_(json_object_putp) json_object *j = NULL;
                 json_object *bd, *mac;
                 char a[IP4_STRLEN];
@@ -318,7 +318,7 @@ static void on_subnets(EtcdClient *c, int error, const char *message, const Etcd
         seen_start(s);
 }
 
-static void print_result(status_cmd *s) {
+static void print_result(StatusCommand *s) {
         if ((s->args->json ? print_json(s) : print_table(s)) < 0) {
                 finish(s, EXIT_RUNTIME);
                 return;
@@ -329,8 +329,8 @@ static void print_result(status_cmd *s) {
 /* "Last seen" is the last keepalive of the record's lease: granted TTL
  * minus what is left. The record's "updated" only moves when it changes. */
 static void on_lease_ttl(EtcdClient *c, int error, const char *message, const EtcdResult *res, void *userdata) {
-        machine_probe *p = userdata;
-        status_cmd *s = p->status;
+        MachineProbe *p = userdata;
+        StatusCommand *s = p->status;
 
         if (error >= 0 && res && res->ttl >= 0 && res->granted_ttl >= res->ttl)
                 s->machines[p->index].seen_ago = res->granted_ttl - res->ttl;
@@ -339,16 +339,16 @@ static void on_lease_ttl(EtcdClient *c, int error, const char *message, const Et
                 print_result(s);
 }
 
-static void seen_start(status_cmd *s) {
+static void seen_start(StatusCommand *s) {
         for (size_t i = 0; i < s->n_machines; i++) {
-                machine_probe *p;
+                MachineProbe *p;
 
                 if (s->machines[i].lease == 0)
                         continue;
                 p = calloc(1, sizeof *p);
                 if (!p)
                         break;
-                *p = (machine_probe) { .status = s, .index = i };
+                *p = (MachineProbe) { .status = s, .index = i };
                 s->n_probes++;
                 if (etcd_lease_timetolive(s->etcd, s->machines[i].lease, on_lease_ttl, p, NULL) < 0) {
                         s->n_probes--;
@@ -360,7 +360,7 @@ static void seen_start(status_cmd *s) {
 }
 
 static void on_machines(EtcdClient *c, int error, const char *message, const EtcdResult *res, void *userdata) {
-        status_cmd *s = userdata;
+        StatusCommand *s = userdata;
         _cleanup_free_ char *prefix = NULL;
 
         s->list_req = NULL;
@@ -376,7 +376,7 @@ static void on_machines(EtcdClient *c, int error, const char *message, const Etc
         }
 }
 
-static void list_start(status_cmd *s) {
+static void list_start(StatusCommand *s) {
         _cleanup_free_ char *prefix = NULL;
 
         if (asprintf(&prefix, "%s/machines/", s->cfg->etcd.prefix) < 0 ||
@@ -388,10 +388,10 @@ static void list_start(status_cmd *s) {
 
 /* ---- --wait ---- */
 
-static void wait_start(status_cmd *s);
+static void wait_start(StatusCommand *s);
 
 /* Looks at our record (NULL: there is none). Returns true when the wait is over. */
-static bool wait_check(status_cmd *s, const char *value) {
+static bool wait_check(StatusCommand *s, const char *value) {
         _cleanup_(json_object_putp) json_object *o = value ? json_tokener_parse(value) : NULL;
         json_object *v;
         const char *state = NULL, *error = NULL, *reason = NULL, *name = s->cfg->node.name;
@@ -432,7 +432,7 @@ static bool wait_check(status_cmd *s, const char *value) {
 
 static void on_watch(EtcdClient *c, int error, const char *message, const EtcdWatchResponse *resp,
                      void *userdata) {
-        status_cmd *s = userdata;
+        StatusCommand *s = userdata;
 
         if (error < 0 || !resp || resp->canceled || resp->compact_revision > 0) {
                 /* The handle is gone (or about to be): read the key again and
@@ -451,7 +451,7 @@ static void on_watch(EtcdClient *c, int error, const char *message, const EtcdWa
 }
 
 static void on_own_record(EtcdClient *c, int error, const char *message, const EtcdResult *res, void *userdata) {
-        status_cmd *s = userdata;
+        StatusCommand *s = userdata;
 
         s->wait_req = NULL;
         if (error < 0) {
@@ -478,7 +478,7 @@ static void on_own_record(EtcdClient *c, int error, const char *message, const E
         }
 }
 
-static void wait_start(status_cmd *s) {
+static void wait_start(StatusCommand *s) {
         if (etcd_range(s->etcd, s->own_key, false, 0, on_own_record, s, &s->wait_req) < 0) {
                 log_error("Out of memory.");
                 finish(s, EXIT_RUNTIME);
@@ -486,7 +486,7 @@ static void wait_start(status_cmd *s) {
 }
 
 static int on_timeout(sd_event_source *src, uint64_t usec, void *userdata) {
-        status_cmd *s = userdata;
+        StatusCommand *s = userdata;
         char t[32];
 
         format_duration(s->timeout, t, sizeof t);
@@ -509,7 +509,7 @@ static int on_timeout(sd_event_source *src, uint64_t usec, void *userdata) {
 
 /* ---- the command ---- */
 
-static int status_run(status_cmd *s) {
+static int status_run(StatusCommand *s) {
         int r;
 
         s->endpoints = cli_etcd_endpoints(s->cfg);
@@ -540,9 +540,9 @@ static int status_run(status_cmd *s) {
         return r < 0 ? EXIT_RUNTIME : r;
 }
 
-int cmd_status(const cli_args *a) {
-        status_cmd s = { .args = a };
-        ck_config *c = NULL;
+int cmd_status(const CliArgs *a) {
+        StatusCommand s = { .args = a };
+        AgentConfig *c = NULL;
         char err[CK_ERRLEN] = "";
         int r;
 

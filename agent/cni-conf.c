@@ -18,9 +18,9 @@ static json_object *add(json_object *o, const char *key, json_object *v) {
         return v;
 }
 
-static json_object *bridge_plugin(const ck_cidr *subnet, unsigned mtu) {
+static json_object *bridge_plugin(const Cidr *subnet, unsigned mtu) {
         uint32_t mask = subnet->prefixlen ? ~UINT32_C(0) << (32 - subnet->prefixlen) : 0;
-        ck_cidr net = { .addr.s_addr = subnet->addr.s_addr & htonl(mask), .prefixlen = subnet->prefixlen };
+        Cidr net = { .addr.s_addr = subnet->addr.s_addr & htonl(mask), .prefixlen = subnet->prefixlen };
         struct in_addr gw = { .s_addr = htonl(ntohl(net.addr.s_addr) + 1) };
         char cidr[32], gws[INET_ADDRSTRLEN];
         json_object *p = json_object_new_object(), *ipam, *ranges, *set, *range;
@@ -76,7 +76,7 @@ static json_object *portmap_plugin(void) {
         return p;
 }
 
-char *cni_conf_build(const ck_cidr *subnet, unsigned mtu) {
+char *cni_conf_build(const Cidr *subnet, unsigned mtu) {
         json_object *o = json_object_new_object(), *plugins, *p;
         char *text = NULL;
         bool ok;
@@ -102,7 +102,7 @@ char *cni_conf_build(const ck_cidr *subnet, unsigned mtu) {
         return text;
 }
 
-int cni_conf_write(const char *path, const ck_cidr *subnet, unsigned mtu) {
+int cni_conf_write(const char *path, const Cidr *subnet, unsigned mtu) {
         _cleanup_free_ char *text = cni_conf_build(subnet, mtu);
 
         if (!text)

@@ -12,8 +12,8 @@
 
 /* The conflist's text (with a final newline) for our subnet and the
  * overlay's MTU; NULL when out of memory. Pure: the unit test checks it. */
-char *cni_conf_build(const ck_cidr *subnet, unsigned mtu);
+char *cni_conf_build(const Cidr *subnet, unsigned mtu);
 
 /* Writes it to path atomically when its content changed. Returns 1 if it
  * changed, 0 if not, or a negative errno (not logged: the caller decides). */
-int cni_conf_write(const char *path, const ck_cidr *subnet, unsigned mtu);
+int cni_conf_write(const char *path, const Cidr *subnet, unsigned mtu);

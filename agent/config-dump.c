@@ -5,12 +5,12 @@
 #include "config-keys.h"
 #include "macro.h"
 
-static void dump_section(FILE *f, const char *header, const ck_section_def *s, void *base) {
-        const ck_origin *origins = config_section_origins(base, s);
+static void dump_section(FILE *f, const char *header, const ConfigSectionDef *s, void *base) {
+        const ConfigOrigin *origins = config_section_origins(base, s);
 
         fprintf(f, "\n[%s]\n", header);
         for (size_t i = 0; i < s->n_keys; i++) {
-                const ck_key_def *k = &s->keys[i];
+                const ConfigKeyDef *k = &s->keys[i];
                 _cleanup_free_ char *v = config_value_format(k->type, (uint8_t *) base + k->offset);
                 _cleanup_free_ char *line = NULL;
                 char where[512];
@@ -22,7 +22,7 @@ static void dump_section(FILE *f, const char *header, const ck_section_def *s, v
         }
 }
 
-void config_dump(const ck_config *c, FILE *f) {
+void config_dump(const AgentConfig *c, FILE *f) {
         fprintf(f, "# Effective configuration; each value with where it came from.\n");
         fprintf(f, "# Files read:");
         for (char **p = c->files; p && *p; p++)

@@ -18,8 +18,8 @@ static void env_to_key(char *s) {
                 *p = *p == '_' ? '-' : (char) tolower((unsigned char) *p);
 }
 
-static int apply_env_one(loader *l, const char *name, const char *value) {
-        ck_origin o = { .kind = ORIGIN_ENV, .env = (char *) name };
+static int apply_env_one(ConfigLoader *l, const char *name, const char *value) {
+        ConfigOrigin o = { .kind = ORIGIN_ENV, .env = (char *) name };
 
         for (size_t i = 0; i < ck_n_sections; i++)
                 for (size_t j = 0; j < ck_sections[i].n_keys; j++) {
@@ -42,11 +42,11 @@ static int apply_env_one(loader *l, const char *name, const char *value) {
          * named so far, in sections or role lists; else taken as given. */
         if (strncmp(name, "COREKUBE_ARTIFACT_", 18) == 0)
                 for (size_t j = 0; j < ck_artifact_section.n_keys; j++) {
-                        const ck_key_def *k = &ck_artifact_section.keys[j];
+                        const ConfigKeyDef *k = &ck_artifact_section.keys[j];
                         _cleanup_free_ char *suffix = config_env_name("", k->name);
                         _cleanup_free_ char *aname = NULL;
                         size_t nl = strlen(name), sl;
-                        ck_artifact *a = NULL;
+                        Artifact *a = NULL;
 
                         if (!suffix)
                                 return -ENOMEM;
@@ -79,7 +79,7 @@ static int apply_env_one(loader *l, const char *name, const char *value) {
         return 0;
 }
 
-int config_apply_env(loader *l) {
+int config_apply_env(ConfigLoader *l) {
         char *const *env = l->opts->environ ? l->opts->environ : environ;
 
         /* Role sections first: their artifact lists decide how
@@ -105,7 +105,7 @@ int config_apply_env(loader *l) {
                         if (r < 0)
                                 return r;
                         if (r == 0) {
-                                ck_origin o = { .kind = ORIGIN_ENV, .env = name };
+                                ConfigOrigin o = { .kind = ORIGIN_ENV, .env = name };
                                 /* Not an error: role units' cluster.env also uses the
                                  * COREKUBE_ namespace, and a shell may carry it. */
                                 config_diag(l, LOG_WARNING, &o, "unknown variable, ignored");

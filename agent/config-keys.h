@@ -8,12 +8,12 @@
 
 #include "config.h"
 
-typedef enum ck_type {
+typedef enum ConfigType {
         T_ROLE,
         T_HOSTNAME,
         T_IFNAME,
-        T_HOST_CIDR,            /* ck_opt_cidr: an address with its prefix, not the network or broadcast */
-        T_NET_CIDR,             /* ck_cidr: host bits zero */
+        T_HOST_CIDR,            /* OptionalCidr: an address with its prefix, not the network or broadcast */
+        T_NET_CIDR,             /* Cidr: host bits zero */
         T_URL_LIST,             /* char **, comma separated */
         T_URL,                  /* char * */
         T_URL_TEMPLATE,         /* char *, with ${MASTER_IP} ${NODE_IP} ${NODE_NAME} */
@@ -28,44 +28,44 @@ typedef enum ck_type {
         T_UNIT,                 /* char * */
         T_UNIT_LIST,            /* char **, whitespace separated */
         T_NAME_LIST,            /* char **, artifact names */
-        T_SHA256,               /* ck_sha256 */
+        T_SHA256,               /* Sha256 */
         T_MODE,                 /* mode_t */
-        T_RUNTIME,              /* ck_runtime_kind */
-} ck_type;
+        T_RUNTIME,              /* RuntimeKind */
+} ConfigType;
 
-typedef struct ck_key_def {
+typedef struct ConfigKeyDef {
         const char *name;
-        ck_type type;
+        ConfigType type;
         size_t offset;
         const char *def;        /* NULL: unset unless given */
         uint64_t min, max;
         bool required;
-} ck_key_def;
+} ConfigKeyDef;
 
-typedef struct ck_section_def {
+typedef struct ConfigSectionDef {
         const char *name;       /* "artifact." is a prefix: [artifact.NAME] */
-        const ck_key_def *keys;
+        const ConfigKeyDef *keys;
         size_t n_keys;
         size_t offset;          /* of the section's struct in ck_config (not for artifacts) */
         size_t origin_offset;   /* of the origin[] array in the section's struct */
         const char *alias_of;   /* a deprecated name whose keys are the first n_keys of this section */
-} ck_section_def;
+} ConfigSectionDef;
 
-extern const ck_section_def ck_sections[];
+extern const ConfigSectionDef ck_sections[];
 extern const size_t ck_n_sections;
-extern const ck_section_def ck_artifact_section;
+extern const ConfigSectionDef ck_artifact_section;
 
-void *config_section_base(const ck_config *c, const ck_section_def *s);
-ck_origin *config_section_origins(void *base, const ck_section_def *s);
+void *config_section_base(const AgentConfig *c, const ConfigSectionDef *s);
+ConfigOrigin *config_section_origins(void *base, const ConfigSectionDef *s);
 
 /* "role.master" + "subnet-len" -> "COREKUBE_ROLE_MASTER_SUBNET_LEN" */
 char *config_env_name(const char *section, const char *key);
 /* "default", "FILE:LINE", "env COREKUBE_X" into buf. */
-const char *origin_to_string(const ck_origin *o, char *buf, size_t len);
-void config_value_free(ck_type t, void *p);
-size_t config_value_size(ck_type t);
+const char *origin_to_string(const ConfigOrigin *o, char *buf, size_t len);
+void config_value_free(ConfigType t, void *p);
+size_t config_value_size(ConfigType t);
 /* Parses value into p (a scratch of config_value_size(k->type)); on error a reason in err. */
-int config_value_parse(const ck_key_def *k, const char *value, void *p, char *err);
+int config_value_parse(const ConfigKeyDef *k, const char *value, void *p, char *err);
 int config_check_artifact_name(const char *s, char *err);
 /* The value as it would be written in the file; "" when unset. */
-char *config_value_format(ck_type t, const void *p);
+char *config_value_format(ConfigType t, const void *p);

@@ -15,7 +15,7 @@ static const char *const role_names[_ROLE_MAX] = {
         [ROLE_MINION] = "minion",
 };
 
-const char *role_to_string(ck_role r) {
+const char *role_to_string(NodeRole r) {
         return r >= 0 && r < _ROLE_MAX ? role_names[r] : "invalid";
 }
 
@@ -24,22 +24,22 @@ static const char *const runtime_names[_RUNTIME_MAX] = {
         [RUNTIME_CONTAINERD] = "containerd",
 };
 
-const char *runtime_kind_to_string(ck_runtime_kind k) {
+const char *runtime_kind_to_string(RuntimeKind k) {
         return k >= 0 && k < _RUNTIME_MAX ? runtime_names[k] : "invalid";
 }
 
-size_t config_value_size(ck_type t) {
+size_t config_value_size(ConfigType t) {
         switch (t) {
         case T_ROLE:
-                return sizeof(ck_role);
+                return sizeof(NodeRole);
         case T_RUNTIME:
-                return sizeof(ck_runtime_kind);
+                return sizeof(RuntimeKind);
         case T_HOST_CIDR:
-                return sizeof(ck_opt_cidr);
+                return sizeof(OptionalCidr);
         case T_NET_CIDR:
-                return sizeof(ck_cidr);
+                return sizeof(Cidr);
         case T_SHA256:
-                return sizeof(ck_sha256);
+                return sizeof(Sha256);
         case T_DURATION:
                 return sizeof(usec_t);
         case T_UINT:
@@ -54,7 +54,7 @@ size_t config_value_size(ck_type t) {
         }
 }
 
-void config_value_free(ck_type t, void *p) {
+void config_value_free(ConfigType t, void *p) {
         switch (t) {
         case T_URL_LIST:
         case T_UNIT_LIST:
@@ -124,7 +124,7 @@ static int check_string(const char *s, char *err) {
         return 0;
 }
 
-static int check_host_cidr(const ck_cidr *c, const char *value, char *err) {
+static int check_host_cidr(const Cidr *c, const char *value, char *err) {
         uint32_t a = ntohl(c->addr.s_addr), m = cidr_mask(c->prefixlen);
 
         if (c->prefixlen <= 30 && ((a & ~m) == 0 || (a & ~m) == ~m)) {
@@ -140,7 +140,7 @@ static int check_host_cidr(const ck_cidr *c, const char *value, char *err) {
 }
 
 /* Parses value into *p (whose old content the caller frees on success). */
-int config_value_parse(const ck_key_def *k, const char *value, void *p, char *err) {
+int config_value_parse(const ConfigKeyDef *k, const char *value, void *p, char *err) {
         uint64_t u;
         int r;
 
@@ -148,7 +148,7 @@ int config_value_parse(const ck_key_def *k, const char *value, void *p, char *er
         case T_ROLE:
                 for (int i = 0; i < _ROLE_MAX; i++)
                         if (streq(value, role_names[i])) {
-                                *(ck_role *) p = (ck_role) i;
+                                *(NodeRole *) p = (NodeRole) i;
                                 return 0;
                         }
                 snprintf(err, CK_ERRLEN, "invalid role \"%s\" (use master or minion)", value);
@@ -156,7 +156,7 @@ int config_value_parse(const ck_key_def *k, const char *value, void *p, char *er
         case T_RUNTIME:
                 for (int i = 0; i < _RUNTIME_MAX; i++)
                         if (streq(value, runtime_names[i])) {
-                                *(ck_runtime_kind *) p = (ck_runtime_kind) i;
+                                *(RuntimeKind *) p = (RuntimeKind) i;
                                 return 0;
                         }
                 snprintf(err, CK_ERRLEN, "unsupported runtime \"%s\" (use docker or containerd)", value);
@@ -168,7 +168,7 @@ int config_value_parse(const ck_key_def *k, const char *value, void *p, char *er
                 r = parse_ifname(value, err);
                 break;
         case T_HOST_CIDR: {
-                ck_opt_cidr *c = p;
+                OptionalCidr *c = p;
                 r = parse_cidr(value, false, &c->v, err);
                 if (r >= 0)
                         r = check_host_cidr(&c->v, value, err);
@@ -255,7 +255,7 @@ int config_value_parse(const ck_key_def *k, const char *value, void *p, char *er
         case T_NAME_LIST:
                 return parse_list(value, " \t", config_check_artifact_name, p, err);
         case T_SHA256: {
-                ck_sha256 *h = p;
+                Sha256 *h = p;
                 r = parse_sha256(value, h->v, err);
                 h->set = r >= 0;
                 return r;
@@ -290,18 +290,18 @@ static char *join(char *const *l, const char *sep) {
         return s;
 }
 
-char *config_value_format(ck_type t, const void *p) {
+char *config_value_format(ConfigType t, const void *p) {
         char buf[128];
 
         switch (t) {
         case T_ROLE: {
-                ck_role r = *(const ck_role *) p;
+                NodeRole r = *(const NodeRole *) p;
                 return strdup(r == ROLE_INVALID ? "" : role_to_string(r));
         }
         case T_RUNTIME:
-                return strdup(runtime_kind_to_string(*(const ck_runtime_kind *) p));
+                return strdup(runtime_kind_to_string(*(const RuntimeKind *) p));
         case T_HOST_CIDR: {
-                const ck_opt_cidr *c = p;
+                const OptionalCidr *c = p;
                 return strdup(c->set ? format_cidr(&c->v, buf, sizeof buf) : "");
         }
         case T_NET_CIDR:
@@ -326,7 +326,7 @@ char *config_value_format(ck_type t, const void *p) {
         case T_BOOL:
                 return strdup(*(const bool *) p ? "yes" : "no");
         case T_SHA256: {
-                const ck_sha256 *h = p;
+                const Sha256 *h = p;
                 char hex[65];
                 return strdup(h->set ? format_sha256(h->v, hex) : "");
         }

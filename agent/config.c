@@ -17,7 +17,7 @@
 #include "macro.h"
 
 
-static bool was_rejected(const loader *l, const char *section, const char *key) {
+static bool was_rejected(const ConfigLoader *l, const char *section, const char *key) {
         for (size_t i = 0; i < l->n_rejected; i++)
                 for (size_t s = 0; s < ck_n_sections; s++)
                         if (streq(ck_sections[s].name, section) &&
@@ -28,7 +28,7 @@ static bool was_rejected(const loader *l, const char *section, const char *key) 
         return false;
 }
 
-static bool artifact_key_rejected(const loader *l, const char *artifact, const ck_key_def *k) {
+static bool artifact_key_rejected(const ConfigLoader *l, const char *artifact, const ConfigKeyDef *k) {
         for (size_t i = 0; i < l->n_rejected; i++)
                 if (l->rejected[i] == k && l->rejected_artifact[i] == artifact)
                         return true;
@@ -36,7 +36,7 @@ static bool artifact_key_rejected(const loader *l, const char *artifact, const c
 }
 
 __attribute__((format(printf, 4, 0)))
-static void vdiag_at(loader *l, int level, const char *where, const char *fmt, va_list ap) {
+static void vdiag_at(ConfigLoader *l, int level, const char *where, const char *fmt, va_list ap) {
         char msg[1024], *line = NULL;
 
         vsnprintf(msg, sizeof msg, fmt, ap);
@@ -52,7 +52,7 @@ static void vdiag_at(loader *l, int level, const char *where, const char *fmt, v
 }
 
 __attribute__((format(printf, 4, 5)))
-static void diag_at(loader *l, int level, const char *where, const char *fmt, ...) {
+static void diag_at(ConfigLoader *l, int level, const char *where, const char *fmt, ...) {
         va_list ap;
 
         va_start(ap, fmt);
@@ -60,7 +60,7 @@ static void diag_at(loader *l, int level, const char *where, const char *fmt, ..
         va_end(ap);
 }
 
-void config_diag(loader *l, int level, const ck_origin *o, const char *fmt, ...) {
+void config_diag(ConfigLoader *l, int level, const ConfigOrigin *o, const char *fmt, ...) {
         char where[512];
         va_list ap;
 
@@ -70,17 +70,17 @@ void config_diag(loader *l, int level, const ck_origin *o, const char *fmt, ...)
         va_end(ap);
 }
 
-static ck_origin file_origin(const char *file, unsigned line) {
-        return (ck_origin) { .kind = ORIGIN_FILE, .file = file, .line = line };
+static ConfigOrigin file_origin(const char *file, unsigned line) {
+        return (ConfigOrigin) { .kind = ORIGIN_FILE, .file = file, .line = line };
 }
 
 /* Assigns one key. An empty value resets the key to its default (lists: to
  * an empty list), so a drop-in can undo what the main file said. */
-int config_assign(loader *l, const ck_section_def *s, void *base, const ck_key_def *k,
-                  const char *value, const ck_origin *o) {
+int config_assign(ConfigLoader *l, const ConfigSectionDef *s, void *base, const ConfigKeyDef *k,
+                  const char *value, const ConfigOrigin *o) {
         uint8_t tmp[64] = {};
         char err[CK_ERRLEN] = "";
-        ck_origin *origins = config_section_origins(base, s);
+        ConfigOrigin *origins = config_section_origins(base, s);
         size_t idx = (size_t) (k - s->keys);
         void *p = (uint8_t *) base + k->offset;
         bool is_list = k->type == T_URL_LIST || k->type == T_UNIT_LIST || k->type == T_NAME_LIST;
@@ -90,10 +90,10 @@ int config_assign(loader *l, const ck_section_def *s, void *base, const ck_key_d
                 config_value_free(k->type, p);
                 memset(p, 0, config_value_size(k->type));
                 if (k->type == T_ROLE)
-                        *(ck_role *) p = ROLE_INVALID;
+                        *(NodeRole *) p = ROLE_INVALID;
                 if (!k->def) {
                         free(origins[idx].env);
-                        origins[idx] = (ck_origin) { .kind = ORIGIN_UNSET };
+                        origins[idx] = (ConfigOrigin) { .kind = ORIGIN_UNSET };
                         return 0;
                 }
                 value = k->def;
@@ -103,11 +103,11 @@ int config_assign(loader *l, const ck_section_def *s, void *base, const ck_key_d
         if (r < 0) {
                 if (l->n_rejected < ELEMENTSOF(l->rejected)) {
                         l->rejected_artifact[l->n_rejected] =
-                                s == &ck_artifact_section ? ((ck_artifact *) base)->name : NULL;
+                                s == &ck_artifact_section ? ((Artifact *) base)->name : NULL;
                         l->rejected[l->n_rejected++] = k;
                 }
                 config_diag(l, LOG_ERR, o, "[%s%s] %s: %s", s->name,
-                     s == &ck_artifact_section ? ((ck_artifact *) base)->name : "", k->name, err);
+                     s == &ck_artifact_section ? ((Artifact *) base)->name : "", k->name, err);
                 return r;
         }
         config_value_free(k->type, p);
@@ -119,8 +119,8 @@ int config_assign(loader *l, const ck_section_def *s, void *base, const ck_key_d
         return 0;
 }
 
-static void apply_defaults(loader *l, const ck_section_def *s, void *base) {
-        const ck_origin def = { .kind = ORIGIN_DEFAULT };
+static void apply_defaults(ConfigLoader *l, const ConfigSectionDef *s, void *base) {
+        const ConfigOrigin def = { .kind = ORIGIN_DEFAULT };
 
         for (size_t i = 0; i < s->n_keys; i++)
                 if (s->keys[i].def)
@@ -143,26 +143,26 @@ static const char *closest(const char *word, const char *const *cands, size_t n)
         return bd <= 2 && bd < strlen(word) ? best : NULL;
 }
 
-ck_artifact *config_artifact_find(ck_config *c, const char *name) {
+Artifact *config_artifact_find(AgentConfig *c, const char *name) {
         for (size_t i = 0; i < c->n_artifacts; i++)
                 if (streq(c->artifacts[i].name, name))
                         return &c->artifacts[i];
         return NULL;
 }
 
-const ck_artifact *config_artifact(const ck_config *c, const char *name) {
-        return config_artifact_find((ck_config *) c, name);
+const Artifact *config_artifact(const AgentConfig *c, const char *name) {
+        return config_artifact_find((AgentConfig *) c, name);
 }
 
-ck_artifact *config_artifact_add(loader *l, const char *name, const ck_origin *o) {
-        ck_config *c = l->c;
-        ck_artifact *a = realloc(c->artifacts, (c->n_artifacts + 1) * sizeof *a);
+Artifact *config_artifact_add(ConfigLoader *l, const char *name, const ConfigOrigin *o) {
+        AgentConfig *c = l->c;
+        Artifact *a = realloc(c->artifacts, (c->n_artifacts + 1) * sizeof *a);
 
         if (!a)
                 return NULL;
         c->artifacts = a;
         a = &c->artifacts[c->n_artifacts];
-        *a = (ck_artifact) { .name = strdup(name), .section = *o };
+        *a = (Artifact) { .name = strdup(name), .section = *o };
         if (!a->name)
                 return NULL;
         if (o->kind == ORIGIN_ENV)
@@ -172,7 +172,7 @@ ck_artifact *config_artifact_add(loader *l, const char *name, const ck_origin *o
         return a;
 }
 
-static const ck_key_def *key_find(const ck_section_def *s, const char *key) {
+static const ConfigKeyDef *key_find(const ConfigSectionDef *s, const char *key) {
         for (size_t i = 0; i < s->n_keys; i++)
                 if (streq(s->keys[i].name, key))
                         return &s->keys[i];
@@ -180,8 +180,8 @@ static const ck_key_def *key_find(const ck_section_def *s, const char *key) {
 }
 
 static int on_section(const char *name, const char *file, unsigned line, void *userdata) {
-        loader *l = userdata;
-        ck_origin o = file_origin(file, line);
+        ConfigLoader *l = userdata;
+        ConfigOrigin o = file_origin(file, line);
         const char *names[16];
         size_t n = 0;
 
@@ -202,7 +202,7 @@ static int on_section(const char *name, const char *file, unsigned line, void *u
         }
         if (strncmp(name, "artifact.", 9) == 0) {
                 char err[CK_ERRLEN];
-                ck_artifact *a;
+                Artifact *a;
 
                 if (name[9] == '\0' || config_check_artifact_name(name + 9, err) < 0) {
                         config_diag(l, LOG_ERR, &o, "invalid section [%s]: artifact name missing or invalid", name);
@@ -228,11 +228,11 @@ static int on_section(const char *name, const char *file, unsigned line, void *u
         return 0;
 }
 
-static void report_unknown_key(loader *l, const ck_origin *o, const char *key) {
+static void report_unknown_key(ConfigLoader *l, const ConfigOrigin *o, const char *key) {
         const char *cands[CK_MAX_KEYS];
         const char *hint;
         const char *sname = l->sect->name;
-        const char *aname = l->sect == &ck_artifact_section ? ((ck_artifact *) l->base)->name : "";
+        const char *aname = l->sect == &ck_artifact_section ? ((Artifact *) l->base)->name : "";
 
         /* Right key, wrong section? That beats a near miss here ("ttl" in
          * [network] is not a typo of "mtu"). */
@@ -253,9 +253,9 @@ static void report_unknown_key(loader *l, const ck_origin *o, const char *key) {
 }
 
 static int on_key(const char *key, const char *value, const char *file, unsigned line, void *userdata) {
-        loader *l = userdata;
-        ck_origin o = file_origin(file, line);
-        const ck_key_def *k;
+        ConfigLoader *l = userdata;
+        ConfigOrigin o = file_origin(file, line);
+        const ConfigKeyDef *k;
         int r;
 
         if (l->skip_section)
@@ -274,14 +274,14 @@ static int on_key(const char *key, const char *value, const char *file, unsigned
 }
 
 static int on_syntax_error(const char *msg, const char *file, unsigned line, void *userdata) {
-        loader *l = userdata;
-        ck_origin o = file_origin(file, line);
+        ConfigLoader *l = userdata;
+        ConfigOrigin o = file_origin(file, line);
 
         config_diag(l, LOG_ERR, &o, "%s", msg);
         return 0;
 }
 
-static const char *remember_file(ck_config *c, const char *path) {
+static const char *remember_file(AgentConfig *c, const char *path) {
         size_t n = strv_length(c->files);
         char **f = realloc(c->files, (n + 2) * sizeof(char *));
 
@@ -293,8 +293,8 @@ static const char *remember_file(ck_config *c, const char *path) {
         return f[n];
 }
 
-static int read_file(loader *l, const char *path, bool must_exist) {
-        static const ini_callbacks cb = {
+static int read_file(ConfigLoader *l, const char *path, bool must_exist) {
+        static const IniCallbacks cb = {
                 .section = on_section,
                 .key = on_key,
                 .error = on_syntax_error,
@@ -321,7 +321,7 @@ static int cmp_str(const void *a, const void *b) {
         return strcmp(*(char *const *) a, *(char *const *) b);
 }
 
-static int read_dropins(loader *l, const char *main_path) {
+static int read_dropins(ConfigLoader *l, const char *main_path) {
         _cleanup_free_ char *dir = NULL;
         char **names = NULL;
         size_t n = 0;
@@ -365,14 +365,14 @@ static int read_dropins(loader *l, const char *main_path) {
 
 /* ---- cross checks ---- */
 
-static const ck_origin *best_origin(const ck_origin *a, const ck_origin *b) {
+static const ConfigOrigin *best_origin(const ConfigOrigin *a, const ConfigOrigin *b) {
         return a->kind == ORIGIN_FILE || a->kind == ORIGIN_ENV ? a : b;
 }
 
 /* A key or password that others can read is as good as published: refuse to
  * start with one rather than use it. A missing file is reported where it
  * is read (check-config may run before the secrets are installed). */
-static void check_secret(loader *l, const char *key, const char *path, const ck_origin *o) {
+static void check_secret(ConfigLoader *l, const char *key, const char *path, const ConfigOrigin *o) {
         struct stat st;
 
         if (!path || stat(path, &st) < 0)
@@ -385,20 +385,20 @@ static void check_secret(loader *l, const char *key, const char *path, const ck_
                      key, path, (unsigned) (st.st_mode & 07777));
 }
 
-static bool origin_given(const ck_origin *o) {
+static bool origin_given(const ConfigOrigin *o) {
         return o->kind == ORIGIN_FILE || o->kind == ORIGIN_ENV;
 }
 
 /* Fills the defaults that depend on kind, and refuses what cannot work
  * with it. The origin indices are runtime_keys' and cni_keys' order. */
-static void check_runtime(loader *l) {
-        ck_runtime_config *rt = &l->c->runtime;
-        ck_cni_config *cni = &l->c->cni;
+static void check_runtime(ConfigLoader *l) {
+        RuntimeSection *rt = &l->c->runtime;
+        CniSection *cni = &l->c->cni;
         bool containerd = rt->kind == RUNTIME_CONTAINERD;
 
         if (!rt->unit) {
                 rt->unit = strdup(containerd ? "containerd.service" : "docker.service");
-                rt->origin[0] = (ck_origin) { .kind = ORIGIN_DEFAULT };
+                rt->origin[0] = (ConfigOrigin) { .kind = ORIGIN_DEFAULT };
         }
         if (!containerd) {
                 /* docker0 (--bip) and cni0 (the bridge plugin's gateway)
@@ -415,12 +415,12 @@ static void check_runtime(loader *l) {
                             "nothing is restarted");
         if (!cni->conf_file) {
                 cni->conf_file = strdup(CNI_CONF_FILE_DEFAULT);
-                cni->origin[0] = (ck_origin) { .kind = ORIGIN_DEFAULT };
+                cni->origin[0] = (ConfigOrigin) { .kind = ORIGIN_DEFAULT };
         }
 }
 
-static void cross_check(loader *l) {
-        ck_config *c = l->c;
+static void cross_check(ConfigLoader *l) {
+        AgentConfig *c = l->c;
         char where[600];
 
         /* Required keys have no line to point at: name the main file. */
@@ -455,10 +455,10 @@ static void cross_check(loader *l) {
                         if (!config_artifact_find(c, *p))
                                 config_diag(l, LOG_ERR, &c->roles[r].origin[1],
                                      "[role.%s] artifacts names \"%s\", but there is no [artifact.%s] section",
-                                     role_to_string((ck_role) r), *p, *p);
+                                     role_to_string((NodeRole) r), *p, *p);
 
         for (size_t i = 0; i < c->n_artifacts; i++) {
-                ck_artifact *a = &c->artifacts[i];
+                Artifact *a = &c->artifacts[i];
                 for (size_t k = 0; k < ck_artifact_section.n_keys; k++)
                         if (ck_artifact_section.keys[k].required && a->origin[k].kind == ORIGIN_UNSET &&
                             !artifact_key_rejected(l, a->name, &ck_artifact_section.keys[k]))
@@ -469,12 +469,12 @@ static void cross_check(loader *l) {
 
 /* ---- public ---- */
 
-void config_free(ck_config *c) {
+void config_free(AgentConfig *c) {
         if (!c)
                 return;
         for (size_t i = 0; i < ck_n_sections; i++) {
                 void *base = config_section_base(c, &ck_sections[i]);
-                ck_origin *o = config_section_origins(base, &ck_sections[i]);
+                ConfigOrigin *o = config_section_origins(base, &ck_sections[i]);
 
                 if (ck_sections[i].alias_of)
                         continue;       /* its values are the real section's */
@@ -484,7 +484,7 @@ void config_free(ck_config *c) {
                 }
         }
         for (size_t i = 0; i < c->n_artifacts; i++) {
-                ck_artifact *a = &c->artifacts[i];
+                Artifact *a = &c->artifacts[i];
                 for (size_t k = 0; k < ck_artifact_section.n_keys; k++) {
                         config_value_free(ck_artifact_section.keys[k].type, (uint8_t *) a + ck_artifact_section.keys[k].offset);
                         free(a->origin[k].env);
@@ -498,14 +498,14 @@ void config_free(ck_config *c) {
         free(c);
 }
 
-const ck_role_config *config_role(const ck_config *c) {
+const RoleSection *config_role(const AgentConfig *c) {
         return &c->roles[c->node.role == ROLE_MASTER ? ROLE_MASTER : ROLE_MINION];
 }
 
-int config_load(const ck_load_options *opts, ck_config **ret) {
-        ck_load_options defopts = {};
-        loader l = {};
-        ck_config *c;
+int config_load(const ConfigLoadOptions *opts, AgentConfig **ret) {
+        ConfigLoadOptions defopts = {};
+        ConfigLoader l = {};
+        AgentConfig *c;
         char host[256] = "";
         int r;
 

@@ -15,50 +15,50 @@
 
 #define CONFIG_DEFAULT_PATH SYSCONFDIR "/corekube/agent.conf"
 
-typedef enum ck_role {
+typedef enum NodeRole {
         ROLE_MASTER,
         ROLE_MINION,
         _ROLE_MAX,
         ROLE_INVALID = -1,
-} ck_role;
+} NodeRole;
 
-const char *role_to_string(ck_role r);
+const char *role_to_string(NodeRole r);
 
-typedef enum ck_origin_kind {
+typedef enum ConfigOriginKind {
         ORIGIN_UNSET,
         ORIGIN_DEFAULT,
         ORIGIN_FILE,
         ORIGIN_ENV,
-} ck_origin_kind;
+} ConfigOriginKind;
 
-typedef struct ck_origin {
-        ck_origin_kind kind;
+typedef struct ConfigOrigin {
+        ConfigOriginKind kind;
         const char *file;               /* owned by the config's file list */
         unsigned line;
         char *env;                      /* the variable's name, for ORIGIN_ENV */
-} ck_origin;
+} ConfigOrigin;
 
-typedef struct ck_opt_cidr {
+typedef struct OptionalCidr {
         bool set;
-        ck_cidr v;
-} ck_opt_cidr;
+        Cidr v;
+} OptionalCidr;
 
-typedef struct ck_sha256 {
+typedef struct Sha256 {
         bool set;
         uint8_t v[32];
-} ck_sha256;
+} Sha256;
 
 #define CK_MAX_KEYS 16
 
-typedef struct ck_node_config {
-        ck_role role;
+typedef struct NodeSection {
+        NodeRole role;
         char *name;
         char *interface;
-        ck_opt_cidr address;
-        ck_origin origin[CK_MAX_KEYS];
-} ck_node_config;
+        OptionalCidr address;
+        ConfigOrigin origin[CK_MAX_KEYS];
+} NodeSection;
 
-typedef struct ck_etcd_config {
+typedef struct EtcdSection {
         char **endpoints;               /* NULL-terminated */
         char *prefix;
         usec_t ttl;
@@ -67,12 +67,12 @@ typedef struct ck_etcd_config {
         char *key_file;
         char *username;
         char *password_file;
-        ck_origin origin[CK_MAX_KEYS];
-} ck_etcd_config;
+        ConfigOrigin origin[CK_MAX_KEYS];
+} EtcdSection;
 
-typedef struct ck_network_config {
+typedef struct NetworkSection {
         char *prefix;
-        ck_cidr network;
+        Cidr network;
         uint32_t subnet_len;
         uint32_t vni;
         uint32_t port;
@@ -80,85 +80,85 @@ typedef struct ck_network_config {
         char *subnet_file;
         char *docker_opts_file;
         bool ip_masq;
-        ck_origin origin[CK_MAX_KEYS];
-} ck_network_config;
+        ConfigOrigin origin[CK_MAX_KEYS];
+} NetworkSection;
 
-typedef enum ck_runtime_kind {
+typedef enum RuntimeKind {
         RUNTIME_DOCKER,                 /* docker_opts.env, and the unit restarted when it changed */
         RUNTIME_CONTAINERD,             /* a CNI network configuration, read per pod */
         _RUNTIME_MAX,
         RUNTIME_INVALID = -1,
-} ck_runtime_kind;
+} RuntimeKind;
 
-const char *runtime_kind_to_string(ck_runtime_kind k);
+const char *runtime_kind_to_string(RuntimeKind k);
 
 #define CNI_CONF_FILE_DEFAULT "/etc/cni/net.d/10-corekube.conflist"
 
 /* [runtime]; [docker] is its deprecated alias for unit and restart, which
  * come first so that both sections index the same origins. */
-typedef struct ck_runtime_config {
+typedef struct RuntimeSection {
         char *unit;                     /* always set after loading: docker.service or containerd.service by default */
         bool restart;                   /* docker only */
-        ck_runtime_kind kind;
-        ck_origin origin[CK_MAX_KEYS];
-} ck_runtime_config;
+        RuntimeKind kind;
+        ConfigOrigin origin[CK_MAX_KEYS];
+} RuntimeSection;
 
-typedef struct ck_cni_config {
+typedef struct CniSection {
         char *conf_file;                /* NULL with kind = docker */
-        ck_origin origin[CK_MAX_KEYS];
-} ck_cni_config;
+        ConfigOrigin origin[CK_MAX_KEYS];
+} CniSection;
 
-typedef struct ck_role_config {
+typedef struct RoleSection {
         char **units;                   /* NULL-terminated, in start order */
         char **artifacts;               /* names of [artifact.NAME] sections */
         char *register_url;             /* with ${MASTER_IP} etc. unexpanded */
         char *register_body;
-        ck_origin origin[CK_MAX_KEYS];
-} ck_role_config;
+        ConfigOrigin origin[CK_MAX_KEYS];
+} RoleSection;
 
-typedef struct ck_artifact {
+typedef struct Artifact {
         char *name;
         char *url;
-        ck_sha256 sha256;
+        Sha256 sha256;
         char *path;
         mode_t mode;
-        ck_origin section;              /* where [artifact.NAME] first appeared */
-        ck_origin origin[CK_MAX_KEYS];
-} ck_artifact;
+        ConfigOrigin section;           /* where [artifact.NAME] first appeared */
+        ConfigOrigin origin[CK_MAX_KEYS];
+} Artifact;
 
-typedef struct ck_config {
-        ck_node_config node;
-        ck_etcd_config etcd;
-        ck_network_config network;
-        ck_runtime_config runtime;
-        ck_cni_config cni;
-        ck_role_config roles[_ROLE_MAX];
-        ck_artifact *artifacts;
+typedef struct AgentConfig {
+        NodeSection node;
+        EtcdSection etcd;
+        NetworkSection network;
+        RuntimeSection runtime;
+        CniSection cni;
+        RoleSection roles[_ROLE_MAX];
+        Artifact *artifacts;
         size_t n_artifacts;
 
         char *main_path;
         char **files;                   /* every file read, owning the names origins point to */
-} ck_config;
+} AgentConfig;
 
 /* Where diagnostics go: a callback per problem, already formatted as
  * "FILE:LINE: message" or "env COREKUBE_X: message". */
-typedef void (*ck_diag_func_t)(int level, const char *msg, void *userdata);
+typedef void (*config_diag_handler_t)(int level, const char *msg, void *userdata);
 
-typedef struct ck_load_options {
+typedef struct ConfigLoadOptions {
         const char *path;               /* NULL: CONFIG_DEFAULT_PATH */
         char *const *environ;           /* NULL: the process environment */
-        ck_diag_func_t diag;            /* NULL: print to stderr */
+        config_diag_handler_t diag;     /* NULL: print to stderr */
         void *userdata;
-} ck_load_options;
+} ConfigLoadOptions;
 
 /* Returns 0 and a config; -EINVAL when any problem was found (each reported
  * through diag; *ret stays NULL), or another negative errno. */
-int config_load(const ck_load_options *opts, ck_config **ret);
-void config_free(ck_config *c);
+int config_load(const ConfigLoadOptions *opts, AgentConfig **ret);
+void config_free(AgentConfig *c);
 
 /* The role section of this node. */
-const ck_role_config *config_role(const ck_config *c);
-const ck_artifact *config_artifact(const ck_config *c, const char *name);
+const RoleSection *config_role(const AgentConfig *c);
+const Artifact *config_artifact(const AgentConfig *c, const char *name);
 
 /* The effective configuration as INI, each value with where it came from. */
-void config_dump(const ck_config *c, FILE *f);
+void config_dump(const AgentConfig *c, FILE *f);

@@ -7,25 +7,25 @@
 
 #include "macro.h"
 
-struct curl_loop {
+struct CurlLoop {
         sd_event *event;
         CURLM *multi;
         sd_event_source *timer;
 };
 
-typedef struct transfer {
-        curl_done_cb cb;
+typedef struct Transfer {
+        curl_done_handler_t cb;
         void *userdata;
-} transfer;
+} Transfer;
 
-static void check_done(curl_loop *l) {
+static void check_done(CurlLoop *l) {
         CURLMsg *m;
         int left;
 
         while ((m = curl_multi_info_read(l->multi, &left))) {
                 CURL *easy = m->easy_handle;
                 CURLcode code = m->data.result;
-                transfer *t = NULL;
+                Transfer *t = NULL;
 
                 if (m->msg != CURLMSG_DONE)
                         continue;
@@ -33,7 +33,7 @@ static void check_done(curl_loop *l) {
                 curl_multi_remove_handle(l->multi, easy);
                 curl_easy_setopt(easy, CURLOPT_PRIVATE, NULL);
                 if (t) {
-                        transfer copy = *t;
+                        Transfer copy = *t;
                         free(t);
                         copy.cb(easy, code, copy.userdata);
                 }
@@ -41,7 +41,7 @@ static void check_done(curl_loop *l) {
 }
 
 static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
-        curl_loop *l = userdata;
+        CurlLoop *l = userdata;
         int action = 0, running;
 
         if (revents & EPOLLIN)
@@ -56,7 +56,7 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
 }
 
 static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp) {
-        curl_loop *l = userp;
+        CurlLoop *l = userp;
         sd_event_source *io = socketp;
         uint32_t events = 0;
 
@@ -80,7 +80,7 @@ static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *
 }
 
 static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
-        curl_loop *l = userdata;
+        CurlLoop *l = userdata;
         int running;
 
         curl_multi_socket_action(l->multi, CURL_SOCKET_TIMEOUT, 0, &running);
@@ -89,7 +89,7 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 }
 
 static int on_timer_change(CURLM *multi, long timeout_ms, void *userp) {
-        curl_loop *l = userp;
+        CurlLoop *l = userp;
         uint64_t now;
 
         if (timeout_ms < 0)
@@ -107,8 +107,8 @@ static int on_timer_change(CURLM *multi, long timeout_ms, void *userp) {
         return 0;
 }
 
-int curl_loop_new(sd_event *event, curl_loop **ret) {
-        _cleanup_(curl_loop_freep) curl_loop *l = calloc(1, sizeof *l);
+int curl_loop_new(sd_event *event, CurlLoop **ret) {
+        _cleanup_(curl_loop_freep) CurlLoop *l = calloc(1, sizeof *l);
 
         if (!l)
                 return -ENOMEM;
@@ -124,7 +124,7 @@ int curl_loop_new(sd_event *event, curl_loop **ret) {
         return 0;
 }
 
-curl_loop *curl_loop_free(curl_loop *l) {
+CurlLoop *curl_loop_free(CurlLoop *l) {
         if (!l)
                 return NULL;
         if (l->multi)
@@ -135,12 +135,12 @@ curl_loop *curl_loop_free(curl_loop *l) {
         return NULL;
 }
 
-int curl_loop_add(curl_loop *l, CURL *easy, curl_done_cb cb, void *userdata) {
-        transfer *t = calloc(1, sizeof *t);
+int curl_loop_add(CurlLoop *l, CURL *easy, curl_done_handler_t cb, void *userdata) {
+        Transfer *t = calloc(1, sizeof *t);
 
         if (!t)
                 return -ENOMEM;
-        *t = (transfer) { .cb = cb, .userdata = userdata };
+        *t = (Transfer) { .cb = cb, .userdata = userdata };
         curl_easy_setopt(easy, CURLOPT_PRIVATE, t);
         if (curl_multi_add_handle(l->multi, easy) != CURLM_OK) {
                 curl_easy_setopt(easy, CURLOPT_PRIVATE, NULL);
@@ -150,8 +150,8 @@ int curl_loop_add(curl_loop *l, CURL *easy, curl_done_cb cb, void *userdata) {
         return 0;
 }
 
-void curl_loop_remove(curl_loop *l, CURL *easy) {
-        transfer *t = NULL;
+void curl_loop_remove(CurlLoop *l, CURL *easy) {
+        Transfer *t = NULL;
 
         curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **) &t);
         curl_multi_remove_handle(l->multi, easy);

@@ -8,13 +8,13 @@
 #include <systemd/sd-event.h>
 #include "macro.h"
 
-typedef struct curl_loop curl_loop;
-typedef void (*curl_done_cb)(CURL *easy, CURLcode code, void *userdata);
+typedef struct CurlLoop CurlLoop;
+typedef void (*curl_done_handler_t)(CURL *easy, CURLcode code, void *userdata);
 
-int curl_loop_new(sd_event *event, curl_loop **ret);
-curl_loop *curl_loop_free(curl_loop *l);
-DEFINE_TRIVIAL_CLEANUP_FUNC(curl_loop *, curl_loop_free);
+int curl_loop_new(sd_event *event, CurlLoop **ret);
+CurlLoop *curl_loop_free(CurlLoop *l);
+DEFINE_TRIVIAL_CLEANUP_FUNC(CurlLoop *, curl_loop_free);
 /* The easy handle stays the caller's; the callback runs once, after the
  * handle has been taken out of the multi handle. */
-int curl_loop_add(curl_loop *l, CURL *easy, curl_done_cb cb, void *userdata);
-void curl_loop_remove(curl_loop *l, CURL *easy);
+int curl_loop_add(CurlLoop *l, CURL *easy, curl_done_handler_t cb, void *userdata);
+void curl_loop_remove(CurlLoop *l, CURL *easy);

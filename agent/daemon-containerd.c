@@ -22,7 +22,7 @@
  * overlay now gives to a peer; the plugin adds the new address beside it
  * rather than replace it. Deleted, it is built again on the new gateway by
  * the next pod. With the same subnet it is left alone, and so are its pods. */
-static int bridge_check(node_agent *d) {
+static int bridge_check(NodeAgent *d) {
         struct in_addr gw = { .s_addr = htonl(ntohl(d->subnet.addr.s_addr) + 1) }, old = {};
         char gws[INET_ADDRSTRLEN], olds[INET_ADDRSTRLEN], sub[32];
         int r;
@@ -37,7 +37,7 @@ static int bridge_check(node_agent *d) {
         return 0;
 }
 
-void daemon_containerd_step(node_agent *d) {
+void daemon_containerd_step(NodeAgent *d) {
         const char *unit = d->cfg->runtime.unit;
         char reason[128];
         int r;

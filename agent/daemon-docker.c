@@ -13,15 +13,15 @@
 #include "message-ids.h"
 #include "node-files.h"
 
-static void docker_restart(node_agent *d);
+static void docker_restart(NodeAgent *d);
 
-static const char *unit_reason(node_agent *d, char *buf, size_t len) {
+static const char *unit_reason(NodeAgent *d, char *buf, size_t len) {
         snprintf(buf, len, "unit:%s", d->cfg->runtime.unit);
         return buf;
 }
 
 static void on_docker_job(const char *unit, const char *result, const char *detail, void *userdata) {
-        node_agent *d = userdata;
+        NodeAgent *d = userdata;
         char f[128], r[128];
 
         d->rt.job_pending = false;
@@ -58,8 +58,8 @@ static void on_docker_job(const char *unit, const char *result, const char *deta
         daemon_step_done(d, STEP_DOCKER);
 }
 
-void daemon_on_docker_state(const char *unit, const unit_state *st, void *userdata) {
-        node_agent *d = userdata;
+void daemon_on_docker_state(const char *unit, const UnitState *st, void *userdata) {
+        NodeAgent *d = userdata;
         char r[128];
 
         free(d->rt.unit_state);
@@ -77,7 +77,7 @@ void daemon_on_docker_state(const char *unit, const unit_state *st, void *userda
         daemon_docker_step(d);
 }
 
-static void docker_restart(node_agent *d) {
+static void docker_restart(NodeAgent *d) {
         char r[128];
         int k;
 
@@ -94,7 +94,7 @@ static void docker_restart(node_agent *d) {
 /* Docker reads docker_opts.env when it starts: it runs with the current
  * file if it started after the file's last change. */
 static void on_docker_started(const char *unit, int error, uint64_t started_usec, void *userdata) {
-        node_agent *d = userdata;
+        NodeAgent *d = userdata;
         const char *file = d->cfg->network.docker_opts_file;
         uint64_t changed_usec = 0;
 
@@ -121,7 +121,7 @@ static void on_docker_started(const char *unit, int error, uint64_t started_usec
         docker_restart(d);
 }
 
-void daemon_docker_step(node_agent *d) {
+void daemon_docker_step(NodeAgent *d) {
         const char *unit = d->cfg->runtime.unit;
         char r[128];
 
@@ -167,7 +167,7 @@ void daemon_docker_step(node_agent *d) {
         docker_restart(d);
 }
 
-void daemon_docker_cancel(node_agent *d) {
+void daemon_docker_cancel(NodeAgent *d) {
         /* A restart in flight may run with the old environment: its result
          * is ignored, and the step queues a new one (systemd merges it into
          * the running job, which then runs again). */
@@ -178,7 +178,7 @@ void daemon_docker_cancel(node_agent *d) {
         d->rt.want_state = false;
 }
 
-void daemon_docker_free(node_agent *d) {
+void daemon_docker_free(NodeAgent *d) {
         free(d->rt.unit_state);
         free(d->rt.state_error);
         d->rt.unit_state = d->rt.state_error = NULL;

@@ -19,10 +19,10 @@
 #include "node-state.h"
 #include "vtep-mac.h"
 
-static void network_restore(node_agent *d);
+static void network_restore(NodeAgent *d);
 
-int daemon_link_setup(node_agent *d) {
-        const ck_node_config *n = &d->cfg->node;
+int daemon_link_setup(NodeAgent *d) {
+        const NodeSection *n = &d->cfg->node;
         char a[INET_ADDRSTRLEN];
         int r;
 
@@ -53,8 +53,8 @@ int daemon_link_setup(node_agent *d) {
  * waits until the network recovers (reason "network", or "masq" for the
  * table), but the step under way goes on and is not retried for it; the
  * lease, the overlay and the table retry themselves. */
-static void network_problem(node_agent *d, const char *reason, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void network_problem(node_agent *d, const char *reason, const char *fmt, ...) {
+static void network_problem(NodeAgent *d, const char *reason, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void network_problem(NodeAgent *d, const char *reason, const char *fmt, ...) {
         char *msg = NULL, f[64];
         va_list ap;
 
@@ -83,7 +83,7 @@ static void network_problem(node_agent *d, const char *reason, const char *fmt, 
 
 #define network_failed(d, ...) network_problem(d, NULL, __VA_ARGS__)
 
-static void network_recovered(node_agent *d) {
+static void network_recovered(NodeAgent *d) {
         /* The table's own retry says when it is back. */
         if (!d->net_error || d->masq_retry)
                 return;
@@ -95,7 +95,7 @@ static void network_recovered(node_agent *d) {
 }
 
 static void on_overlay(OverlaySync *o, OverlaySyncEvent ev, int error, const char *message, void *userdata) {
-        node_agent *d = userdata;
+        NodeAgent *d = userdata;
 
         switch (ev) {
         case OVERLAY_SYNC_FAILED:
@@ -116,8 +116,8 @@ static void on_overlay(OverlaySync *o, OverlaySyncEvent ev, int error, const cha
 
 #define SNAPSHOT_DELAY_USEC (1 * USEC_PER_SEC)
 
-static void snapshot_write(node_agent *d) {
-        node_snapshot snap = {
+static void snapshot_write(NodeAgent *d) {
+        NodeSnapshot snap = {
                 .network.s_addr = htonl(d->netcfg.network),
                 .network_len = d->netcfg.prefixlen,
                 .vni = d->netcfg.vni,
@@ -134,7 +134,7 @@ static void snapshot_write(node_agent *d) {
 }
 
 static int on_snapshot_timer(sd_event_source *s, uint64_t usec, void *userdata) {
-        node_agent *d = userdata;
+        NodeAgent *d = userdata;
 
         d->snapshot_timer = sd_event_source_disable_unref(d->snapshot_timer);
         snapshot_write(d);
@@ -142,7 +142,7 @@ static int on_snapshot_timer(sd_event_source *s, uint64_t usec, void *userdata) 
 }
 
 static void on_peers(PeerWatch *w, const SubnetRecord *peers, size_t n, void *userdata) {
-        node_agent *d = userdata;
+        NodeAgent *d = userdata;
         _cleanup_free_ ns_peer *p = calloc(n + 1, sizeof(ns_peer));
 
         if (!p) {
@@ -173,7 +173,7 @@ static void on_peers(PeerWatch *w, const SubnetRecord *peers, size_t n, void *us
                                                   100 * USEC_PER_MSEC, on_snapshot_timer, d);
 }
 
-static int overlay_new(node_agent *d) {
+static int overlay_new(NodeAgent *d) {
         if (d->overlay)
                 return 0;
         return overlay_sync_new(&d->overlay, d->event, d->ns, on_overlay, d);
@@ -182,9 +182,9 @@ static int overlay_new(node_agent *d) {
 /* At start, before etcd is asked anything: flannel.1 as it was before the
  * reboot (or the restart), from the persisted snapshot. Only added: what
  * the kernel holds stays until a complete peer list from etcd says. */
-static void network_restore(node_agent *d) {
+static void network_restore(NodeAgent *d) {
         _cleanup_free_ char *path = node_state_path("peers.json");
-        node_snapshot snap = {};
+        NodeSnapshot snap = {};
         ns_overlay_config cfg;
         char sub[32];
         int r;
@@ -223,14 +223,14 @@ static void network_restore(node_agent *d) {
                 log_warning_errno(r, "Cannot restore the overlay from %s (%m); waiting for etcd.", path ?: "peers.json");
                 goto done;
         }
-        ck_cidr c = { .addr = snap.subnet, .prefixlen = snap.subnet_len };
+        Cidr c = { .addr = snap.subnet, .prefixlen = snap.subnet_len };
         log_notice("Restored flannel.%u from %s: subnet %s, %zu peers (until etcd has been read, nothing is removed).",
                    snap.vni, path ?: "peers.json", format_cidr(&c, sub, sizeof sub), snap.n_peers);
 done:
         node_snapshot_done(&snap);
 }
 
-static int overlay_setup(node_agent *d) {
+static int overlay_setup(NodeAgent *d) {
         int r;
 
         r = overlay_new(d);
@@ -244,8 +244,8 @@ static int overlay_setup(node_agent *d) {
         return overlay_sync_set_config(d->overlay, &d->overlay_cfg);
 }
 
-static int write_files(node_agent *d) {
-        node_net n = {
+static int write_files(NodeAgent *d) {
+        NodeNet n = {
                 .network = d->cfg->network.network,
                 .subnet = d->subnet,
                 .mtu = overlay_sync_info(d->overlay)->mtu,
@@ -276,7 +276,7 @@ static int write_files(node_agent *d) {
 
 /* ---- [network] ip-masq ---- */
 
-static bool cidr_eq(const ck_cidr *a, const ck_cidr *b) {
+static bool cidr_eq(const Cidr *a, const Cidr *b) {
         return a->addr.s_addr == b->addr.s_addr && a->prefixlen == b->prefixlen;
 }
 
@@ -287,9 +287,9 @@ static int on_masq_retry(sd_event_source *s, uint64_t usec, void *userdata);
  * (the node was switched from yes), else nothing is touched. A failure is a
  * wait (reason masq), retried with backoff: by the step's retry at the
  * network step, by its own timer after it. A stopping agent leaves the table. */
-static int masq_sync(node_agent *d) {
+static int masq_sync(NodeAgent *d) {
         _cleanup_free_ char *err = NULL;
-        ck_cidr net = { .addr.s_addr = htonl(d->netcfg.network), .prefixlen = d->netcfg.prefixlen };
+        Cidr net = { .addr.s_addr = htonl(d->netcfg.network), .prefixlen = d->netcfg.prefixlen };
         char n[32], sub[32], f[64];
         uint64_t delay;
         int r;
@@ -333,7 +333,7 @@ static int masq_sync(node_agent *d) {
 }
 
 static int on_masq_retry(sd_event_source *s, uint64_t usec, void *userdata) {
-        node_agent *d = userdata;
+        NodeAgent *d = userdata;
 
         d->masq_retry = sd_event_source_disable_unref(d->masq_retry);
         if (masq_sync(d) >= 0)
@@ -341,10 +341,10 @@ static int on_masq_retry(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
-static void lease_held(node_agent *d, bool moved);
+static void lease_held(NodeAgent *d, bool moved);
 
 static void on_lease(SubnetLease *l, int error, const char *message, const SubnetLeaseEvent *ev, void *userdata) {
-        node_agent *d = userdata;
+        NodeAgent *d = userdata;
         char sub[32];
 
         if (error < 0) {
@@ -365,7 +365,7 @@ static void on_lease(SubnetLease *l, int error, const char *message, const Subne
 /* What follows a held lease: the overlay, the files, the peers. Also run
  * again when the step is retried after one of these failed, since the lease
  * does not call back again until it changes. */
-static void lease_held(node_agent *d, bool moved) {
+static void lease_held(NodeAgent *d, bool moved) {
         if (overlay_setup(d) < 0 || write_files(d) < 0)
                 return;
 
@@ -411,7 +411,7 @@ static void lease_held(node_agent *d, bool moved) {
 }
 
 static void on_netcfg(int error, const char *message, const NetworkConfig *config, bool created, void *userdata) {
-        node_agent *d = userdata;
+        NodeAgent *d = userdata;
         SubnetLeaseOptions o = {};
         uint32_t pref = 0;
         unsigned pref_len = 0;
@@ -465,7 +465,7 @@ static void on_netcfg(int error, const char *message, const NetworkConfig *confi
                 daemon_step_failed(d, STEP_NETWORK, "cannot start the subnet lease: %s", strerror(-r));
 }
 
-int daemon_network_start(node_agent *d) {
+int daemon_network_start(NodeAgent *d) {
         char *err = NULL;
         NetworkConfig wanted;
         char net[32];
@@ -490,7 +490,7 @@ int daemon_network_start(node_agent *d) {
         return network_config_load(d->etcd, d->cfg->network.prefix, &wanted, on_netcfg, d, &d->netcfg_req);
 }
 
-void daemon_network_free(node_agent *d) {
+void daemon_network_free(NodeAgent *d) {
         if (d->netcfg_req)
                 etcd_request_cancel(d->netcfg_req);
         peer_watch_free(d->peer_watch);
@@ -505,7 +505,7 @@ void daemon_network_free(node_agent *d) {
         ns_free(d->ns);
 }
 
-void daemon_network_reload(node_agent *d) {
+void daemon_network_reload(NodeAgent *d) {
         log_notice("Reloading: listing the peers in etcd again and comparing flannel.%u with them.",
                    d->overlay_cfg.vni);
         if (d->peer_watch)

@@ -27,9 +27,9 @@ enum {
         ARTIFACT_FAILED,                /* started again with the step's retry */
 };
 
-static void artifacts_fill(node_agent *d);
+static void artifacts_fill(NodeAgent *d);
 
-static void artifact_problem(node_agent *d, const ck_artifact *a, int error, const char *message) {
+static void artifact_problem(NodeAgent *d, const Artifact *a, int error, const char *message) {
         char reason[300];
 
         /* A wrong sha256 or a 4xx will not pass by itself: an operator must
@@ -43,8 +43,8 @@ static void artifact_problem(node_agent *d, const ck_artifact *a, int error, con
         daemon_step_waiting(d, STEP_ARTIFACTS, reason, "%s", message);
 }
 
-static void on_artifact(const ck_artifact *a, int error, const char *message, bool changed, void *userdata) {
-        node_agent *d = userdata;
+static void on_artifact(const Artifact *a, int error, const char *message, bool changed, void *userdata) {
+        NodeAgent *d = userdata;
         size_t slot = 0, i;
         char f[128];
 
@@ -70,7 +70,7 @@ static void on_artifact(const ck_artifact *a, int error, const char *message, bo
 }
 
 /* Starts what may start; finishes the step when all are in place. */
-static void artifacts_fill(node_agent *d) {
+static void artifacts_fill(NodeAgent *d) {
         char *const *names = config_role(d->cfg)->artifacts;
         size_t n = strv_length(names), slot = 0;
         bool all = true;
@@ -78,7 +78,7 @@ static void artifacts_fill(node_agent *d) {
         int r;
 
         for (size_t i = 0; i < n; i++) {
-                const ck_artifact *a = config_artifact(d->cfg, names[i]);
+                const Artifact *a = config_artifact(d->cfg, names[i]);
 
                 all = all && d->art.state[i] == ARTIFACT_DONE;
                 if (d->art.state[i] != ARTIFACT_PENDING)
@@ -101,7 +101,7 @@ static void artifacts_fill(node_agent *d) {
                 daemon_step_done(d, STEP_ARTIFACTS);
 }
 
-void daemon_artifacts_step(node_agent *d) {
+void daemon_artifacts_step(NodeAgent *d) {
         size_t n = strv_length(config_role(d->cfg)->artifacts);
 
         if (!d->art.state) {
@@ -118,7 +118,7 @@ void daemon_artifacts_step(node_agent *d) {
         artifacts_fill(d);
 }
 
-void daemon_artifacts_cancel(node_agent *d) {
+void daemon_artifacts_cancel(NodeAgent *d) {
         /* The step starts over: an artifact installed already is found in
          * place with its sha256 and not fetched again. */
         for (size_t i = 0; i < ARTIFACTS_PARALLEL; i++)
@@ -129,8 +129,8 @@ void daemon_artifacts_cancel(node_agent *d) {
 
 /* ---- cluster.env ---- */
 
-static int write_cluster_env(node_agent *d) {
-        node_cluster n = {
+static int write_cluster_env(NodeAgent *d) {
+        NodeCluster n = {
                 .role = d->cfg->node.role,
                 .name = d->cfg->node.name,
                 .ip = d->link.addr,
@@ -138,7 +138,7 @@ static int write_cluster_env(node_agent *d) {
                 .etcd_endpoints = d->cfg->etcd.endpoints,
                 .subnet = d->subnet,
         };
-        envfile e = {};
+        EnvFile e = {};
         int r;
 
         if (d->cl.master_ips && d->cl.master_ips[0])
@@ -153,7 +153,7 @@ static int write_cluster_env(node_agent *d) {
 }
 
 static void on_master(int ready, const char *message, char **master_ips, void *userdata) {
-        node_agent *d = userdata;
+        NodeAgent *d = userdata;
 
         if (ready <= 0) {
                 /* The wait goes on (its watch says at once when a master is
@@ -177,7 +177,7 @@ static void on_master(int ready, const char *message, char **master_ips, void *u
         daemon_step_done(d, STEP_CLUSTER);
 }
 
-void daemon_cluster_step(node_agent *d) {
+void daemon_cluster_step(NodeAgent *d) {
         char ip[INET_ADDRSTRLEN];
         int r;
 
@@ -204,14 +204,14 @@ void daemon_cluster_step(node_agent *d) {
                 daemon_step_waiting(d, STEP_CLUSTER, "master", "cannot list the machines: %s", strerror(-r));
 }
 
-void daemon_cluster_cancel(node_agent *d) {
+void daemon_cluster_cancel(NodeAgent *d) {
         d->cl.wait = master_wait_free(d->cl.wait);
 }
 
 /* ---- role units ---- */
 
-static void on_role_units(role_units *ru, void *userdata) {
-        node_agent *d = userdata;
+static void on_role_units(RoleUnits *ru, void *userdata) {
+        NodeAgent *d = userdata;
 
         for (size_t i = 0; i < role_units_count(ru); i++)
                 (void) registry_set_unit(d->registry, role_units_name(ru, i), role_units_state(ru, i));
@@ -231,7 +231,7 @@ static void on_role_units(role_units *ru, void *userdata) {
                 daemon_step_done(d, STEP_UNITS);
 }
 
-void daemon_units_step(node_agent *d) {
+void daemon_units_step(NodeAgent *d) {
         int r;
 
         if (d->role) {
@@ -253,7 +253,7 @@ void daemon_units_step(node_agent *d) {
 /* ---- minion registration with the apiserver ---- */
 
 static void on_announce(int error, long status, const char *message, void *userdata) {
-        node_agent *d = userdata;
+        NodeAgent *d = userdata;
 
         d->ann.post = minion_register_free(d->ann.post);
         if (error < 0) {
@@ -270,8 +270,8 @@ static void on_announce(int error, long status, const char *message, void *userd
         daemon_step_done(d, STEP_ANNOUNCE);
 }
 
-void daemon_announce_step(node_agent *d) {
-        const ck_role_config *rc = config_role(d->cfg);
+void daemon_announce_step(NodeAgent *d) {
+        const RoleSection *rc = config_role(d->cfg);
         _cleanup_free_ char *url = NULL, *body = NULL;
         char ip[INET_ADDRSTRLEN];
 
@@ -286,11 +286,11 @@ void daemon_announce_step(node_agent *d) {
                 daemon_step_waiting(d, STEP_ANNOUNCE, "master", "cannot POST the registration to %s", url ?: "?");
 }
 
-void daemon_announce_cancel(node_agent *d) {
+void daemon_announce_cancel(NodeAgent *d) {
         d->ann.post = minion_register_free(d->ann.post);
 }
 
-void daemon_roles_free(node_agent *d) {
+void daemon_roles_free(NodeAgent *d) {
         strv_free(d->cl.master_ips);
         d->cl.master_ips = NULL;
 }

@@ -23,18 +23,18 @@ static void *mfree(void *p) {
 
 /* ---- the steps ---- */
 
-static void link_start(node_agent *d);
-static void register_step(node_agent *d);
-static void network_start(node_agent *d);
-static void ready_start(node_agent *d);
+static void link_start(NodeAgent *d);
+static void register_step(NodeAgent *d);
+static void network_start(NodeAgent *d);
+static void ready_start(NodeAgent *d);
 
-typedef struct step_ops {
+typedef struct StepOps {
         const char *name;               /* for the journal */
         const char *state;              /* the record's state while it is the earliest unfinished step */
-        void (*start)(node_agent *d);   /* called with busy set; ends in done, failed or waiting */
-        void (*cancel)(node_agent *d);  /* drops what it has in flight; NULL: nothing ever is */
+        void (*start)(NodeAgent *d);    /* called with busy set; ends in done, failed or waiting */
+        void (*cancel)(NodeAgent *d);   /* drops what it has in flight; NULL: nothing ever is */
         unsigned after;                 /* the steps (AFTER()) that must be done before it starts */
-} step_ops;
+} StepOps;
 
 #define AFTER(s) (1u << (s))
 
@@ -43,7 +43,7 @@ typedef struct step_ops {
  * the network's files; the downloads need nothing of the runtime; the
  * master's address (cluster) is looked up once all that stands. Steps
  * only need steps above them. */
-static const step_ops steps[_STEP_MAX] = {
+static const StepOps steps[_STEP_MAX] = {
         [STEP_LINK]      = { "link",      "registering", link_start,            NULL, 0 },
         [STEP_REGISTER]  = { "register",  "registering", register_step,         NULL, AFTER(STEP_LINK) },
         [STEP_NETWORK]   = { "network",   "network",     network_start,         NULL, AFTER(STEP_LINK) },
@@ -59,26 +59,26 @@ static const step_ops steps[_STEP_MAX] = {
         [STEP_READY]     = { "ready",     "ready",       ready_start,           NULL, AFTER(STEP_ANNOUNCE) },
 };
 
-static const char *step_state(step s) {
+static const char *step_state(Step s) {
         return s < _STEP_MAX ? steps[s].state : "ready";
 }
 
 /* Every step s needs, directly or through others. */
-static unsigned needs(step s) {
+static unsigned needs(Step s) {
         unsigned m = steps[s].after;
 
-        for (step t = 0; t < s; t++)
+        for (Step t = 0; t < s; t++)
                 if (m & AFTER(t))
                         m |= needs(t);
         return m;
 }
 
-bool daemon_step_running(node_agent *d, step s) {
+bool daemon_step_running(NodeAgent *d, Step s) {
         return d->run[s].started && !d->run[s].done;
 }
 
 /* What a step waits for when it does not say. */
-static const char *default_reason(node_agent *d, step s, char *buf, size_t len) {
+static const char *default_reason(NodeAgent *d, Step s, char *buf, size_t len) {
         switch (s) {
         case STEP_REGISTER:
                 return "etcd";
@@ -99,19 +99,19 @@ static const char *default_reason(node_agent *d, step s, char *buf, size_t len) 
 
 /* ---- where the node is: STATUS=, the record ---- */
 
-void daemon_update_status(node_agent *d) {
+void daemon_update_status(NodeAgent *d) {
         const char *role = role_to_string(d->cfg->node.role);
         char sub[32] = "none", ureason[300];
         size_t n_units = d->role ? role_units_count(d->role) : strv_length(config_role(d->cfg)->units);
         size_t active = d->role ? role_units_active(d->role) : 0;
         const char *unit_error = d->role ? role_units_error(d->role) : NULL;
         const char *state = step_state(d->step), *reason = NULL, *message = NULL;
-        const step_run *terminal = NULL, *waiting = NULL;
+        const StepRun *terminal = NULL, *waiting = NULL;
         bool failed = false;
 
         /* Steps run side by side: the earliest one's problem is shown. */
-        for (step s = 0; s < _STEP_MAX; s++) {
-                const step_run *r = &d->run[s];
+        for (Step s = 0; s < _STEP_MAX; s++) {
+                const StepRun *r = &d->run[s];
 
                 if (r->error && r->terminal && !terminal)
                         terminal = r;
@@ -156,7 +156,7 @@ void daemon_update_status(node_agent *d) {
 }
 
 static int on_retry(sd_event_source *s, uint64_t usec, void *userdata) {
-        step_run *r = userdata;
+        StepRun *r = userdata;
 
         r->retry = sd_event_source_disable_unref(r->retry);
         r->busy = false;
@@ -164,10 +164,10 @@ static int on_retry(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
-static void step_problem(node_agent *d, step s, bool terminal, const char *reason, const char *fmt, va_list ap)
+static void step_problem(NodeAgent *d, Step s, bool terminal, const char *reason, const char *fmt, va_list ap)
         __attribute__((format(printf, 5, 0)));
-static void step_problem(node_agent *d, step s, bool terminal, const char *reason, const char *fmt, va_list ap) {
-        step_run *r = &d->run[s];
+static void step_problem(NodeAgent *d, Step s, bool terminal, const char *reason, const char *fmt, va_list ap) {
+        StepRun *r = &d->run[s];
         char f[64], fr[340], delay_s[32], rbuf[300];
         uint64_t now = 0, delay;
         char *msg = NULL;
@@ -210,7 +210,7 @@ static void step_problem(node_agent *d, step s, bool terminal, const char *reaso
         }
 }
 
-void daemon_step_failed(node_agent *d, step s, const char *fmt, ...) {
+void daemon_step_failed(NodeAgent *d, Step s, const char *fmt, ...) {
         va_list ap;
 
         va_start(ap, fmt);
@@ -218,7 +218,7 @@ void daemon_step_failed(node_agent *d, step s, const char *fmt, ...) {
         va_end(ap);
 }
 
-void daemon_step_waiting(node_agent *d, step s, const char *reason, const char *fmt, ...) {
+void daemon_step_waiting(NodeAgent *d, Step s, const char *reason, const char *fmt, ...) {
         va_list ap;
 
         va_start(ap, fmt);
@@ -226,7 +226,7 @@ void daemon_step_waiting(node_agent *d, step s, const char *reason, const char *
         va_end(ap);
 }
 
-void daemon_step_failed_terminal(node_agent *d, step s, const char *fmt, ...) {
+void daemon_step_failed_terminal(NodeAgent *d, Step s, const char *fmt, ...) {
         va_list ap;
 
         va_start(ap, fmt);
@@ -235,7 +235,7 @@ void daemon_step_failed_terminal(node_agent *d, step s, const char *fmt, ...) {
 }
 
 /* Back to not started: no problem, no retry, a fresh backoff. */
-static void step_reset(step_run *r) {
+static void step_reset(StepRun *r) {
         r->error = mfree(r->error);
         r->reason = mfree(r->reason);
         r->terminal = false;
@@ -246,22 +246,22 @@ static void step_reset(step_run *r) {
         r->busy = r->done = r->started = false;
 }
 
-void daemon_step_done(node_agent *d, step s) {
-        step_run *r = &d->run[s];
+void daemon_step_done(NodeAgent *d, Step s) {
+        StepRun *r = &d->run[s];
 
         step_reset(r);
         r->started = r->done = true;
         daemon_advance(d);
 }
 
-void daemon_subnet_moved(node_agent *d) {
+void daemon_subnet_moved(NodeAgent *d) {
         /* What a step that needs the network has in flight would call back
          * into a step started again (a second download, a step skipped,
          * Docker ending on the old --bip): drop it all; each step does it
          * again. A cancel is harmless for a step that has nothing in flight. */
         log_notice("The subnet moved while at the %s step; starting again from the %s step.",
                    steps[d->step].name, steps[STEP_DOCKER].name);
-        for (step s = 0; s < _STEP_MAX; s++) {
+        for (Step s = 0; s < _STEP_MAX; s++) {
                 if (!(needs(s) & AFTER(STEP_NETWORK)))
                         continue;
                 if (steps[s].cancel)
@@ -274,7 +274,7 @@ void daemon_subnet_moved(node_agent *d) {
 /* ---- registration ---- */
 
 static void on_registry(Registry *r, RegistryEvent ev, int error, const char *message, void *userdata) {
-        node_agent *d = userdata;
+        NodeAgent *d = userdata;
         const char *m = message ?: strerror(-error);
 
         if (!m)         /* never; but gcc -fsanitize cannot tell (-Wformat-overflow) */
@@ -312,7 +312,7 @@ static void on_registry(Registry *r, RegistryEvent ev, int error, const char *me
         }
 }
 
-static int register_start(node_agent *d) {
+static int register_start(NodeAgent *d) {
         char ip[INET_ADDRSTRLEN];
         RegistryOptions o = {
                 .prefix = d->cfg->etcd.prefix,
@@ -342,19 +342,19 @@ static int register_start(node_agent *d) {
         return r;
 }
 
-static void register_step(node_agent *d) {
+static void register_step(NodeAgent *d) {
         int r = register_start(d);
 
         if (r < 0)
                 daemon_step_failed(d, STEP_REGISTER, "cannot register: %s", strerror(-r));
 }
 
-static void link_start(node_agent *d) {
+static void link_start(NodeAgent *d) {
         if (daemon_link_setup(d) >= 0)
                 daemon_step_done(d, STEP_LINK);
 }
 
-static void network_start(node_agent *d) {
+static void network_start(NodeAgent *d) {
         int r = daemon_network_start(d);
 
         /* Not its error: that may still be the failure being retried. */
@@ -362,7 +362,7 @@ static void network_start(node_agent *d) {
                 daemon_step_failed(d, STEP_NETWORK, "network: %s", strerror(-r));
 }
 
-static void ready_start(node_agent *d) {
+static void ready_start(NodeAgent *d) {
         const char *err = d->role ? role_units_error(d->role) : NULL;
         char sub[32], f1[96], f2[64];
 
@@ -379,27 +379,27 @@ static void ready_start(node_agent *d) {
 
 /* ---- the state machine ---- */
 
-static step earliest_unfinished(node_agent *d) {
-        step s = 0;
+static Step earliest_unfinished(NodeAgent *d) {
+        Step s = 0;
 
         while (s < STEP_READY && d->run[s].done)
                 s++;
         return s;
 }
 
-void daemon_advance(node_agent *d) {
+void daemon_advance(NodeAgent *d) {
         /* A step's start() ends in daemon_step_done() (which comes back here
          * for the ones after it), in a failure or wait with its retry armed,
          * or with work in flight that calls back. Each step that may start
          * does, in the table's order. */
         d->step = earliest_unfinished(d);
         daemon_update_status(d);
-        for (step s = 0; s < _STEP_MAX; s++) {
-                step_run *r = &d->run[s];
+        for (Step s = 0; s < _STEP_MAX; s++) {
+                StepRun *r = &d->run[s];
                 unsigned after = steps[s].after;
                 bool ready = true;
 
-                for (step t = 0; t < s && ready; t++)
+                for (Step t = 0; t < s && ready; t++)
                         if ((after & AFTER(t)) && !d->run[t].done)
                                 ready = false;
                 if (!ready || r->done || r->busy)
@@ -418,12 +418,12 @@ static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void
         return 0;
 }
 
-static bool needs_dbus(const ck_config *c) {
+static bool needs_dbus(const AgentConfig *c) {
         return daemon_runtime_watched(c) || strv_length(config_role(c)->units) > 0;
 }
 
-int daemon_run(const ck_config *c) {
-        node_agent d = { .cfg = c };
+int daemon_run(const AgentConfig *c) {
+        NodeAgent d = { .cfg = c };
         _cleanup_close_ int lock_fd = -1;
         int r;
 
@@ -437,8 +437,8 @@ int daemon_run(const ck_config *c) {
                 return log_error_errno(r, "Failed to lock %s: %m", AGENT_LOCK_PATH), 1;
         /* Short first retries: a minion that reaches its registration before
          * the master's apiserver listens gets in a quarter second later. */
-        for (step s = 0; s < _STEP_MAX; s++) {
-                d.run[s] = (step_run) { .d = &d };
+        for (Step s = 0; s < _STEP_MAX; s++) {
+                d.run[s] = (StepRun) { .d = &d };
                 backoff_init(&d.run[s].backoff, 250 * USEC_PER_MSEC, 60 * USEC_PER_SEC);
         }
         backoff_init(&d.masq_backoff, 250 * USEC_PER_MSEC, 60 * USEC_PER_SEC);
@@ -500,7 +500,7 @@ int daemon_run(const ck_config *c) {
         r = r < 0 ? 1 : 0;
 
 finish:
-        for (step s = 0; s < _STEP_MAX; s++) {
+        for (Step s = 0; s < _STEP_MAX; s++) {
                 if (steps[s].cancel)
                         steps[s].cancel(&d);
                 step_reset(&d.run[s]);

@@ -7,4 +7,4 @@
 #include "config.h"
 
 /* Returns an exit code (0 on SIGTERM after a clean stop). */
-int daemon_run(const ck_config *c);
+int daemon_run(const AgentConfig *c);

@@ -31,8 +31,8 @@ static bool value_safe(const char *v, bool allow_space) {
         return true;
 }
 
-static void append(envfile *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void append(envfile *e, const char *fmt, ...) {
+static void append(EnvFile *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void append(EnvFile *e, const char *fmt, ...) {
         va_list ap;
         char *s = NULL, *n;
         int l;
@@ -58,7 +58,7 @@ static void append(envfile *e, const char *fmt, ...) {
         free(s);
 }
 
-void envfile_add(envfile *e, const char *key, const char *value) {
+void envfile_add(EnvFile *e, const char *key, const char *value) {
         if (!value_safe(value, false)) {
                 e->error = e->error ?: -EINVAL;
                 return;
@@ -66,7 +66,7 @@ void envfile_add(envfile *e, const char *key, const char *value) {
         append(e, "%s=%s\n", key, value);
 }
 
-void envfile_add_quoted(envfile *e, const char *key, const char *value) {
+void envfile_add_quoted(EnvFile *e, const char *key, const char *value) {
         if (!value_safe(value, true)) {
                 e->error = e->error ?: -EINVAL;
                 return;
@@ -74,9 +74,9 @@ void envfile_add_quoted(envfile *e, const char *key, const char *value) {
         append(e, "%s=\"%s\"\n", key, value);
 }
 
-void envfile_done(envfile *e) {
+void envfile_done(EnvFile *e) {
         free(e->text);
-        *e = (envfile) {};
+        *e = (EnvFile) {};
 }
 
 static int same_content(int dirfd, const char *name, const char *content, size_t len) {

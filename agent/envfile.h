@@ -8,18 +8,18 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-typedef struct envfile {
+typedef struct EnvFile {
         char *text;
         size_t len;
         int error;                      /* first error while building, e.g. -EINVAL for an unsafe value */
-} envfile;
+} EnvFile;
 
 /* KEY=value, the value written bare; only characters that need no quoting
  * in either shell or systemd EnvironmentFile= syntax are accepted. */
-void envfile_add(envfile *e, const char *key, const char *value);
+void envfile_add(EnvFile *e, const char *key, const char *value);
 /* KEY="value" with the same restriction (spaces allowed). */
-void envfile_add_quoted(envfile *e, const char *key, const char *value);
-void envfile_done(envfile *e);
+void envfile_add_quoted(EnvFile *e, const char *key, const char *value);
+void envfile_done(EnvFile *e);
 
 /* Writes content to path atomically with the given mode, creating the parent
  * directory (0755) if needed; refuses to write through a symlink. Returns 1 if

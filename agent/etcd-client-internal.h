@@ -29,8 +29,8 @@ struct EtcdRequest {
         int64_t check_lease;
         EtcdRequest *check;         /* the read-back in flight */
 
-        etcd_callback_t callback;
-        etcd_watch_callback_t watch_callback;
+        etcd_handler_t callback;
+        etcd_watch_handler_t watch_callback;
         void (*internal_callback)(EtcdRequest *self, int error, const char *message, const EtcdResult *result);
         EtcdRequest *owner;         /* the txn a read-back, or the watch a probe belongs to */
         void *userdata;
@@ -69,7 +69,7 @@ struct EtcdRequest {
 
 struct EtcdClient {
         sd_event *event;
-        curl_loop *curl;                /* libcurl's multi interface on sd-event */
+        CurlLoop *curl;                 /* libcurl's multi interface on sd-event */
         sd_event_source *dispatch;      /* hands out watch responses outside curl */
 
         char **endpoints;

@@ -52,13 +52,13 @@ typedef struct EtcdClientOptions {
  * -ESTALE for a compacted revision). message: says what failed and where
  * ("http://127.0.0.1:2379: TLS verification failed: …"); NULL on success.
  * result: NULL on error. Both are only valid during the call. */
-typedef void (*etcd_callback_t)(EtcdClient *c, int error, const char *message,
+typedef void (*etcd_handler_t)(EtcdClient *c, int error, const char *message,
                                 const EtcdResult *result, void *userdata);
 
 /* For a watch: each response in order. An error or a response with canceled
  * set ends the watch; no call follows and the handle is gone. A stream that
  * breaks, or stalls (see watch_check_usec), ends with -ECONNRESET. */
-typedef void (*etcd_watch_callback_t)(EtcdClient *c, int error, const char *message,
+typedef void (*etcd_watch_handler_t)(EtcdClient *c, int error, const char *message,
                                       const EtcdWatchResponse *response, void *userdata);
 
 int etcd_client_new(EtcdClient **ret, sd_event *event, const EtcdClientOptions *options);
@@ -81,22 +81,22 @@ const char *etcd_client_get_endpoint(EtcdClient *c);
 void etcd_request_cancel(EtcdRequest *r);
 
 int etcd_range(EtcdClient *c, const char *key, bool prefix, int64_t revision,
-               etcd_callback_t cb, void *userdata, EtcdRequest **ret);
+               etcd_handler_t cb, void *userdata, EtcdRequest **ret);
 int etcd_put(EtcdClient *c, const char *key, const char *value, int64_t lease,
-             etcd_callback_t cb, void *userdata, EtcdRequest **ret);
+             etcd_handler_t cb, void *userdata, EtcdRequest **ret);
 int etcd_delete(EtcdClient *c, const char *key, bool prefix, bool prev_kv,
-                etcd_callback_t cb, void *userdata, EtcdRequest **ret);
-int etcd_lease_grant(EtcdClient *c, int64_t ttl_sec, etcd_callback_t cb, void *userdata, EtcdRequest **ret);
+                etcd_handler_t cb, void *userdata, EtcdRequest **ret);
+int etcd_lease_grant(EtcdClient *c, int64_t ttl_sec, etcd_handler_t cb, void *userdata, EtcdRequest **ret);
 /* Success with result->ttl <= 0 means the lease no longer exists. */
-int etcd_lease_keepalive(EtcdClient *c, int64_t id, etcd_callback_t cb, void *userdata, EtcdRequest **ret);
-int etcd_lease_revoke(EtcdClient *c, int64_t id, etcd_callback_t cb, void *userdata, EtcdRequest **ret);
+int etcd_lease_keepalive(EtcdClient *c, int64_t id, etcd_handler_t cb, void *userdata, EtcdRequest **ret);
+int etcd_lease_revoke(EtcdClient *c, int64_t id, etcd_handler_t cb, void *userdata, EtcdRequest **ret);
 /* result->ttl is what is left (-1: the lease is gone), granted_ttl the original. */
-int etcd_lease_timetolive(EtcdClient *c, int64_t id, etcd_callback_t cb, void *userdata, EtcdRequest **ret);
-int etcd_compact(EtcdClient *c, int64_t revision, etcd_callback_t cb, void *userdata, EtcdRequest **ret);
+int etcd_lease_timetolive(EtcdClient *c, int64_t id, etcd_handler_t cb, void *userdata, EtcdRequest **ret);
+int etcd_compact(EtcdClient *c, int64_t revision, etcd_handler_t cb, void *userdata, EtcdRequest **ret);
 
 /* A watch on key (or all keys under it), from start_revision (0: now). */
 int etcd_watch(EtcdClient *c, const char *key, bool prefix, int64_t start_revision, bool prev_kv,
-               etcd_watch_callback_t cb, void *userdata, EtcdRequest **ret);
+               etcd_watch_handler_t cb, void *userdata, EtcdRequest **ret);
 
 /* Transactions: compares, then the success or the failure operations. */
 typedef enum EtcdCompareTarget {
@@ -125,6 +125,6 @@ int etcd_txn_delete(EtcdTxn *t, bool success, const char *key, bool prefix);
 int etcd_txn_range(EtcdTxn *t, bool success, const char *key, bool prefix);
 /* result->succeeded tells the branch; result->kvs holds the first range
  * operation's keys of that branch. The txn is not consumed. */
-int etcd_txn_commit(EtcdClient *c, const EtcdTxn *t, etcd_callback_t cb, void *userdata, EtcdRequest **ret);
+int etcd_txn_commit(EtcdClient *c, const EtcdTxn *t, etcd_handler_t cb, void *userdata, EtcdRequest **ret);
 /* The request body, for tests and debugging. */
 int etcd_txn_to_json(const EtcdTxn *t, char **ret);

@@ -20,7 +20,7 @@ static int read_password(const char *path, char **ret) {
         return *ret ? 0 : -ENOMEM;
 }
 
-int etcd_client_from_config(const ck_config *c, sd_event *event, unsigned max_rounds, EtcdClient **ret) {
+int etcd_client_from_config(const AgentConfig *c, sd_event *event, unsigned max_rounds, EtcdClient **ret) {
         _cleanup_free_ char *password = NULL;
         EtcdClientOptions o;
         int r;

@@ -11,4 +11,4 @@
 
 /* max_rounds: rounds over all endpoints before a request gives up (0: retry
  * forever). -EKEYREJECTED (logged) when password-file cannot be read. */
-int etcd_client_from_config(const ck_config *c, sd_event *event, unsigned max_rounds, EtcdClient **ret);
+int etcd_client_from_config(const AgentConfig *c, sd_event *event, unsigned max_rounds, EtcdClient **ret);

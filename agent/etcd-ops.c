@@ -43,7 +43,7 @@ static int add_key(json_object *o, const char *key, bool prefix) {
 }
 
 static int submit(EtcdClient *c, const char *path, json_object *body, bool idempotent,
-                  etcd_callback_t cb, void *userdata, EtcdRequest **ret) {
+                  etcd_handler_t cb, void *userdata, EtcdRequest **ret) {
         EtcdRequest *r;
         int k;
 
@@ -71,7 +71,7 @@ static json_object *range_body(const char *key, bool prefix, int64_t revision) {
 }
 
 int etcd_range(EtcdClient *c, const char *key, bool prefix, int64_t revision,
-               etcd_callback_t cb, void *userdata, EtcdRequest **ret) {
+               etcd_handler_t cb, void *userdata, EtcdRequest **ret) {
         _cleanup_(json_object_putp) json_object *o = range_body(key, prefix, revision);
 
         if (!o)
@@ -94,7 +94,7 @@ static json_object *put_body(const char *key, const char *value, int64_t lease) 
 }
 
 int etcd_put(EtcdClient *c, const char *key, const char *value, int64_t lease,
-             etcd_callback_t cb, void *userdata, EtcdRequest **ret) {
+             etcd_handler_t cb, void *userdata, EtcdRequest **ret) {
         _cleanup_(json_object_putp) json_object *o = put_body(key, value, lease);
 
         if (!o)
@@ -116,7 +116,7 @@ static json_object *delete_body(const char *key, bool prefix, bool prev_kv) {
 }
 
 int etcd_delete(EtcdClient *c, const char *key, bool prefix, bool prev_kv,
-                etcd_callback_t cb, void *userdata, EtcdRequest **ret) {
+                etcd_handler_t cb, void *userdata, EtcdRequest **ret) {
         _cleanup_(json_object_putp) json_object *o = delete_body(key, prefix, prev_kv);
 
         if (!o)
@@ -125,7 +125,7 @@ int etcd_delete(EtcdClient *c, const char *key, bool prefix, bool prev_kv,
 }
 
 static int lease_call(EtcdClient *c, const char *path, const char *member, int64_t v,
-                      etcd_callback_t cb, void *userdata, EtcdRequest **ret) {
+                      etcd_handler_t cb, void *userdata, EtcdRequest **ret) {
         _cleanup_(json_object_putp) json_object *o = json_object_new_object();
 
         if (!o || add_int64(o, member, v) < 0)
@@ -134,28 +134,28 @@ static int lease_call(EtcdClient *c, const char *path, const char *member, int64
         return submit(c, path, o, true, cb, userdata, ret);
 }
 
-int etcd_lease_grant(EtcdClient *c, int64_t ttl_sec, etcd_callback_t cb, void *userdata, EtcdRequest **ret) {
+int etcd_lease_grant(EtcdClient *c, int64_t ttl_sec, etcd_handler_t cb, void *userdata, EtcdRequest **ret) {
         return lease_call(c, "/lease/grant", "TTL", ttl_sec, cb, userdata, ret);
 }
 
-int etcd_lease_keepalive(EtcdClient *c, int64_t id, etcd_callback_t cb, void *userdata, EtcdRequest **ret) {
+int etcd_lease_keepalive(EtcdClient *c, int64_t id, etcd_handler_t cb, void *userdata, EtcdRequest **ret) {
         return lease_call(c, "/lease/keepalive", "ID", id, cb, userdata, ret);
 }
 
-int etcd_lease_revoke(EtcdClient *c, int64_t id, etcd_callback_t cb, void *userdata, EtcdRequest **ret) {
+int etcd_lease_revoke(EtcdClient *c, int64_t id, etcd_handler_t cb, void *userdata, EtcdRequest **ret) {
         return lease_call(c, "/lease/revoke", "ID", id, cb, userdata, ret);
 }
 
-int etcd_lease_timetolive(EtcdClient *c, int64_t id, etcd_callback_t cb, void *userdata, EtcdRequest **ret) {
+int etcd_lease_timetolive(EtcdClient *c, int64_t id, etcd_handler_t cb, void *userdata, EtcdRequest **ret) {
         return lease_call(c, "/lease/timetolive", "ID", id, cb, userdata, ret);
 }
 
-int etcd_compact(EtcdClient *c, int64_t revision, etcd_callback_t cb, void *userdata, EtcdRequest **ret) {
+int etcd_compact(EtcdClient *c, int64_t revision, etcd_handler_t cb, void *userdata, EtcdRequest **ret) {
         return lease_call(c, "/kv/compaction", "revision", revision, cb, userdata, ret);
 }
 
 int etcd_watch(EtcdClient *c, const char *key, bool prefix, int64_t start_revision, bool prev_kv,
-               etcd_watch_callback_t cb, void *userdata, EtcdRequest **ret) {
+               etcd_watch_handler_t cb, void *userdata, EtcdRequest **ret) {
         _cleanup_(json_object_putp) json_object *o = json_object_new_object();
         json_object *create = json_object_new_object();
         EtcdRequest *r;
@@ -334,7 +334,7 @@ int etcd_txn_to_json(const EtcdTxn *t, char **ret) {
         return *ret ? 0 : -ENOMEM;
 }
 
-int etcd_txn_commit(EtcdClient *c, const EtcdTxn *t, etcd_callback_t cb, void *userdata, EtcdRequest **ret) {
+int etcd_txn_commit(EtcdClient *c, const EtcdTxn *t, etcd_handler_t cb, void *userdata, EtcdRequest **ret) {
         _cleanup_(json_object_putp) json_object *o = txn_body(t);
         EtcdRequest *r;
         int k;

@@ -34,7 +34,7 @@ static bool is_space(char c) {
         return c == ' ' || c == '\n' || c == '\r' || c == '\t';
 }
 
-int etcd_stream_feed(EtcdStream *s, const char *data, size_t size, etcd_stream_object_t cb, void *userdata) {
+int etcd_stream_feed(EtcdStream *s, const char *data, size_t size, etcd_stream_object_handler_t cb, void *userdata) {
         size_t i = 0;
 
         if (s->failed)

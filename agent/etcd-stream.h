@@ -21,7 +21,7 @@ typedef struct EtcdStream {
 /* Called with each complete object, which the stream puts afterwards (take
  * a reference to keep it). A negative return stops the feed and is passed
  * on. */
-typedef int (*etcd_stream_object_t)(json_object *object, void *userdata);
+typedef int (*etcd_stream_object_handler_t)(json_object *object, void *userdata);
 
 void etcd_stream_init(EtcdStream *s, size_t max_size);
 void etcd_stream_done(EtcdStream *s);
@@ -30,7 +30,7 @@ void etcd_stream_reset(EtcdStream *s);
 /* Returns 0, -EBADMSG on bytes that cannot start an object or a malformed
  * object, -E2BIG on an oversized one, -ENOMEM, or the callback's error.
  * After an error the stream stays failed until reset. */
-int etcd_stream_feed(EtcdStream *s, const char *data, size_t size, etcd_stream_object_t cb, void *userdata);
+int etcd_stream_feed(EtcdStream *s, const char *data, size_t size, etcd_stream_object_handler_t cb, void *userdata);
 
 /* True when bytes of an unfinished object are buffered. */
 bool etcd_stream_pending(const EtcdStream *s);

@@ -33,7 +33,7 @@ static void strip_trailing_comment(char *s) {
                 }
 }
 
-static int parse_line(char *line, const char *name, unsigned n, const ini_callbacks *cb, void *userdata) {
+static int parse_line(char *line, const char *name, unsigned n, const IniCallbacks *cb, void *userdata) {
         char *s = strip(line), *eq, *key, *value;
         char msg[256];
 
@@ -73,7 +73,7 @@ static int parse_line(char *line, const char *name, unsigned n, const ini_callba
         return cb->key(key, value, name, n, userdata);
 }
 
-int ini_parse_string(const char *text, const char *name, const ini_callbacks *cb, void *userdata) {
+int ini_parse_string(const char *text, const char *name, const IniCallbacks *cb, void *userdata) {
         _cleanup_free_ char *copy = strdup(text);
         char *p, *nl;
         unsigned n = 0;
@@ -99,7 +99,7 @@ int ini_parse_string(const char *text, const char *name, const ini_callbacks *cb
         return 0;
 }
 
-int ini_parse_file(const char *path, const ini_callbacks *cb, void *userdata) {
+int ini_parse_file(const char *path, const IniCallbacks *cb, void *userdata) {
         _cleanup_fclose_ FILE *f = NULL;
         _cleanup_free_ char *buf = NULL;
         struct stat st;

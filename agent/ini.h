@@ -5,13 +5,13 @@
  * '#' or ';', and trailing comments that start with whitespace + '#'. Values
  * are passed verbatim otherwise (no quoting rules), so JSON fits. */
 
-typedef struct ini_callbacks {
+typedef struct IniCallbacks {
         int (*section)(const char *name, const char *file, unsigned line, void *userdata);
         int (*key)(const char *key, const char *value, const char *file, unsigned line, void *userdata);
         int (*error)(const char *msg, const char *file, unsigned line, void *userdata);
-} ini_callbacks;
+} IniCallbacks;
 
 /* Returns 0, the first negative value a callback returned, or a negative
  * errno if the file cannot be read. */
-int ini_parse_file(const char *path, const ini_callbacks *cb, void *userdata);
-int ini_parse_string(const char *text, const char *name, const ini_callbacks *cb, void *userdata);
+int ini_parse_file(const char *path, const IniCallbacks *cb, void *userdata);
+int ini_parse_string(const char *text, const char *name, const IniCallbacks *cb, void *userdata);

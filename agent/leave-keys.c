@@ -14,11 +14,11 @@
 #include "macro.h"
 #include "term-escape.h"
 
-void leave_finish(leave_cmd *l, int code) {
+void leave_finish(LeaveCommand *l, int code) {
         (void) sd_event_exit(l->event, code);
 }
 
-void leave_etcd_failed(leave_cmd *l, int error, const char *message) {
+void leave_etcd_failed(LeaveCommand *l, int error, const char *message) {
         if (cli_etcd_unreachable(error)) {
                 log_error("etcd is unreachable: %s; %s", message ?: l->endpoints,
                           l->done == 0 ? "nothing was changed." : "run leave again to finish.");
@@ -29,14 +29,14 @@ void leave_etcd_failed(leave_cmd *l, int error, const char *message) {
         }
 }
 
-int leave_add_target(leave_cmd *l, const EtcdKv *kv, const char *what) {
-        leave_target *t = reallocarray(l->targets, l->n_targets + 1, sizeof *t);
+int leave_add_target(LeaveCommand *l, const EtcdKv *kv, const char *what) {
+        LeaveTarget *t = reallocarray(l->targets, l->n_targets + 1, sizeof *t);
 
         if (!t)
                 return -ENOMEM;
         l->targets = t;
         t = &t[l->n_targets];
-        *t = (leave_target) {
+        *t = (LeaveTarget) {
                 .key = strdup(kv->key),
                 .mod_revision = kv->mod_revision,
                 .lease = kv->lease,
@@ -52,7 +52,7 @@ int leave_add_target(leave_cmd *l, const EtcdKv *kv, const char *what) {
 }
 
 static void on_revoked(EtcdClient *c, int error, const char *message, const EtcdResult *res, void *userdata) {
-        leave_cmd *l = userdata;
+        LeaveCommand *l = userdata;
 
         /* -ENOENT: the lease expired or was revoked already; the key is gone. */
         if (error < 0 && error != -ENOENT) {
@@ -64,8 +64,8 @@ static void on_revoked(EtcdClient *c, int error, const char *message, const Etcd
 }
 
 static void on_deleted(EtcdClient *c, int error, const char *message, const EtcdResult *res, void *userdata) {
-        leave_cmd *l = userdata;
-        leave_target *t = &l->targets[l->next];
+        LeaveCommand *l = userdata;
+        LeaveTarget *t = &l->targets[l->next];
         char key[1024];
 
         if (error < 0) {
@@ -88,9 +88,9 @@ static void on_deleted(EtcdClient *c, int error, const char *message, const Etcd
         leave_release(l);
 }
 
-void leave_release(leave_cmd *l) {
+void leave_release(LeaveCommand *l) {
         _cleanup_(etcd_txn_freep) EtcdTxn *t = NULL;
-        leave_target *x;
+        LeaveTarget *x;
 
         if (l->next >= l->n_targets) {
                 l->released(l);
@@ -106,19 +106,19 @@ void leave_release(leave_cmd *l) {
         }
 }
 
-int leave_open(leave_cmd *l) {
+int leave_open(LeaveCommand *l) {
         l->endpoints = cli_etcd_endpoints(l->cfg);
         /* Two rounds over the endpoints, then exit 69 with nothing changed. */
         return cli_etcd_open(l->cfg, 2, &l->event, &l->etcd);
 }
 
-int leave_loop(leave_cmd *l) {
+int leave_loop(LeaveCommand *l) {
         int r = sd_event_loop(l->event);
 
         return r < 0 ? EXIT_RUNTIME : r;
 }
 
-void leave_done(leave_cmd *l) {
+void leave_done(LeaveCommand *l) {
         etcd_client_free(l->etcd);
         l->etcd = NULL;
         l->event = sd_event_unref(l->event);

@@ -13,10 +13,10 @@
 #define SD_PATH "/org/freedesktop/systemd1"
 #define SD_MGR  "org.freedesktop.systemd1.Manager"
 
-struct leave_unit {
+struct LeaveUnit {
         sd_bus *bus;
-        unit_ctl *ctl;
-        leave_unit_done_t done;
+        UnitControl *ctl;
+        leave_unit_done_handler_t done;
         void *userdata;
 };
 
@@ -70,7 +70,7 @@ int leave_unit_owns_pid(pid_t pid, sd_bus **ret_bus, pid_t *ret_main_pid, char *
         return 1;
 }
 
-static int disable_and_reload(leave_unit *u) {
+static int disable_and_reload(LeaveUnit *u) {
         __attribute__((cleanup(sd_bus_error_free))) sd_bus_error e = SD_BUS_ERROR_NULL;
         __attribute__((cleanup(sd_bus_message_unrefp))) sd_bus_message *m = NULL, *reply = NULL;
         const char *type, *file, *dest;
@@ -102,7 +102,7 @@ static int disable_and_reload(leave_unit *u) {
 }
 
 static void on_stopped(const char *unit, const char *job_result, const char *detail, void *userdata) {
-        leave_unit *u = userdata;
+        LeaveUnit *u = userdata;
 
         if (!streq(job_result, "done")) {
                 log_error("Failed to stop %s: job %s (%s); nothing was released.", unit, job_result,
@@ -114,15 +114,15 @@ static void on_stopped(const char *unit, const char *job_result, const char *det
         u->done(disable_and_reload(u), u->userdata);
 }
 
-int leave_unit_stop_disable(sd_event *event, sd_bus *bus, leave_unit_done_t done, void *userdata,
-                            leave_unit **ret) {
-        _cleanup_(leave_unit_freep) leave_unit *u = calloc(1, sizeof *u);
+int leave_unit_stop_disable(sd_event *event, sd_bus *bus, leave_unit_done_handler_t done, void *userdata,
+                            LeaveUnit **ret) {
+        _cleanup_(leave_unit_freep) LeaveUnit *u = calloc(1, sizeof *u);
         int r;
 
         if (!u)
                 return -ENOMEM;
-        *u = (leave_unit) { .bus = sd_bus_ref(bus), .done = done, .userdata = userdata };
-        /* unit_ctl installs the JobRemoved match before any job is queued. */
+        *u = (LeaveUnit) { .bus = sd_bus_ref(bus), .done = done, .userdata = userdata };
+        /* UnitControl installs the JobRemoved match before any job is queued. */
         r = unit_ctl_new(event, bus, &u->ctl);
         if (r >= 0) {
                 log_notice("Stopping %s.", AGENT_UNIT);
@@ -134,7 +134,7 @@ int leave_unit_stop_disable(sd_event *event, sd_bus *bus, leave_unit_done_t done
         return 0;
 }
 
-leave_unit *leave_unit_free(leave_unit *u) {
+LeaveUnit *leave_unit_free(LeaveUnit *u) {
         if (!u)
                 return NULL;
         unit_ctl_free(u->ctl);

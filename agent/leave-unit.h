@@ -23,9 +23,9 @@ int leave_unit_owns_pid(pid_t pid, sd_bus **ret_bus, pid_t *ret_main_pid, char *
 /* StopUnit(AGENT_UNIT, "replace") on event, awaited through JobRemoved; then
  * DisableUnitFiles and a Reload, as `systemctl disable` does. done gets 0 or
  * a negative errno (the failure already logged). */
-typedef void (*leave_unit_done_t)(int error, void *userdata);
-typedef struct leave_unit leave_unit;
-int leave_unit_stop_disable(sd_event *event, sd_bus *bus, leave_unit_done_t done, void *userdata,
-                            leave_unit **ret);
-leave_unit *leave_unit_free(leave_unit *u);
-DEFINE_TRIVIAL_CLEANUP_FUNC(leave_unit *, leave_unit_free);
+typedef void (*leave_unit_done_handler_t)(int error, void *userdata);
+typedef struct LeaveUnit LeaveUnit;
+int leave_unit_stop_disable(sd_event *event, sd_bus *bus, leave_unit_done_handler_t done, void *userdata,
+                            LeaveUnit **ret);
+LeaveUnit *leave_unit_free(LeaveUnit *u);
+DEFINE_TRIVIAL_CLEANUP_FUNC(LeaveUnit *, leave_unit_free);

@@ -20,7 +20,7 @@ static char *get_str(json_object *o, const char *k) {
         return strdup(json_object_get_string(v));
 }
 
-static int parse_one(const EtcdKv *kv, machine *m) {
+static int parse_one(const EtcdKv *kv, MachineRecord *m) {
         json_object *o = json_tokener_parse(kv->value), *units;
         uint32_t ip;
 
@@ -29,7 +29,7 @@ static int parse_one(const EtcdKv *kv, machine *m) {
                         json_object_put(o);
                 return -EINVAL;
         }
-        *m = (machine) {
+        *m = (MachineRecord) {
                 .id = get_str(o, "id"), .name = get_str(o, "name"), .role = get_str(o, "role"),
                 .ip = get_str(o, "ip"), .subnet = get_str(o, "subnet"), .state = get_str(o, "state"),
                 .error = get_str(o, "error"), .reason = get_str(o, "reason"),
@@ -58,18 +58,18 @@ static int parse_one(const EtcdKv *kv, machine *m) {
         /* A record must at least say who and where: the rest is optional. */
         if (!m->name || !m->role || (m->ip && ip4_parse(m->ip, &ip) < 0)) {
                 machines_free(m, 1);
-                *m = (machine) {};
+                *m = (MachineRecord) {};
                 return -EINVAL;
         }
         return 0;
 }
 
 static int cmp_name(const void *a, const void *b) {
-        return strcmp(((const machine *) a)->name, ((const machine *) b)->name);
+        return strcmp(((const MachineRecord *) a)->name, ((const MachineRecord *) b)->name);
 }
 
-int machines_parse(const EtcdResult *res, machine **ret, size_t *ret_n) {
-        machine *m = calloc(res->n_kvs + 1, sizeof *m);
+int machines_parse(const EtcdResult *res, MachineRecord **ret, size_t *ret_n) {
+        MachineRecord *m = calloc(res->n_kvs + 1, sizeof *m);
         size_t n = 0;
 
         if (!m)
@@ -86,7 +86,7 @@ int machines_parse(const EtcdResult *res, machine **ret, size_t *ret_n) {
         return 0;
 }
 
-void machines_free(machine *m, size_t n) {
+void machines_free(MachineRecord *m, size_t n) {
         for (size_t i = 0; m && i < n; i++) {
                 free(m[i].id);
                 free(m[i].name);
@@ -103,7 +103,7 @@ void machines_free(machine *m, size_t n) {
 }
 
 int machines_master_ips(const EtcdResult *res, bool ready_only, char ***ret) {
-        machine *m = NULL;
+        MachineRecord *m = NULL;
         size_t n = 0, k = 0;
         char **l;
         int r;
@@ -124,7 +124,7 @@ int machines_master_ips(const EtcdResult *res, bool ready_only, char ***ret) {
         return 0;
 }
 
-int machines_escape(machine *m, size_t n) {
+int machines_escape(MachineRecord *m, size_t n) {
         for (size_t i = 0; i < n; i++) {
                 char **f[] = { &m[i].id, &m[i].name, &m[i].role, &m[i].ip, &m[i].subnet, &m[i].state,
                                &m[i].error, &m[i].reason, &m[i].message, &m[i].updated, &m[i].units };
@@ -144,7 +144,7 @@ int machines_escape(machine *m, size_t n) {
         return 0;
 }
 
-long long machine_seen_ago(const machine *m, time_t now) {
+long long machine_seen_ago(const MachineRecord *m, time_t now) {
         struct tm tm = {};
         const char *end;
 
@@ -172,22 +172,22 @@ const char *format_seen(long long ago, char *buf, size_t len) {
 
 /* ---- waiting for a ready master ---- */
 
-struct master_wait {
+struct MasterWait {
         EtcdClient *client;
         char *prefix;                   /* <etcd.prefix>/machines/ */
         EtcdRequest *list;
         EtcdRequest *watch;
         int64_t revision;               /* of the last list: the watch starts after it */
         bool list_again;                /* a change came while a list was in flight */
-        master_wait_cb cb;
+        master_wait_handler_t cb;
         void *userdata;
 };
 
-static void wait_list(master_wait *w);
+static void wait_list(MasterWait *w);
 
 static void on_wait_watch(EtcdClient *c, int error, const char *message, const EtcdWatchResponse *resp,
                           void *userdata) {
-        master_wait *w = userdata;
+        MasterWait *w = userdata;
 
         if (error < 0 || !resp || resp->canceled)
                 w->watch = NULL;        /* gone: the next list sets it up again */
@@ -200,7 +200,7 @@ static void on_wait_watch(EtcdClient *c, int error, const char *message, const E
 
 /* What the records say when no master is ready, for the caller's message. */
 static char *not_ready_message(const EtcdResult *res) {
-        machine *m = NULL;
+        MachineRecord *m = NULL;
         size_t n = 0;
         char *msg = NULL;
 
@@ -218,7 +218,7 @@ static char *not_ready_message(const EtcdResult *res) {
 }
 
 static void on_wait_list(EtcdClient *c, int error, const char *message, const EtcdResult *res, void *userdata) {
-        master_wait *w = userdata;
+        MasterWait *w = userdata;
         char **ips = NULL;
         _cleanup_free_ char *msg = NULL;
         int r;
@@ -254,7 +254,7 @@ static void on_wait_list(EtcdClient *c, int error, const char *message, const Et
         w->cb(0, msg ?: "no master is ready yet", NULL, w->userdata);
 }
 
-static void wait_list(master_wait *w) {
+static void wait_list(MasterWait *w) {
         if (w->list) {
                 w->list_again = true;   /* it may have missed the change */
                 return;
@@ -265,12 +265,12 @@ static void wait_list(master_wait *w) {
         }
 }
 
-int master_wait_new(EtcdClient *c, const char *prefix, master_wait_cb cb, void *userdata, master_wait **ret) {
-        master_wait *w = calloc(1, sizeof *w);
+int master_wait_new(EtcdClient *c, const char *prefix, master_wait_handler_t cb, void *userdata, MasterWait **ret) {
+        MasterWait *w = calloc(1, sizeof *w);
 
         if (!w)
                 return -ENOMEM;
-        *w = (master_wait) { .client = c, .cb = cb, .userdata = userdata };
+        *w = (MasterWait) { .client = c, .cb = cb, .userdata = userdata };
         if (asprintf(&w->prefix, "%s/machines/", prefix) < 0) {
                 free(w);
                 return -ENOMEM;
@@ -280,12 +280,12 @@ int master_wait_new(EtcdClient *c, const char *prefix, master_wait_cb cb, void *
         return 0;
 }
 
-void master_wait_check(master_wait *w) {
+void master_wait_check(MasterWait *w) {
         if (!w->list)
                 wait_list(w);
 }
 
-master_wait *master_wait_free(master_wait *w) {
+MasterWait *master_wait_free(MasterWait *w) {
         if (!w)
                 return NULL;
         if (w->list)

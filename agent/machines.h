@@ -12,7 +12,7 @@
 #include "etcd-client.h"
 #include "etcd-json.h"
 
-typedef struct machine {
+typedef struct MachineRecord {
         char *id;
         char *name;
         char *role;
@@ -28,19 +28,19 @@ typedef struct machine {
         size_t n_active;
         int64_t lease;                  /* the record's etcd lease (0: none) */
         long long seen_ago;             /* seconds since its last keepalive; -1: unknown */
-} machine;
+} MachineRecord;
 
 /* Parses every record of a range result, sorted by name. */
-int machines_parse(const EtcdResult *res, machine **ret, size_t *ret_n);
-void machines_free(machine *m, size_t n);
+int machines_parse(const EtcdResult *res, MachineRecord **ret, size_t *ret_n);
+void machines_free(MachineRecord *m, size_t n);
 
 /* Escapes every string of every record for a terminal (term-escape.h):
  * they come from etcd, so from anyone who can write there. */
-int machines_escape(machine *m, size_t n);
+int machines_escape(MachineRecord *m, size_t n);
 
 /* Seconds since the record was last seen: its lease's last keepalive when
  * known (seen_ago), else its "updated" time; -1 when neither is known. */
-long long machine_seen_ago(const machine *m, time_t now);
+long long machine_seen_ago(const MachineRecord *m, time_t now);
 /* "42s ago", "5m ago", "3h ago" or "-". */
 const char *format_seen(long long ago, char *buf, size_t len);
 
@@ -56,13 +56,13 @@ int machines_master_ips(const EtcdResult *res, bool ready_only, char ***ret);
  *   ready < 0: etcd could not be listed (a negative errno, message says);
  *              it goes on: master_wait_check() lists again.
  * Records that do not parse are skipped. */
-typedef struct master_wait master_wait;
-typedef void (*master_wait_cb)(int ready, const char *message, char **master_ips, void *userdata);
+typedef struct MasterWait MasterWait;
+typedef void (*master_wait_handler_t)(int ready, const char *message, char **master_ips, void *userdata);
 
-int master_wait_new(EtcdClient *c, const char *prefix, master_wait_cb cb, void *userdata, master_wait **ret);
+int master_wait_new(EtcdClient *c, const char *prefix, master_wait_handler_t cb, void *userdata, MasterWait **ret);
 /* Lists again now, unless a list is in flight (a watch that is stuck or
  * cannot be set up must not keep us waiting for good); also sets the
  * watch up again if it ended. */
-void master_wait_check(master_wait *w);
+void master_wait_check(MasterWait *w);
 /* Cancels whatever is in flight; never calls back. */
-master_wait *master_wait_free(master_wait *w);
+MasterWait *master_wait_free(MasterWait *w);

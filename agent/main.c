@@ -14,19 +14,19 @@
 #include "macro.h"
 #include "netsetup.h"
 
-typedef struct verb {
+typedef struct Verb {
         const char *name;
         const char *args;
         const char *help;
-        int (*run)(const cli_args *a);
-} verb;
+        int (*run)(const CliArgs *a);
+} Verb;
 
-static int cmd_version(const cli_args *a) {
+static int cmd_version(const CliArgs *a) {
         printf("corekube-agent %s\n", PACKAGE_VERSION);
         return 0;
 }
 
-static const verb verbs[] = {
+static const Verb verbs[] = {
         { "run", "[-c FILE]", "run the node agent (the systemd service)", cmd_run },
         { "check-config", "[-c FILE]", "validate the configuration and print the effective values", cmd_check_config },
         { "status", "[--json] [--wait[=T]]", "the cluster table from etcd; --wait: until this node is ready", cmd_status },
@@ -90,9 +90,9 @@ int main(int argc, char *argv[]) {
                 { "force", no_argument, NULL, ARG_FORCE },
                 {}
         };
-        cli_args a = {};
+        CliArgs a = {};
         const char *e;
-        const verb *v = NULL;
+        const Verb *v = NULL;
         int c;
 
         log_open();

@@ -23,7 +23,7 @@
  * fully-random: the source port is drawn at random, as flannel does with
  * --random-fully; the kernel's sequential choice races between connections
  * made at once from several pods (the conntrack insert collision). */
-char *masq_ruleset(const ck_cidr *network, const ck_cidr *subnet) {
+char *masq_ruleset(const Cidr *network, const Cidr *subnet) {
         char net[32], sub[32];
         char *s = NULL;
 
@@ -126,7 +126,7 @@ static int masq_table_exists(char **ret_error) {
         return 0;
 }
 
-int masq_apply(const ck_cidr *network, const ck_cidr *subnet, char **ret_error) {
+int masq_apply(const Cidr *network, const Cidr *subnet, char **ret_error) {
         _cleanup_free_ char *script = masq_ruleset(network, subnet);
         int exists, r;
 

@@ -8,14 +8,14 @@
 
 #include "macro.h"
 
-struct minion_register {
-        curl_loop *loop;
+struct MinionRegister {
+        CurlLoop *loop;
         CURL *easy;
         struct curl_slist *headers;
         char *url;
         char *body;
         char error[CURL_ERROR_SIZE];
-        minion_register_cb cb;
+        minion_register_handler_t cb;
         void *userdata;
 };
 
@@ -53,7 +53,7 @@ static size_t discard(char *ptr, size_t size, size_t nmemb, void *userdata) {
 }
 
 static void on_done(CURL *easy, CURLcode code, void *userdata) {
-        minion_register *m = userdata;
+        MinionRegister *m = userdata;
         char msg[512];
         long status = 0;
 
@@ -71,14 +71,14 @@ static void on_done(CURL *easy, CURLcode code, void *userdata) {
         m->cb(-EIO, status, msg, m->userdata);
 }
 
-int minion_register_post(curl_loop *loop, const char *url, const char *body, minion_register_cb cb,
-                         void *userdata, minion_register **ret) {
-        _cleanup_(minion_register_freep) minion_register *m = calloc(1, sizeof *m);
+int minion_register_post(CurlLoop *loop, const char *url, const char *body, minion_register_handler_t cb,
+                         void *userdata, MinionRegister **ret) {
+        _cleanup_(minion_register_freep) MinionRegister *m = calloc(1, sizeof *m);
         int r;
 
         if (!m)
                 return -ENOMEM;
-        *m = (minion_register) { .loop = loop, .cb = cb, .userdata = userdata,
+        *m = (MinionRegister) { .loop = loop, .cb = cb, .userdata = userdata,
                                  .url = strdup(url), .body = strdup(body), .easy = curl_easy_init() };
         m->headers = curl_slist_append(NULL, "Content-Type: application/json");
         if (!m->url || !m->body || !m->easy || !m->headers)
@@ -99,7 +99,7 @@ int minion_register_post(curl_loop *loop, const char *url, const char *body, min
         return 0;
 }
 
-minion_register *minion_register_free(minion_register *m) {
+MinionRegister *minion_register_free(MinionRegister *m) {
         if (!m)
                 return NULL;
         if (m->easy) {

@@ -8,14 +8,14 @@
 #include "curl-event.h"
 #include "macro.h"
 
-typedef struct minion_register minion_register;
-typedef void (*minion_register_cb)(int error, long status, const char *message, void *userdata);
+typedef struct MinionRegister MinionRegister;
+typedef void (*minion_register_handler_t)(int error, long status, const char *message, void *userdata);
 
 /* Fills ${MASTER_IP}, ${NODE_IP} and ${NODE_NAME}. */
 char *expand_placeholders(const char *text, const char *master_ip, const char *node_ip, const char *node_name);
 
 /* One attempt; message names the URL and what went wrong. */
-int minion_register_post(curl_loop *loop, const char *url, const char *body, minion_register_cb cb,
-                         void *userdata, minion_register **ret);
-minion_register *minion_register_free(minion_register *m);
-DEFINE_TRIVIAL_CLEANUP_FUNC(minion_register *, minion_register_free);
+int minion_register_post(CurlLoop *loop, const char *url, const char *body, minion_register_handler_t cb,
+                         void *userdata, MinionRegister **ret);
+MinionRegister *minion_register_free(MinionRegister *m);
+DEFINE_TRIVIAL_CLEANUP_FUNC(MinionRegister *, minion_register_free);

@@ -228,7 +228,7 @@ int network_config_parse_subnet_key(const char *key, const char *prefix, uint32_
 /* ---- load or create ---- */
 
 typedef struct Load {
-        network_config_callback_t cb;
+        network_config_handler_t cb;
         void *userdata;
         NetworkConfig wanted;
         char *key;
@@ -263,7 +263,7 @@ static void on_loaded(EtcdClient *client, int error, const char *message, const 
 }
 
 int network_config_load(EtcdClient *c, const char *prefix, const NetworkConfig *wanted,
-                        network_config_callback_t cb, void *userdata, EtcdRequest **ret) {
+                        network_config_handler_t cb, void *userdata, EtcdRequest **ret) {
         _cleanup_(etcd_txn_freep) EtcdTxn *t = NULL;
         _cleanup_free_ char *json = NULL;
         Load *l;

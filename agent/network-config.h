@@ -45,10 +45,10 @@ int network_config_subnet_key(const char *prefix, uint32_t subnet, unsigned len,
 int network_config_parse_subnet_key(const char *key, const char *prefix, uint32_t *ret_subnet, unsigned *ret_len);
 
 /* error < 0: message says why; created: our config was written. */
-typedef void (*network_config_callback_t)(int error, const char *message, const NetworkConfig *config,
+typedef void (*network_config_handler_t)(int error, const char *message, const NetworkConfig *config,
                                           bool created, void *userdata);
 
 /* One txn: create <prefix>/config from *wanted if it has no version, else
  * read it. */
 int network_config_load(EtcdClient *c, const char *prefix, const NetworkConfig *wanted,
-                        network_config_callback_t cb, void *userdata, EtcdRequest **ret);
+                        network_config_handler_t cb, void *userdata, EtcdRequest **ret);

@@ -16,13 +16,13 @@
 
 /* FLANNEL_SUBNET is the subnet's first host address with the subnet's
  * prefix, as flanneld writes it: docker0 takes that address. */
-static char *first_host(const ck_cidr *c, char *buf, size_t len) {
-        ck_cidr h = { .addr.s_addr = htonl(ntohl(c->addr.s_addr) + 1), .prefixlen = c->prefixlen };
+static char *first_host(const Cidr *c, char *buf, size_t len) {
+        Cidr h = { .addr.s_addr = htonl(ntohl(c->addr.s_addr) + 1), .prefixlen = c->prefixlen };
 
         return format_cidr(&h, buf, len);
 }
 
-int node_subnet_env(const node_net *n, envfile *e) {
+int node_subnet_env(const NodeNet *n, EnvFile *e) {
         char net[32], sub[32], mtu[16];
 
         snprintf(mtu, sizeof mtu, "%u", n->mtu);
@@ -33,7 +33,7 @@ int node_subnet_env(const node_net *n, envfile *e) {
         return e->error;
 }
 
-int node_docker_opts_env(const node_net *n, envfile *e) {
+int node_docker_opts_env(const NodeNet *n, EnvFile *e) {
         char sub[32], bip[64], mtu[32], masq[32], all[160];
 
         /* When flannel masquerades, Docker must not as well (and vice versa). */
@@ -48,7 +48,7 @@ int node_docker_opts_env(const node_net *n, envfile *e) {
         return e->error;
 }
 
-int node_cluster_env(const node_cluster *n, envfile *e) {
+int node_cluster_env(const NodeCluster *n, EnvFile *e) {
         char ip[INET_ADDRSTRLEN], mip[INET_ADDRSTRLEN], host[32];
         _cleanup_free_ char *eps = NULL, *mips = NULL;
         size_t len = 0;
@@ -87,7 +87,7 @@ int node_cluster_env(const node_cluster *n, envfile *e) {
  * makes Docker's running options stale. Returns 1 if it changed, 0 if not,
  * or a negative errno (logged: the node still works from /run, only a reboot
  * would start Docker on old options). */
-static int write_persisted(const char *name, const envfile *e) {
+static int write_persisted(const char *name, const EnvFile *e) {
         _cleanup_free_ char *p = node_state_path(name);
         int r;
 
@@ -101,8 +101,8 @@ static int write_persisted(const char *name, const envfile *e) {
 
 /* With containerd: subnet.env (for whoever reads it, and our next start)
  * and the CNI file; no docker_opts.env, which nothing would read. */
-static int write_containerd_files(const ck_config *c, const node_net *n) {
-        envfile s = {};
+static int write_containerd_files(const AgentConfig *c, const NodeNet *n) {
+        EnvFile s = {};
         int r, changed = 0;
 
         r = node_subnet_env(n, &s);
@@ -129,9 +129,9 @@ done:
         return r;
 }
 
-int node_write_network_files(const ck_config *c, const node_net *n) {
+int node_write_network_files(const AgentConfig *c, const NodeNet *n) {
         _cleanup_free_ char *kept = node_state_path("docker_opts.env");
-        envfile s = {}, d = {};
+        EnvFile s = {}, d = {};
         int r, run_changed = 0, k;
         bool had_kept;
 
@@ -173,7 +173,7 @@ done:
         return r;
 }
 
-int node_docker_opts_mtime(const ck_config *c, uint64_t *ret_usec) {
+int node_docker_opts_mtime(const AgentConfig *c, uint64_t *ret_usec) {
         _cleanup_free_ char *kept = node_state_path("docker_opts.env");
         const char *files[] = { c->network.docker_opts_file, kept };
         uint64_t best = UINT64_MAX;

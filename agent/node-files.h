@@ -11,33 +11,33 @@
 #include "config.h"
 #include "envfile.h"
 
-typedef struct node_net {
-        ck_cidr network;                /* the whole overlay */
-        ck_cidr subnet;                 /* ours, e.g. 10.244.94.0/24 */
+typedef struct NodeNet {
+        Cidr network;                   /* the whole overlay */
+        Cidr subnet;                    /* ours, e.g. 10.244.94.0/24 */
         unsigned mtu;                   /* of flannel.<vni> */
         bool ip_masq;
-} node_net;
+} NodeNet;
 
-int node_subnet_env(const node_net *n, envfile *ret);
-int node_docker_opts_env(const node_net *n, envfile *ret);
+int node_subnet_env(const NodeNet *n, EnvFile *ret);
+int node_docker_opts_env(const NodeNet *n, EnvFile *ret);
 
-typedef struct node_cluster {
-        ck_role role;
+typedef struct NodeCluster {
+        NodeRole role;
         const char *name;
         struct in_addr ip;
         struct in_addr master_ip;       /* the first master by name */
         char **master_ips;              /* every master, by name; may be NULL */
         char *const *etcd_endpoints;
-        ck_cidr subnet;
-} node_cluster;
+        Cidr subnet;
+} NodeCluster;
 
-int node_cluster_env(const node_cluster *n, envfile *ret);
+int node_cluster_env(const NodeCluster *n, EnvFile *ret);
 
 /* Writes the network files: subnet.env, and docker_opts.env with Docker or
  * the CNI network configuration with containerd. Returns 1 if any changed,
  * 0 if not, or a negative errno (logged). */
-int node_write_network_files(const ck_config *c, const node_net *n);
+int node_write_network_files(const AgentConfig *c, const NodeNet *n);
 /* When Docker's options were last changed: the older of docker_opts.env in
  * /run and its persisted copy (both are written together; one that is
  * missing or was only copied later does not make them newer). */
-int node_docker_opts_mtime(const ck_config *c, uint64_t *ret_usec);
+int node_docker_opts_mtime(const AgentConfig *c, uint64_t *ret_usec);

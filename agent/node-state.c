@@ -45,7 +45,7 @@ static char *cidr(struct in_addr a, unsigned len, char buf[static 32]) {
         return buf;
 }
 
-int node_snapshot_write(const node_snapshot *s) {
+int node_snapshot_write(const NodeSnapshot *s) {
         _cleanup_(json_object_putp) json_object *o = json_object_new_object();
         _cleanup_free_ char *path = node_state_path(SNAPSHOT_FILE);
         json_object *peers = json_object_new_array();
@@ -121,11 +121,11 @@ static int malformed(const char *path, const char *what, const char *why) {
         return -EINVAL;
 }
 
-int node_snapshot_read(node_snapshot *ret) {
+int node_snapshot_read(NodeSnapshot *ret) {
         _cleanup_free_ char *path = node_state_path(SNAPSHOT_FILE), *text = NULL;
         _cleanup_(json_object_putp) json_object *o = NULL;
         _cleanup_fclose_ FILE *f = NULL;
-        node_snapshot s = {};
+        NodeSnapshot s = {};
         json_object *peers;
         const char *why;
         uint64_t u;
@@ -190,9 +190,9 @@ int node_snapshot_read(node_snapshot *ret) {
         return 0;
 }
 
-void node_snapshot_done(node_snapshot *s) {
+void node_snapshot_done(NodeSnapshot *s) {
         free(s->peers);
-        *s = (node_snapshot) {};
+        *s = (NodeSnapshot) {};
 }
 
 int node_state_remove(void) {

@@ -21,7 +21,7 @@ const char *node_state_dir(void);
 /* "<dir>/<name>", or NULL when out of memory. */
 char *node_state_path(const char *name);
 
-typedef struct node_snapshot {
+typedef struct NodeSnapshot {
         struct in_addr network;         /* the overlay network and its prefix */
         unsigned network_len;
         uint32_t vni;
@@ -31,15 +31,15 @@ typedef struct node_snapshot {
         struct in_addr public_ip;       /* ours: a snapshot of another address is not used */
         ns_peer *peers;
         size_t n_peers;
-} node_snapshot;
+} NodeSnapshot;
 
 /* Writes peers.json atomically; 1 if it changed, 0 if not, or a negative
  * errno (logged). */
-int node_snapshot_write(const node_snapshot *s);
+int node_snapshot_write(const NodeSnapshot *s);
 /* Reads peers.json: 0, -ENOENT when there is none, -EINVAL when it is
  * malformed (logged, naming the file and what is wrong). */
-int node_snapshot_read(node_snapshot *ret);
-void node_snapshot_done(node_snapshot *s);
+int node_snapshot_read(NodeSnapshot *ret);
+void node_snapshot_done(NodeSnapshot *s);
 
 /* Removes the persisted files (`leave`); returns how many were removed. */
 int node_state_remove(void);

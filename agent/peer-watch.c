@@ -31,7 +31,7 @@ struct PeerWatch {
         uint32_t own_subnet, own_ip;
         uint8_t own_mac[6];
         uint64_t settle_usec;
-        peer_watch_callback_t cb;
+        peer_watch_handler_t cb;
         void *userdata;
 
         Entry *entries;
@@ -408,7 +408,7 @@ static void list(PeerWatch *w) {
 /* ---- public ---- */
 
 int peer_watch_new(PeerWatch **ret, EtcdClient *client, sd_event *event, const PeerWatchOptions *o,
-                   peer_watch_callback_t cb, void *userdata) {
+                   peer_watch_handler_t cb, void *userdata) {
         _cleanup_(peer_watch_freep) PeerWatch *w = NULL;
 
         if (!o->prefix)

@@ -28,7 +28,7 @@ struct Registry {
         Unit *units;
         size_t n_units;
         uint64_t ttl_usec;
-        registry_callback_t cb;
+        registry_handler_t cb;
         void *userdata;
 
         int64_t lease_id;
@@ -426,7 +426,7 @@ static int set_str(char **p, const char *v) {
 }
 
 int registry_new(Registry **ret, EtcdClient *client, sd_event *event, const RegistryOptions *o,
-                 registry_callback_t cb, void *userdata) {
+                 registry_handler_t cb, void *userdata) {
         _cleanup_(registry_freep) Registry *r = NULL;
 
         if (!o->prefix || !o->machine_id || !o->name || !o->role)
@@ -559,7 +559,7 @@ int registry_set_unit(Registry *r, const char *unit, const char *active_state) {
         return k <= 0 ? k : mark_dirty(r);
 }
 
-int registry_leave(Registry *r, etcd_callback_t cb, void *userdata) {
+int registry_leave(Registry *r, etcd_handler_t cb, void *userdata) {
         int64_t id = r->lease_id;
 
         etcd_request_cancel(r->write);

@@ -40,10 +40,10 @@ typedef enum RegistryEvent {
         REGISTRY_RENEWED,           /* a keepalive went through after one failed */
 } RegistryEvent;
 
-typedef void (*registry_callback_t)(Registry *r, RegistryEvent event, int error, const char *message, void *userdata);
+typedef void (*registry_handler_t)(Registry *r, RegistryEvent event, int error, const char *message, void *userdata);
 
 int registry_new(Registry **ret, EtcdClient *client, sd_event *event, const RegistryOptions *o,
-                 registry_callback_t cb, void *userdata);
+                 registry_handler_t cb, void *userdata);
 Registry *registry_free(Registry *r);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Registry *, registry_free);
 int registry_start(Registry *r);
@@ -61,7 +61,7 @@ int registry_set_subnet(Registry *r, const char *subnet);
 int registry_set_ip(Registry *r, const char *ip);
 
 /* Revokes the lease, which deletes the record ("leave"). */
-int registry_leave(Registry *r, etcd_callback_t cb, void *userdata);
+int registry_leave(Registry *r, etcd_handler_t cb, void *userdata);
 
 /* The record as JSON, with "updated" set to now_usec (CLOCK_REALTIME). */
 int registry_format(Registry *r, uint64_t now_usec, char **ret);

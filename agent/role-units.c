@@ -12,42 +12,42 @@
 #include "message-ids.h"
 #include "values.h"
 
-typedef struct role_unit {
-        role_units *owner;
+typedef struct RoleUnit {
+        RoleUnits *owner;
         char *name;
         char *field;                    /* "COREKUBE_UNIT=<name>" for the journal */
         char *state;                    /* ActiveState, "failed" while Restart= is pending */
         char *failure;                  /* "<unit>: <what failed> (<result>)" until it is active again */
         unsigned job_failures;          /* start jobs not "done" in a row */
         bool started;
-} role_unit;
+} RoleUnit;
 
-struct role_units {
+struct RoleUnits {
         sd_event *event;
-        unit_ctl *ctl;
-        role_unit *units;
+        UnitControl *ctl;
+        RoleUnit *units;
         size_t n;
         size_t next;                    /* the unit to start next */
         bool busy;
         char *error;
-        role_unit *error_unit;          /* whose start job error is */
+        RoleUnit *error_unit;           /* whose start job error is */
         Backoff backoff;
         sd_event_source *retry;
-        role_units_cb cb;
+        role_units_handler_t cb;
         void *userdata;
 };
 
-static void start_next(role_units *ru);
+static void start_next(RoleUnits *ru);
 
 static int on_retry(sd_event_source *s, uint64_t usec, void *userdata) {
-        role_units *ru = userdata;
+        RoleUnits *ru = userdata;
 
         ru->retry = sd_event_source_disable_unref(ru->retry);
         start_next(ru);
         return 0;
 }
 
-static void unit_started(role_units *ru, role_unit *u, const char *how) {
+static void unit_started(RoleUnits *ru, RoleUnit *u, const char *how) {
         u->started = true;
         u->job_failures = 0;
         free(ru->error);
@@ -61,15 +61,15 @@ static void unit_started(role_units *ru, role_unit *u, const char *how) {
         start_next(ru);
 }
 
-static void set_failure(role_unit *u, const char *what, const char *result) {
+static void set_failure(RoleUnit *u, const char *what, const char *result) {
         free(u->failure);
         if (asprintf(&u->failure, "%s: %s (%s)", u->name, what, result) < 0)
                 u->failure = NULL;
 }
 
 static void on_job(const char *unit, const char *result, const char *detail, void *userdata) {
-        role_unit *u = userdata;
-        role_units *ru = u->owner;
+        RoleUnit *u = userdata;
+        RoleUnits *ru = u->owner;
         uint64_t delay, now = 0;
         char d[32], rf[96];
 
@@ -104,7 +104,7 @@ static void on_job(const char *unit, const char *result, const char *detail, voi
                 log_error("Failed to schedule the retry of %s.", unit);
 }
 
-static void start_next(role_units *ru) {
+static void start_next(RoleUnits *ru) {
         int r;
 
         if (ru->busy || ru->retry || ru->next >= ru->n)
@@ -115,9 +115,9 @@ static void start_next(role_units *ru) {
                 on_job(ru->units[ru->next].name, "error", strerror(-r), &ru->units[ru->next]);
 }
 
-static void on_state(const char *unit, const unit_state *st, void *userdata) {
-        role_unit *u = userdata;
-        role_units *ru = u->owner;
+static void on_state(const char *unit, const UnitState *st, void *userdata) {
+        RoleUnit *u = userdata;
+        RoleUnits *ru = u->owner;
         const char *result = st->result ?: "unknown";
         /* Between a failed run and systemd's Restart= the unit is
          * "activating (auto-restart)": failed as far as the record goes. */
@@ -158,20 +158,20 @@ static void on_state(const char *unit, const unit_state *st, void *userdata) {
                 ru->cb(ru, ru->userdata);
 }
 
-int role_units_new(sd_event *event, unit_ctl *ctl, char *const *units, role_units_cb cb, void *userdata,
-                   role_units **ret) {
-        _cleanup_(role_units_freep) role_units *ru = calloc(1, sizeof *ru);
+int role_units_new(sd_event *event, UnitControl *ctl, char *const *units, role_units_handler_t cb, void *userdata,
+                   RoleUnits **ret) {
+        _cleanup_(role_units_freep) RoleUnits *ru = calloc(1, sizeof *ru);
 
         if (!ru)
                 return -ENOMEM;
-        *ru = (role_units) { .event = event, .ctl = ctl, .cb = cb, .userdata = userdata };
+        *ru = (RoleUnits) { .event = event, .ctl = ctl, .cb = cb, .userdata = userdata };
         backoff_init(&ru->backoff, USEC_PER_SEC, 60 * USEC_PER_SEC);
         ru->n = strv_length(units);
-        ru->units = calloc(ru->n + 1, sizeof(role_unit));
+        ru->units = calloc(ru->n + 1, sizeof(RoleUnit));
         if (!ru->units)
                 return -ENOMEM;
         for (size_t i = 0; i < ru->n; i++) {
-                ru->units[i] = (role_unit) { .owner = ru, .name = strdup(units[i]) };
+                ru->units[i] = (RoleUnit) { .owner = ru, .name = strdup(units[i]) };
                 if (!ru->units[i].name || asprintf(&ru->units[i].field, "COREKUBE_UNIT=%s", units[i]) < 0)
                         return -ENOMEM;
         }
@@ -179,7 +179,7 @@ int role_units_new(sd_event *event, unit_ctl *ctl, char *const *units, role_unit
         return 0;
 }
 
-int role_units_start(role_units *ru) {
+int role_units_start(RoleUnits *ru) {
         for (size_t i = 0; i < ru->n; i++) {
                 int r = unit_ctl_watch(ru->ctl, ru->units[i].name, on_state, &ru->units[i]);
                 if (r < 0)
@@ -189,7 +189,7 @@ int role_units_start(role_units *ru) {
         return 0;
 }
 
-role_units *role_units_free(role_units *ru) {
+RoleUnits *role_units_free(RoleUnits *ru) {
         if (!ru)
                 return NULL;
         for (size_t i = 0; ru->units && i < ru->n; i++) {
@@ -205,11 +205,11 @@ role_units *role_units_free(role_units *ru) {
         return NULL;
 }
 
-bool role_units_all_started(const role_units *ru) {
+bool role_units_all_started(const RoleUnits *ru) {
         return ru->next >= ru->n;
 }
 
-const char *role_units_error(const role_units *ru) {
+const char *role_units_error(const RoleUnits *ru) {
         if (ru->error)
                 return ru->error;
         for (size_t i = 0; i < ru->n; i++)
@@ -218,7 +218,7 @@ const char *role_units_error(const role_units *ru) {
         return NULL;
 }
 
-const char *role_units_error_unit(const role_units *ru) {
+const char *role_units_error_unit(const RoleUnits *ru) {
         if (ru->error)
                 return ru->error_unit ? ru->error_unit->name : NULL;
         for (size_t i = 0; i < ru->n; i++)
@@ -227,15 +227,15 @@ const char *role_units_error_unit(const role_units *ru) {
         return NULL;
 }
 
-bool role_units_error_terminal(const role_units *ru) {
+bool role_units_error_terminal(const RoleUnits *ru) {
         return ru->error && ru->error_unit && ru->error_unit->job_failures >= ROLE_UNITS_FAILED_JOBS;
 }
 
-size_t role_units_count(const role_units *ru) {
+size_t role_units_count(const RoleUnits *ru) {
         return ru->n;
 }
 
-size_t role_units_active(const role_units *ru) {
+size_t role_units_active(const RoleUnits *ru) {
         size_t k = 0;
 
         for (size_t i = 0; i < ru->n; i++)
@@ -243,10 +243,10 @@ size_t role_units_active(const role_units *ru) {
         return k;
 }
 
-const char *role_units_name(const role_units *ru, size_t i) {
+const char *role_units_name(const RoleUnits *ru, size_t i) {
         return ru->units[i].name;
 }
 
-const char *role_units_state(const role_units *ru, size_t i) {
+const char *role_units_state(const RoleUnits *ru, size_t i) {
         return ru->units[i].state ?: "unknown";
 }

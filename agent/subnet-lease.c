@@ -26,7 +26,7 @@ struct SubnetLease {
         uint32_t preferred;
         unsigned preferred_len;
         uint64_t ttl_usec, margin_usec;
-        subnet_lease_callback_t cb;
+        subnet_lease_handler_t cb;
         void *userdata;
 
         int64_t lease_id;           /* our etcd lease, 0: none */
@@ -462,7 +462,7 @@ static void acquire(SubnetLease *l) {
 /* ---- public ---- */
 
 int subnet_lease_new(SubnetLease **ret, EtcdClient *client, sd_event *event, const SubnetLeaseOptions *o,
-                     subnet_lease_callback_t cb, void *userdata) {
+                     subnet_lease_handler_t cb, void *userdata) {
         _cleanup_(subnet_lease_freep) SubnetLease *l = NULL;
 
         if (!o->prefix || o->public_ip == 0)
@@ -522,7 +522,7 @@ uint32_t subnet_lease_get_subnet(SubnetLease *l, unsigned *ret_len) {
         return l->acquired ? l->subnet : 0;
 }
 
-int subnet_lease_release(SubnetLease *l, etcd_callback_t cb, void *userdata) {
+int subnet_lease_release(SubnetLease *l, etcd_handler_t cb, void *userdata) {
         int64_t id = l->lease_id;
 
         etcd_request_cancel(l->req);

@@ -40,16 +40,16 @@ typedef struct SubnetLeaseEvent {
 /* Called each time the lease is acquired (first time and after a loss), and
  * with error < 0 when acquiring failed (it is retried after a backoff; the
  * daemon keeps what it programmed). */
-typedef void (*subnet_lease_callback_t)(SubnetLease *l, int error, const char *message,
+typedef void (*subnet_lease_handler_t)(SubnetLease *l, int error, const char *message,
                                         const SubnetLeaseEvent *event, void *userdata);
 
 int subnet_lease_new(SubnetLease **ret, EtcdClient *client, sd_event *event, const SubnetLeaseOptions *o,
-                     subnet_lease_callback_t cb, void *userdata);
+                     subnet_lease_handler_t cb, void *userdata);
 SubnetLease *subnet_lease_free(SubnetLease *l);
 DEFINE_TRIVIAL_CLEANUP_FUNC(SubnetLease *, subnet_lease_free);
 int subnet_lease_start(SubnetLease *l);
 /* Revokes the etcd lease, which deletes our record (for "leave"). */
-int subnet_lease_release(SubnetLease *l, etcd_callback_t cb, void *userdata);
+int subnet_lease_release(SubnetLease *l, etcd_handler_t cb, void *userdata);
 /* The VTEP MAC changed (flannel.1 recreated): rewrite the record. */
 int subnet_lease_set_vtep_mac(SubnetLease *l, const uint8_t mac[static 6]);
 /* 0 if none yet. */

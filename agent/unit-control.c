@@ -17,23 +17,23 @@
 #define SD_SERVICE "org.freedesktop.systemd1.Service"
 #define BUS_CALL_TIMEOUT_USEC (25 * USEC_PER_SEC)
 
-typedef struct job {
-        struct job *next;
-        unit_ctl *ctl;
+typedef struct Job {
+        struct Job *next;
+        UnitControl *ctl;
         char *unit;
         char *path;                     /* the job's object path, once StartUnit answered */
         char *result;                   /* JobRemoved's result, while we fetch the unit's Result */
-        unit_job_cb cb;
+        unit_job_handler_t cb;
         void *userdata;
         sd_bus_slot *slot;
-} job;
+} Job;
 
-typedef struct watch {
-        struct watch *next;
-        unit_ctl *ctl;
+typedef struct UnitWatch {
+        struct UnitWatch *next;
+        UnitControl *ctl;
         char *unit;
         char *path;
-        unit_state_cb cb;
+        unit_state_handler_t cb;
         void *userdata;
         sd_bus_slot *match;
         sd_bus_slot *get;               /* a GetAll in flight */
@@ -42,7 +42,7 @@ typedef struct watch {
         char *values[3];                /* ActiveState, SubState, Result */
         sd_event_source *refetch;       /* after a failed GetAll */
         Backoff backoff;
-} watch;
+} UnitWatch;
 
 /* The first two are the Unit interface's, the last the Service interface's
  * (services only). Read with one GetAll per interface at the start, then
@@ -51,15 +51,15 @@ typedef struct watch {
 static const char *const watch_props[] = { "ActiveState", "SubState", "Result" };
 static const char *const fetch_ifaces[] = { SD_UNIT, SD_SERVICE };
 
-struct unit_ctl {
+struct UnitControl {
         sd_event *event;
         sd_bus *bus;
         sd_bus_slot *job_removed;
-        job *jobs;
-        watch *watches;
+        Job *jobs;
+        UnitWatch *watches;
 };
 
-static void job_free(job *j) {
+static void job_free(Job *j) {
         sd_bus_slot_unref(j->slot);
         free(j->unit);
         free(j->path);
@@ -67,10 +67,10 @@ static void job_free(job *j) {
         free(j);
 }
 
-static void job_finish(job *j, const char *result, const char *detail) {
-        unit_ctl *u = j->ctl;
+static void job_finish(Job *j, const char *result, const char *detail) {
+        UnitControl *u = j->ctl;
 
-        for (job **p = &u->jobs; *p; p = &(*p)->next)
+        for (Job **p = &u->jobs; *p; p = &(*p)->next)
                 if (*p == j) {
                         *p = j->next;
                         break;
@@ -81,7 +81,7 @@ static void job_finish(job *j, const char *result, const char *detail) {
 }
 
 static int on_unit_result(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
-        job *j = userdata;
+        Job *j = userdata;
         const char *detail = NULL;
 
         j->slot = sd_bus_slot_unref(j->slot);
@@ -93,7 +93,7 @@ static int on_unit_result(sd_bus_message *m, void *userdata, sd_bus_error *ret_e
 }
 
 /* The job did not end "done": ask the unit why (its Result property). */
-static void job_fetch_result(job *j) {
+static void job_fetch_result(Job *j) {
         _cleanup_free_ char *path = NULL;
         int r;
 
@@ -110,7 +110,7 @@ static void job_fetch_result(job *j) {
 }
 
 static int on_job_removed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
-        unit_ctl *u = userdata;
+        UnitControl *u = userdata;
         const char *path, *unit, *result;
         uint32_t id;
 
@@ -119,7 +119,7 @@ static int on_job_removed(sd_bus_message *m, void *userdata, sd_bus_error *ret_e
         /* Several of ours can share a path: a RestartUnit while our restart
          * of the unit runs is merged into it (systemd re-runs that job and
          * hands back its path). Each is finished; job_finish() unlinks. */
-        for (job *j = u->jobs, *next; j; j = next) {
+        for (Job *j = u->jobs, *next; j; j = next) {
                 next = j->next;
                 if (!j->path || !streq(j->path, path) || j->result)
                         continue;
@@ -137,7 +137,7 @@ static int on_job_removed(sd_bus_message *m, void *userdata, sd_bus_error *ret_e
 }
 
 static int on_job_queued(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
-        job *j = userdata;
+        Job *j = userdata;
         const sd_bus_error *e = sd_bus_message_get_error(m);
         const char *path;
 
@@ -153,13 +153,13 @@ static int on_job_queued(sd_bus_message *m, void *userdata, sd_bus_error *ret_er
         return 0;
 }
 
-int unit_ctl_job(unit_ctl *u, const char *method, const char *unit, unit_job_cb cb, void *userdata) {
-        job *j = calloc(1, sizeof *j);
+int unit_ctl_job(UnitControl *u, const char *method, const char *unit, unit_job_handler_t cb, void *userdata) {
+        Job *j = calloc(1, sizeof *j);
         int r;
 
         if (!j)
                 return -ENOMEM;
-        *j = (job) { .ctl = u, .unit = strdup(unit), .cb = cb, .userdata = userdata };
+        *j = (Job) { .ctl = u, .unit = strdup(unit), .cb = cb, .userdata = userdata };
         if (!j->unit) {
                 free(j);
                 return -ENOMEM;
@@ -175,27 +175,27 @@ int unit_ctl_job(unit_ctl *u, const char *method, const char *unit, unit_job_cb 
         return 0;
 }
 
-void unit_ctl_job_detach(unit_ctl *u, unit_job_cb cb, void *userdata) {
-        for (job *j = u->jobs; j; j = j->next)
+void unit_ctl_job_detach(UnitControl *u, unit_job_handler_t cb, void *userdata) {
+        for (Job *j = u->jobs; j; j = j->next)
                 if (j->cb == cb && j->userdata == userdata)
                         j->cb = NULL;
 }
 
-typedef struct get_u64 {
+typedef struct GetU64 {
         char *unit;
-        unit_u64_cb cb;
+        unit_u64_handler_t cb;
         void *userdata;
-} get_u64;
+} GetU64;
 
 static void get_u64_free(void *userdata) {
-        get_u64 *g = userdata;
+        GetU64 *g = userdata;
 
         free(g->unit);
         free(g);
 }
 
 static int on_u64(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
-        get_u64 *g = userdata;
+        GetU64 *g = userdata;
         uint64_t v = 0;
         int r = 0;
 
@@ -207,7 +207,7 @@ static int on_u64(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
         return 0;
 }
 
-int unit_ctl_reset_failed(unit_ctl *u, const char *unit) {
+int unit_ctl_reset_failed(UnitControl *u, const char *unit) {
         int r;
 
         /* No reply wanted: systemd handles our calls in order, so a job
@@ -219,11 +219,11 @@ int unit_ctl_reset_failed(unit_ctl *u, const char *unit) {
         return 0;
 }
 
-int unit_ctl_get_u64(unit_ctl *u, const char *unit, const char *iface, const char *property, unit_u64_cb cb,
+int unit_ctl_get_u64(UnitControl *u, const char *unit, const char *iface, const char *property, unit_u64_handler_t cb,
                      void *userdata) {
         _cleanup_free_ char *path = NULL;
         sd_bus_slot *slot = NULL;
-        get_u64 *g = calloc(1, sizeof *g);
+        GetU64 *g = calloc(1, sizeof *g);
         int r;
 
         if (!g || !(g->unit = strdup(unit))) {
@@ -247,10 +247,10 @@ int unit_ctl_get_u64(unit_ctl *u, const char *unit, const char *iface, const cha
         return 0;
 }
 
-unsigned unit_ctl_pending(unit_ctl *u) {
+unsigned unit_ctl_pending(UnitControl *u) {
         unsigned n = 0;
 
-        for (job *j = u->jobs; j; j = j->next)
+        for (Job *j = u->jobs; j; j = j->next)
                 n++;
         return n;
 }
@@ -261,11 +261,11 @@ static bool is_service(const char *unit) {
         return dot && streq(dot, ".service");
 }
 
-static void watch_fetch(watch *w);
-static void watch_refresh(watch *w);
+static void watch_fetch(UnitWatch *w);
+static void watch_refresh(UnitWatch *w);
 
 static int on_refetch(sd_event_source *s, uint64_t usec, void *userdata) {
-        watch *w = userdata;
+        UnitWatch *w = userdata;
 
         w->refetch = sd_event_source_disable_unref(w->refetch);
         watch_refresh(w);
@@ -274,7 +274,7 @@ static int on_refetch(sd_event_source *s, uint64_t usec, void *userdata) {
 
 /* A GetAll that failed: no PropertiesChanged may ever come (a unit that
  * does not change), so we ask again after a while, and say why meanwhile. */
-static void watch_failed(watch *w, const char *why) {
+static void watch_failed(UnitWatch *w, const char *why) {
         uint64_t now = 0, delay = backoff_next(&w->backoff);
         char msg[256];
 
@@ -287,11 +287,11 @@ static void watch_failed(watch *w, const char *why) {
         if (sd_event_add_time(w->ctl->event, &w->refetch, CLOCK_MONOTONIC, now + delay, USEC_PER_MSEC, on_refetch,
                               w) < 0)
                 log_error("Failed to schedule another look at %s.", w->unit);
-        w->cb(w->unit, &(unit_state) { "unknown", "unknown", NULL, msg }, w->userdata);
+        w->cb(w->unit, &(UnitState) { "unknown", "unknown", NULL, msg }, w->userdata);
 }
 
 /* Our properties of the interface: [*lo, *hi) of watch_props; 0 if none. */
-static bool props_of(const watch *w, const char *iface, size_t *lo, size_t *hi) {
+static bool props_of(const UnitWatch *w, const char *iface, size_t *lo, size_t *hi) {
         if (streq(iface, SD_UNIT)) {
                 *lo = 0;
                 *hi = 2;
@@ -305,7 +305,7 @@ static bool props_of(const watch *w, const char *iface, size_t *lo, size_t *hi) 
 
 /* Reads an a{sv} (GetAll's reply, PropertiesChanged's changes) and keeps
  * our properties among [lo, hi). Returns how many it carried. */
-static int read_props(sd_bus_message *m, watch *w, size_t lo, size_t hi) {
+static int read_props(sd_bus_message *m, UnitWatch *w, size_t lo, size_t hi) {
         int r, n = 0;
 
         r = sd_bus_message_enter_container(m, 'a', "{sv}");
@@ -338,12 +338,12 @@ static int read_props(sd_bus_message *m, watch *w, size_t lo, size_t hi) {
         return r < 0 ? r : n;
 }
 
-static void watch_report(watch *w) {
-        w->cb(w->unit, &(unit_state) { w->values[0], w->values[1], w->values[2], NULL }, w->userdata);
+static void watch_report(UnitWatch *w) {
+        w->cb(w->unit, &(UnitState) { w->values[0], w->values[1], w->values[2], NULL }, w->userdata);
 }
 
 static int on_watch_props(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
-        watch *w = userdata;
+        UnitWatch *w = userdata;
         const sd_bus_error *e = sd_bus_message_get_error(m);
         size_t lo = 0, hi = 0;
         int n;
@@ -370,7 +370,7 @@ static int on_watch_props(sd_bus_message *m, void *userdata, sd_bus_error *ret_e
         return 0;
 }
 
-static void watch_fetch(watch *w) {
+static void watch_fetch(UnitWatch *w) {
         int r = sd_bus_call_method_async(w->ctl->bus, &w->get, SD_DEST, w->path,
                                          "org.freedesktop.DBus.Properties", "GetAll",
                                          on_watch_props, w, "s", fetch_ifaces[w->stage]);
@@ -380,7 +380,7 @@ static void watch_fetch(watch *w) {
 
 /* Reads everything again: at the start, after a failure, and when systemd
  * invalidates a property instead of sending its value. */
-static void watch_refresh(watch *w) {
+static void watch_refresh(UnitWatch *w) {
         w->refetch = sd_event_source_disable_unref(w->refetch);
         w->get = sd_bus_slot_unref(w->get);
         w->known = false;
@@ -393,7 +393,7 @@ static void watch_refresh(watch *w) {
  * state is whole, and reported, on the Unit one. A change that arrives
  * while a GetAll is in flight was sent before its reply, which is newer. */
 static int on_properties_changed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
-        watch *w = userdata;
+        UnitWatch *w = userdata;
         const char *iface, *name;
         bool invalidated = false;
         size_t lo, hi;
@@ -416,14 +416,14 @@ static int on_properties_changed(sd_bus_message *m, void *userdata, sd_bus_error
         return 0;
 }
 
-int unit_ctl_watch(unit_ctl *u, const char *unit, unit_state_cb cb, void *userdata) {
+int unit_ctl_watch(UnitControl *u, const char *unit, unit_state_handler_t cb, void *userdata) {
         _cleanup_free_ char *match = NULL;
-        watch *w = calloc(1, sizeof *w);
+        UnitWatch *w = calloc(1, sizeof *w);
         int r;
 
         if (!w)
                 return -ENOMEM;
-        *w = (watch) { .ctl = u, .cb = cb, .userdata = userdata, .unit = strdup(unit) };
+        *w = (UnitWatch) { .ctl = u, .cb = cb, .userdata = userdata, .unit = strdup(unit) };
         backoff_init(&w->backoff, USEC_PER_SEC, 30 * USEC_PER_SEC);
         r = w->unit ? sd_bus_path_encode(SD_PATH "/unit", unit, &w->path) : -ENOMEM;
         if (r >= 0 && asprintf(&match, "type='signal',sender='" SD_DEST "',path='%s',"
@@ -444,8 +444,8 @@ int unit_ctl_watch(unit_ctl *u, const char *unit, unit_state_cb cb, void *userda
         return 0;
 }
 
-int unit_ctl_new(sd_event *event, sd_bus *bus, unit_ctl **ret) {
-        unit_ctl *u = calloc(1, sizeof *u);
+int unit_ctl_new(sd_event *event, sd_bus *bus, UnitControl **ret) {
+        UnitControl *u = calloc(1, sizeof *u);
         int r;
 
         if (!u)
@@ -477,16 +477,16 @@ int unit_ctl_new(sd_event *event, sd_bus *bus, unit_ctl **ret) {
         return 0;
 }
 
-unit_ctl *unit_ctl_free(unit_ctl *u) {
+UnitControl *unit_ctl_free(UnitControl *u) {
         if (!u)
                 return NULL;
         while (u->jobs) {
-                job *j = u->jobs;
+                Job *j = u->jobs;
                 u->jobs = j->next;
                 job_free(j);
         }
         while (u->watches) {
-                watch *w = u->watches;
+                UnitWatch *w = u->watches;
                 u->watches = w->next;
                 sd_bus_slot_unref(w->match);
                 sd_bus_slot_unref(w->get);

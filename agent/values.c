@@ -99,11 +99,11 @@ uint32_t cidr_mask(unsigned prefixlen) {
         return prefixlen == 0 ? 0 : UINT32_MAX << (32 - prefixlen);
 }
 
-int parse_cidr(const char *s, bool network, ck_cidr *ret, char *err) {
+int parse_cidr(const char *s, bool network, Cidr *ret, char *err) {
         char buf[INET_ADDRSTRLEN + 4];
         const char *slash = strchr(s, '/');
         uint64_t len;
-        ck_cidr c;
+        Cidr c;
         int r;
 
         if (!slash)
@@ -128,7 +128,7 @@ int parse_cidr(const char *s, bool network, ck_cidr *ret, char *err) {
         return 0;
 }
 
-bool cidr_contains(const ck_cidr *outer, const ck_cidr *inner) {
+bool cidr_contains(const Cidr *outer, const Cidr *inner) {
         uint32_t m = cidr_mask(outer->prefixlen);
 
         return inner->prefixlen >= outer->prefixlen &&
@@ -357,7 +357,7 @@ char *format_duration(usec_t u, char *buf, size_t len) {
         return buf;
 }
 
-char *format_cidr(const ck_cidr *c, char *buf, size_t len) {
+char *format_cidr(const Cidr *c, char *buf, size_t len) {
         char a[INET_ADDRSTRLEN];
 
         inet_ntop(AF_INET, &c->addr, a, sizeof a);

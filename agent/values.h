@@ -13,10 +13,10 @@
 
 typedef uint64_t usec_t;
 
-typedef struct ck_cidr {
+typedef struct Cidr {
         struct in_addr addr;            /* network byte order */
         unsigned prefixlen;
-} ck_cidr;
+} Cidr;
 
 #define CK_ERRLEN 256
 
@@ -24,7 +24,7 @@ int parse_duration(const char *s, usec_t *ret, char *err);
 int parse_bool(const char *s, bool *ret, char *err);
 int parse_ipv4(const char *s, struct in_addr *ret, char *err);
 /* "a.b.c.d/len"; when network is true the host bits must be zero. */
-int parse_cidr(const char *s, bool network, ck_cidr *ret, char *err);
+int parse_cidr(const char *s, bool network, Cidr *ret, char *err);
 /* http:// or https:// with a host; no spaces. */
 int parse_url(const char *s, char *err);
 int parse_ifname(const char *s, char *err);
@@ -44,10 +44,10 @@ size_t strv_length(char *const *l);
 
 /* Formatting for the effective-config printout. */
 char *format_duration(usec_t u, char *buf, size_t len);
-char *format_cidr(const ck_cidr *c, char *buf, size_t len);
+char *format_cidr(const Cidr *c, char *buf, size_t len);
 char *format_sha256(const uint8_t h[32], char *buf /* >= 65 */);
 
-bool cidr_contains(const ck_cidr *outer, const ck_cidr *inner);
+bool cidr_contains(const Cidr *outer, const Cidr *inner);
 uint32_t cidr_mask(unsigned prefixlen);     /* host byte order */
 
 unsigned levenshtein(const char *a, const char *b);

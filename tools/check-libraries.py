@@ -50,7 +50,7 @@ def main():
     if "sd_id128_get_machine_app_specific(" not in mid:
         bad.append("agent/machine-id.c: no sd_id128_get_machine_app_specific()")
     uc = (ROOT / "agent/unit-control.c").read_text()
-    fetch = re.search(r"\nstatic void watch_fetch\(watch \*w\) \{\n(.*?)\n\}", uc, re.S)
+    fetch = re.search(r"\nstatic void watch_fetch\((?:watch|UnitWatch) \*w\) \{\n(.*?)\n\}", uc, re.S)
     if not fetch or '"GetAll"' not in fetch.group(1) or '"Get"' in fetch.group(1):
         bad.append("agent/unit-control.c: watch_fetch() does not read with one GetAll")
     if uc.count('"SubState"') != 1:

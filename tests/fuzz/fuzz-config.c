@@ -39,8 +39,8 @@ static void write_all(const char *path, const uint8_t *data, size_t size) {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         static char *const no_env[] = { NULL };
-        const ck_load_options opts = { .path = main_path, .environ = no_env, .diag = discard };
-        ck_config *c = NULL;
+        const ConfigLoadOptions opts = { .path = main_path, .environ = no_env, .diag = discard };
+        AgentConfig *c = NULL;
         FILE *null;
         unsigned n = 0;
 

@@ -13,7 +13,7 @@ static bool plain_char(unsigned char c) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-        envfile e = {};
+        EnvFile e = {};
 
         for (size_t off = 0; off < size;) {
                 const uint8_t *end = memchr(data + off, 0, size - off);

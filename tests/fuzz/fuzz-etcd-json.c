@@ -15,7 +15,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (!o)
                 return 0;
         if (etcd_result_from_json(o, &res) >= 0) {
-                machine *m = NULL;
+                MachineRecord *m = NULL;
                 size_t n = 0;
                 char **ips = NULL;
 

@@ -9,7 +9,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         EtcdKv kvs[16] = {};
         EtcdResult res = { .kvs = kvs };
-        machine *m = NULL;
+        MachineRecord *m = NULL;
         char **ips = NULL;
         size_t n = 0;
         uint32_t ip;

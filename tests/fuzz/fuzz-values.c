@@ -10,7 +10,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         char err[CK_ERRLEN], buf[128];
         char *s = fuzz_string(data, size), **words = NULL;
         usec_t u, u2;
-        ck_cidr c, c2;
+        Cidr c, c2;
         uint8_t sha[32];
         mode_t mode;
         uint64_t n;

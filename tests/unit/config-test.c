@@ -107,7 +107,7 @@ void write_file(ctx *x, const char *rel, const char *text) {
 }
 
 int load_path(ctx *x, const char *path, char *const *env) {
-        ck_load_options o = {
+        ConfigLoadOptions o = {
                 .path = path,
                 .environ = env ? env : no_env,
                 .diag = capture,
@@ -159,19 +159,19 @@ void expect_ok(ctx *x, const char *text, char *const *env) {
         assert_int_equal(x->n_diags, 0);
 }
 
-const ck_section_def *section(const char *name) {
+const ConfigSectionDef *section(const char *name) {
         for (size_t i = 0; i < ck_n_sections; i++)
                 if (streq(ck_sections[i].name, name))
                         return &ck_sections[i];
         return strncmp(name, "artifact.", 9) == 0 ? &ck_artifact_section : NULL;
 }
 
-void *section_base(const ck_config *c, const char *name) {
-        const ck_section_def *s = section(name);
+void *section_base(const AgentConfig *c, const char *name) {
+        const ConfigSectionDef *s = section(name);
 
         assert_non_null(s);
         if (s == &ck_artifact_section) {
-                const ck_artifact *a = config_artifact(c, name + 9);
+                const Artifact *a = config_artifact(c, name + 9);
                 assert_non_null(a);
                 return (void *) a;
         }
@@ -179,7 +179,7 @@ void *section_base(const ck_config *c, const char *name) {
 }
 
 size_t key_index(const char *sect, const char *key) {
-        const ck_section_def *s = section(sect);
+        const ConfigSectionDef *s = section(sect);
 
         for (size_t i = 0; i < s->n_keys; i++)
                 if (streq(s->keys[i].name, key))
@@ -189,14 +189,14 @@ size_t key_index(const char *sect, const char *key) {
 }
 
 /* A key's value as the printout would show it. */
-char *value_of(const ck_config *c, const char *sect, const char *key) {
-        const ck_section_def *s = section(sect);
-        const ck_key_def *k = &s->keys[key_index(sect, key)];
+char *value_of(const AgentConfig *c, const char *sect, const char *key) {
+        const ConfigSectionDef *s = section(sect);
+        const ConfigKeyDef *k = &s->keys[key_index(sect, key)];
 
         return config_value_format(k->type, (uint8_t *) section_base(c, sect) + k->offset);
 }
 
-void assert_value(const ck_config *c, const char *sect, const char *key, const char *want) {
+void assert_value(const AgentConfig *c, const char *sect, const char *key, const char *want) {
         _cleanup_free_ char *v = value_of(c, sect, key);
 
         assert_non_null(v);
@@ -205,8 +205,8 @@ void assert_value(const ck_config *c, const char *sect, const char *key, const c
 
 /* Where a key's value came from, as the printout would show it (relative). */
 void assert_origin(const ctx *x, const char *sect, const char *key, const char *want) {
-        const ck_section_def *s = section(sect);
-        const ck_origin *o = config_section_origins(section_base(x->c, sect), s) + key_index(sect, key);
+        const ConfigSectionDef *s = section(sect);
+        const ConfigOrigin *o = config_section_origins(section_base(x->c, sect), s) + key_index(sect, key);
         char buf[PATH_MAX * 2];
         const char *str = origin_to_string(o, buf, sizeof buf);
         size_t dl = strlen(x->dir);

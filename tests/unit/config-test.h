@@ -35,7 +35,7 @@ typedef struct ctx {
         char main[PATH_MAX + 32];
         char *diags[64];
         size_t n_diags;
-        ck_config *c;
+        AgentConfig *c;
 } ctx;
 
 extern char *const no_env[];
@@ -52,7 +52,7 @@ int load_path(ctx *x, const char *path, char *const *env);
 int load(ctx *x, char *const *env);
 int load_text(ctx *x, const char *text, char *const *env);
 void print_diags(const ctx *x);
-/* The diag callback of ck_load_options; userdata is the ctx. */
+/* The diag callback of ConfigLoadOptions; userdata is the ctx. */
 void capture(int level, const char *msg, void *userdata);
 
 /* The captured diagnostics must be exactly these, in this order. */
@@ -70,11 +70,11 @@ void expect_diags_internal(const ctx *x, const char *const *want);
 /* Loads text and expects success without any diagnostic. */
 void expect_ok(ctx *x, const char *text, char *const *env);
 
-const ck_section_def *section(const char *name);
-void *section_base(const ck_config *c, const char *name);
+const ConfigSectionDef *section(const char *name);
+void *section_base(const AgentConfig *c, const char *name);
 size_t key_index(const char *sect, const char *key);
 /* A key's value as the printout would show it. */
-char *value_of(const ck_config *c, const char *sect, const char *key);
-void assert_value(const ck_config *c, const char *sect, const char *key, const char *want);
+char *value_of(const AgentConfig *c, const char *sect, const char *key);
+void assert_value(const AgentConfig *c, const char *sect, const char *key, const char *want);
 /* Where a key's value came from, as the printout shows it (relative). */
 void assert_origin(const ctx *x, const char *sect, const char *key, const char *want);

@@ -27,14 +27,14 @@ typedef struct fixture {
         char dir[64];
         char path[96];
         sd_event *event;
-        curl_loop *curl;
-        ck_artifact a;
+        CurlLoop *curl;
+        Artifact a;
         unsigned calls;
         int error;
         bool changed;
 } fixture;
 
-static void on_done(const ck_artifact *a, int error, const char *message, bool changed, void *userdata) {
+static void on_done(const Artifact *a, int error, const char *message, bool changed, void *userdata) {
         fixture *f = userdata;
 
         f->calls++;
@@ -69,7 +69,7 @@ static int setup(void **state) {
         snprintf(f->dir, sizeof f->dir, "/tmp/test-artifact-XXXXXX");
         assert_non_null(mkdtemp(f->dir));
         snprintf(f->path, sizeof f->path, "%s/blob", f->dir);
-        f->a = (ck_artifact) { .name = (char *) "blob", .url = (char *) "http://127.0.0.1:1/blob",
+        f->a = (Artifact) { .name = (char *) "blob", .url = (char *) "http://127.0.0.1:1/blob",
                                .path = f->path, .mode = 0755 };
         assert_int_equal(sd_event_new(&f->event), 0);
         assert_int_equal(curl_loop_new(f->event, &f->curl), 0);
@@ -101,7 +101,7 @@ static unsigned run_until_called(fixture *f) {
 
 static void test_in_place_is_not_fetched(void **state) {
         fixture *f = *state;
-        artifact_fetch *fetch = NULL;
+        ArtifactFetch *fetch = NULL;
 
         put_file(f, BIG, true);
         assert_int_equal(artifact_fetch_start(f->event, f->curl, &f->a, on_done, f, &fetch), 0);
@@ -117,7 +117,7 @@ static void test_in_place_is_not_fetched(void **state) {
 
 static void test_wrong_content_is_fetched(void **state) {
         fixture *f = *state;
-        artifact_fetch *fetch = NULL;
+        ArtifactFetch *fetch = NULL;
 
         put_file(f, 3 * 1024 * 1024 + 17, false);
         assert_int_equal(artifact_fetch_start(f->event, f->curl, &f->a, on_done, f, &fetch), 0);
@@ -130,7 +130,7 @@ static void test_wrong_content_is_fetched(void **state) {
 
 static void test_freed_mid_hash(void **state) {
         fixture *f = *state;
-        artifact_fetch *fetch = NULL;
+        ArtifactFetch *fetch = NULL;
 
         put_file(f, BIG, true);
         assert_int_equal(artifact_fetch_start(f->event, f->curl, &f->a, on_done, f, &fetch), 0);

@@ -51,15 +51,15 @@ static const char want_94[] =
 "  ]\n"
 "}\n";
 
-static ck_cidr cidr(const char *a, unsigned len) {
-        ck_cidr c = { .prefixlen = len };
+static Cidr cidr(const char *a, unsigned len) {
+        Cidr c = { .prefixlen = len };
 
         assert_int_equal(inet_pton(AF_INET, a, &c.addr), 1);
         return c;
 }
 
 static void test_build(void **state) {
-        ck_cidr s = cidr("10.244.94.0", 24);
+        Cidr s = cidr("10.244.94.0", 24);
         _cleanup_free_ char *t = cni_conf_build(&s, 1450);
 
         assert_non_null(t);
@@ -69,7 +69,7 @@ static void test_build(void **state) {
 static void test_build_other(void **state) {
         /* Another length and MTU; host bits given are dropped, the gateway is
          * the first address. */
-        ck_cidr s = cidr("10.100.16.7", 20);
+        Cidr s = cidr("10.100.16.7", 20);
         _cleanup_free_ char *t = cni_conf_build(&s, 8950);
 
         assert_non_null(t);
@@ -80,7 +80,7 @@ static void test_build_other(void **state) {
 
 static void test_write_only_changes(void **state) {
         char dir[] = "/tmp/test-cni-conf-XXXXXX", path[64];
-        ck_cidr a = cidr("10.244.94.0", 24), b = cidr("10.244.95.0", 24);
+        Cidr a = cidr("10.244.94.0", 24), b = cidr("10.244.95.0", 24);
         struct stat st1, st2;
         _cleanup_free_ char *text = NULL;
         size_t len = 0;

@@ -217,8 +217,8 @@ static void test_invalid_artifact_not_also_missing(void **state) {
 
 static void test_typed_values(void **state) {
         ctx *x = *state;
-        const ck_config *c;
-        const ck_artifact *a;
+        const AgentConfig *c;
+        const Artifact *a;
 
         expect_ok(x,
                   "[node]\n"
@@ -292,7 +292,7 @@ static void test_typed_values(void **state) {
 
 static void test_defaults(void **state) {
         ctx *x = *state;
-        const ck_config *c;
+        const AgentConfig *c;
         char host[256] = "";
 
         expect_ok(x, "[node]\nrole = minion\n[etcd]\nendpoints = http://127.0.0.1:2379\n", NULL);

@@ -205,7 +205,7 @@ static void test_env_cross_check_origin(void **state) {
 
 static void test_env_artifacts(void **state) {
         ctx *x = *state;
-        const ck_artifact *a;
+        const Artifact *a;
         /* The artifact variables come before the role list that names them:
          * role lists are applied first, whatever the order. */
         char *const env[] = {
@@ -390,7 +390,7 @@ static void test_missing_explicit_file(void **state) {
 static void test_missing_default_file(void **state) {
         ctx *x = *state;
         char *const env[] = { "COREKUBE_NODE_ROLE=minion", "COREKUBE_ETCD_ENDPOINTS=http://a:1", NULL };
-        ck_load_options o = { .path = NULL, .environ = env, .diag = capture, .userdata = x };
+        ConfigLoadOptions o = { .path = NULL, .environ = env, .diag = capture, .userdata = x };
 
         /* Only meaningful where the default file and its drop-ins are absent. */
         if (access(CONFIG_DEFAULT_PATH, F_OK) == 0 || access(CONFIG_DEFAULT_PATH ".d", F_OK) == 0)

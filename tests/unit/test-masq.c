@@ -15,15 +15,15 @@
 #include "macro.h"
 #include "masq.h"
 
-static ck_cidr cidr(const char *a, unsigned len) {
-        ck_cidr c = { .prefixlen = len };
+static Cidr cidr(const char *a, unsigned len) {
+        Cidr c = { .prefixlen = len };
 
         assert_int_equal(inet_pton(AF_INET, a, &c.addr), 1);
         return c;
 }
 
 static void test_ruleset(void **state) {
-        ck_cidr net = cidr("10.244.0.0", 16), sub = cidr("10.244.94.0", 24);
+        Cidr net = cidr("10.244.0.0", 16), sub = cidr("10.244.94.0", 24);
         _cleanup_free_ char *s = masq_ruleset(&net, &sub);
 
         assert_non_null(s);
@@ -42,7 +42,7 @@ static void test_ruleset(void **state) {
 }
 
 static void test_ruleset_other_network(void **state) {
-        ck_cidr net = cidr("172.16.0.0", 12), sub = cidr("172.17.3.128", 25);
+        Cidr net = cidr("172.16.0.0", 12), sub = cidr("172.17.3.128", 25);
         _cleanup_free_ char *s = masq_ruleset(&net, &sub);
 
         assert_non_null(s);

@@ -130,7 +130,7 @@ static void test_ipv4(void **state) {
 
 static void test_cidr(void **state) {
         char buf[64];
-        ck_cidr c;
+        Cidr c;
 
         GOOD(parse_cidr("10.244.0.0/15", true, &c, err));
         assert_int_equal(ntohl(c.addr.s_addr), 0x0af40000);
@@ -165,7 +165,7 @@ static void test_cidr(void **state) {
 
         /* containment and masks */
         {
-                ck_cidr outer, inner;
+                Cidr outer, inner;
                 GOOD(parse_cidr("10.244.0.0/15", true, &outer, err));
                 GOOD(parse_cidr("10.245.7.0/24", true, &inner, err));
                 assert_true(cidr_contains(&outer, &inner));

@@ -469,9 +469,9 @@ static void cross_check(ConfigLoader *l) {
 
 /* ---- public ---- */
 
-void config_free(AgentConfig *c) {
+AgentConfig *config_free(AgentConfig *c) {
         if (!c)
-                return;
+                return NULL;
         for (size_t i = 0; i < ck_n_sections; i++) {
                 void *base = config_section_base(c, &ck_sections[i]);
                 ConfigOrigin *o = config_section_origins(base, &ck_sections[i]);
@@ -496,6 +496,7 @@ void config_free(AgentConfig *c) {
         strv_free(c->files);
         free(c->main_path);
         free(c);
+        return NULL;
 }
 
 const RoleSection *config_role(const AgentConfig *c) {

@@ -11,6 +11,7 @@
 #include <sys/types.h>
 
 #include "build-config.h"
+#include "macro.h"
 #include "values.h"
 
 #define CONFIG_DEFAULT_PATH SYSCONFDIR "/corekube/agent.conf"
@@ -154,7 +155,8 @@ typedef struct ConfigLoadOptions {
 /* Returns 0 and a config; -EINVAL when any problem was found (each reported
  * through diag; *ret stays NULL), or another negative errno. */
 int config_load(const ConfigLoadOptions *opts, AgentConfig **ret);
-void config_free(AgentConfig *c);
+AgentConfig *config_free(AgentConfig *c);
+DEFINE_TRIVIAL_CLEANUP_FUNC(AgentConfig *, config_free);
 
 /* The role section of this node. */
 const RoleSection *config_role(const AgentConfig *c);

@@ -9,6 +9,7 @@
 #include "log.h"
 #include "macro.h"
 #include "message-ids.h"
+#include "values.h"
 
 /* The client: endpoints, options, and the transfers on curl-event.c's loop. Requests themselves live in etcd-request.c. */
 
@@ -40,10 +41,8 @@ static int on_dispatch(sd_event_source *s, void *userdata) {
 
 /* ---- the client ---- */
 
-void etcd_endpoints_free(char **endpoints) {
-        for (size_t i = 0; endpoints && endpoints[i]; i++)
-                free(endpoints[i]);
-        free(endpoints);
+char **etcd_endpoints_free(char **endpoints) {
+        return strv_free(endpoints);
 }
 
 int etcd_parse_endpoints(const char *text, char ***ret) {

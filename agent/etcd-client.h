@@ -69,7 +69,7 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(EtcdClient *, etcd_client_free);
 
 /* Splits "http://a:2379, http://b:2379" into a NULL-terminated list. */
 int etcd_parse_endpoints(const char *text, char ***ret);
-void etcd_endpoints_free(char **endpoints);
+char **etcd_endpoints_free(char **endpoints);
 
 /* HTTP attempts made so far (for tests and the status command). */
 uint64_t etcd_client_get_attempts(EtcdClient *c);

@@ -291,10 +291,11 @@ int parse_abs_path(const char *s, char *err) {
         return 0;
 }
 
-void strv_free(char **l) {
+char **strv_free(char **l) {
         for (char **p = l; p && *p; p++)
                 free(*p);
         free(l);
+        return NULL;
 }
 
 size_t strv_length(char *const *l) {

@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "macro.h"
+
 typedef uint64_t usec_t;
 
 typedef struct Cidr {
@@ -39,7 +41,8 @@ int parse_abs_path(const char *s, char *err);
 
 /* Splits on any of seps, dropping empty words. Returns the count or -ENOMEM. */
 int split_words(const char *s, const char *seps, char ***ret);
-void strv_free(char **l);
+char **strv_free(char **l);
+DEFINE_TRIVIAL_CLEANUP_FUNC(char **, strv_free);
 size_t strv_length(char *const *l);
 
 /* Formatting for the effective-config printout. */

@@ -18,7 +18,7 @@ static json_object *add(json_object *o, const char *key, json_object *v) {
         return v;
 }
 
-static json_object *bridge_plugin(const Cidr *subnet, unsigned mtu) {
+static json_object *bridge_plugin(const Cidr *subnet, unsigned mtu, bool masq) {
         uint32_t mask = subnet->prefixlen ? ~UINT32_C(0) << (32 - subnet->prefixlen) : 0;
         Cidr net = { .addr.s_addr = subnet->addr.s_addr & htonl(mask), .prefixlen = subnet->prefixlen };
         struct in_addr gw = { .s_addr = htonl(ntohl(net.addr.s_addr) + 1) };
@@ -30,13 +30,14 @@ static json_object *bridge_plugin(const Cidr *subnet, unsigned mtu) {
                 return NULL;
         format_cidr(&net, cidr, sizeof cidr);
         inet_ntop(AF_INET, &gw, gws, sizeof gws);
-        /* Masquerading is the agent's ([network] ip-masq), not the plugin's:
-         * one rule set for both runtimes, kept in step with the overlay. */
+        /* With [network] ip-masq the agent masquerades (one rule set for both
+         * runtimes, kept in step with the overlay); without it the plugin
+         * does, as Docker does on docker0, so pods keep outbound access. */
         ok = add(p, "type", json_object_new_string("bridge")) &&
              add(p, "bridge", json_object_new_string(CNI_BRIDGE)) &&
              add(p, "isGateway", json_object_new_boolean(true)) &&
              add(p, "isDefaultGateway", json_object_new_boolean(true)) &&
-             add(p, "ipMasq", json_object_new_boolean(false)) &&
+             add(p, "ipMasq", json_object_new_boolean(masq)) &&
              add(p, "mtu", json_object_new_int((int32_t) mtu)) &&
              (ipam = add(p, "ipam", json_object_new_object())) &&
              add(ipam, "type", json_object_new_string("host-local")) &&
@@ -76,7 +77,7 @@ static json_object *portmap_plugin(void) {
         return p;
 }
 
-char *cni_conf_build(const Cidr *subnet, unsigned mtu) {
+char *cni_conf_build(const Cidr *subnet, unsigned mtu, bool plugin_masq) {
         json_object *o = json_object_new_object(), *plugins, *p;
         char *text = NULL;
         bool ok;
@@ -87,7 +88,7 @@ char *cni_conf_build(const Cidr *subnet, unsigned mtu) {
              add(o, "name", json_object_new_string(CNI_NETWORK_NAME)) &&
              (plugins = add(o, "plugins", json_object_new_array()));
         for (int i = 0; ok && i < 2; i++) {
-                p = i == 0 ? bridge_plugin(subnet, mtu) : portmap_plugin();
+                p = i == 0 ? bridge_plugin(subnet, mtu, plugin_masq) : portmap_plugin();
                 ok = p && json_object_array_add(plugins, p) >= 0;
                 if (!ok)
                         json_object_put(p);
@@ -102,8 +103,8 @@ char *cni_conf_build(const Cidr *subnet, unsigned mtu) {
         return text;
 }
 
-int cni_conf_write(const char *path, const Cidr *subnet, unsigned mtu) {
-        _cleanup_free_ char *text = cni_conf_build(subnet, mtu);
+int cni_conf_write(const char *path, const Cidr *subnet, unsigned mtu, bool plugin_masq) {
+        _cleanup_free_ char *text = cni_conf_build(subnet, mtu, plugin_masq);
 
         if (!text)
                 return -ENOMEM;

@@ -11,9 +11,11 @@
 #define CNI_BRIDGE "cni0"
 
 /* The conflist's text (with a final newline) for our subnet and the
- * overlay's MTU; NULL when out of memory. Pure: the unit test checks it. */
-char *cni_conf_build(const Cidr *subnet, unsigned mtu);
+ * overlay's MTU; plugin_masq: the bridge plugin masquerades (ipMasq), for
+ * when the agent does not ([network] ip-masq = no). NULL when out of
+ * memory. Pure: the unit test checks it. */
+char *cni_conf_build(const Cidr *subnet, unsigned mtu, bool plugin_masq);
 
 /* Writes it to path atomically when its content changed. Returns 1 if it
  * changed, 0 if not, or a negative errno (not logged: the caller decides). */
-int cni_conf_write(const char *path, const Cidr *subnet, unsigned mtu);
+int cni_conf_write(const char *path, const Cidr *subnet, unsigned mtu, bool plugin_masq);

@@ -116,7 +116,7 @@ static int write_containerd_files(const AgentConfig *c, const NodeNet *n) {
                 goto done;
         }
         changed |= r;
-        r = cni_conf_write(c->cni.conf_file, &n->subnet, n->mtu);
+        r = cni_conf_write(c->cni.conf_file, &n->subnet, n->mtu, !c->network.ip_masq);
         if (r < 0) {
                 log_error_errno(r, "Failed to write %s: %m", c->cni.conf_file);
                 goto done;

@@ -108,7 +108,8 @@ def test_containerd_nodes_get_the_cni_file_and_no_docker_options(cluster):
         assert conf["cniVersion"] == "0.4.0" and conf["name"] == "corekube", conf
         bridge, portmap = conf["plugins"]
         assert bridge["type"] == "bridge" and bridge["bridge"] == "cni0" and bridge["mtu"] == mtu, bridge
-        assert bridge["isGateway"] and bridge["isDefaultGateway"] and bridge["ipMasq"] is False, bridge
+        # ip-masq = no (the bed's default): the plugin masquerades, as Docker does.
+        assert bridge["isGateway"] and bridge["isDefaultGateway"] and bridge["ipMasq"] is True, bridge
         rng = bridge["ipam"]["ranges"][0][0]
         assert bridge["ipam"]["type"] == "host-local"
         assert rng == {"subnet": str(leases[n]), "gateway": str(leases[n].network_address + 1)}, rng

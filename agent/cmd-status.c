@@ -556,7 +556,7 @@ int cmd_status(const CliArgs *a) {
                                 return EXIT_RUNTIME;
                         w = t;
                 }
-                if (parse_duration(w, &s.timeout, err) < 0) {
+                if (parse_duration(w, err, &s.timeout) < 0) {
                         fprintf(stderr, "corekube-agent: --wait: %s (try 'corekube-agent --help')\n", err);
                         return EXIT_USAGE;
                 }

@@ -169,14 +169,14 @@ int config_value_parse(const ConfigKeyDef *k, const char *value, void *p, char *
                 break;
         case T_HOST_CIDR: {
                 OptionalCidr *c = p;
-                r = parse_cidr(value, false, &c->v, err);
+                r = parse_cidr(value, false, err, &c->v);
                 if (r >= 0)
                         r = check_host_cidr(&c->v, value, err);
                 c->set = r >= 0;
                 return r;
         }
         case T_NET_CIDR:
-                return parse_cidr(value, true, p, err);
+                return parse_cidr(value, true, err, p);
         case T_URL_LIST:
                 r = parse_list(value, ", \t", parse_url, p, err);
                 if (r >= 0 && !**(char ***) p) {
@@ -220,7 +220,7 @@ int config_value_parse(const ConfigKeyDef *k, const char *value, void *p, char *
                 r = check_string(value, err);
                 break;
         case T_DURATION:
-                r = parse_duration(value, p, err);
+                r = parse_duration(value, err, p);
                 if (r >= 0 && (*(usec_t *) p < k->min || *(usec_t *) p > k->max)) {
                         char a[64], b[64];
                         snprintf(err, CK_ERRLEN, "%s is out of range %s..%s", value,
@@ -229,7 +229,7 @@ int config_value_parse(const ConfigKeyDef *k, const char *value, void *p, char *
                 }
                 return r;
         case T_UINT:
-                r = parse_uint_range(value, k->min, k->max, &u, err);
+                r = parse_uint_range(value, k->min, k->max, err, &u);
                 if (r >= 0)
                         *(uint32_t *) p = (uint32_t) u;
                 return r;
@@ -238,7 +238,7 @@ int config_value_parse(const ConfigKeyDef *k, const char *value, void *p, char *
                         *(uint32_t *) p = 0;
                         return 0;
                 }
-                r = parse_uint_range(value, k->min, k->max, &u, err);
+                r = parse_uint_range(value, k->min, k->max, err, &u);
                 if (r < 0)
                         snprintf(err, CK_ERRLEN, "invalid MTU \"%s\": use auto or %u..%u", value,
                                  (unsigned) k->min, (unsigned) k->max);
@@ -246,7 +246,7 @@ int config_value_parse(const ConfigKeyDef *k, const char *value, void *p, char *
                         *(uint32_t *) p = (uint32_t) u;
                 return r;
         case T_BOOL:
-                return parse_bool(value, p, err);
+                return parse_bool(value, err, p);
         case T_UNIT:
                 r = parse_unit_name(value, err);
                 break;
@@ -256,12 +256,12 @@ int config_value_parse(const ConfigKeyDef *k, const char *value, void *p, char *
                 return parse_list(value, " \t", config_check_artifact_name, p, err);
         case T_SHA256: {
                 Sha256 *h = p;
-                r = parse_sha256(value, h->v, err);
+                r = parse_sha256(value, err, h->v);
                 h->set = r >= 0;
                 return r;
         }
         case T_MODE:
-                return parse_mode(value, p, err);
+                return parse_mode(value, err, p);
         default:
                 return -EINVAL;
         }

@@ -176,7 +176,7 @@ static void on_peers(PeerWatch *w, const SubnetRecord *peers, size_t n, void *us
 static int overlay_new(NodeAgent *d) {
         if (d->overlay)
                 return 0;
-        return overlay_sync_new(&d->overlay, d->event, d->ns, on_overlay, d);
+        return overlay_sync_new(d->event, d->ns, on_overlay, d, &d->overlay);
 }
 
 /* At start, before etcd is asked anything: flannel.1 as it was before the
@@ -377,7 +377,7 @@ static void lease_held(NodeAgent *d, bool moved) {
                         .own_ip = ntohl(d->link.addr.s_addr),
                 };
                 memcpy(o.own_mac, d->overlay_cfg.mac, 6);
-                int r = peer_watch_new(&d->peer_watch, d->etcd, d->event, &o, on_peers, d);
+                int r = peer_watch_new(d->etcd, d->event, &o, on_peers, d, &d->peer_watch);
                 if (r >= 0)
                         r = peer_watch_start(d->peer_watch);
                 if (r < 0) {
@@ -458,7 +458,7 @@ static void on_netcfg(int error, const char *message, const NetworkConfig *confi
                 .preferred_len = pref_len,
         };
         memcpy(o.vtep_mac, d->overlay_cfg.mac, 6);
-        r = subnet_lease_new(&d->lease, d->etcd, d->event, &o, on_lease, d);
+        r = subnet_lease_new(d->etcd, d->event, &o, on_lease, d, &d->lease);
         if (r >= 0)
                 r = subnet_lease_start(d->lease);
         if (r < 0)

@@ -328,7 +328,7 @@ static int register_start(NodeAgent *d) {
 
         if (d->registry)
                 return registry_set_ip(d->registry, ip);
-        r = registry_new(&d->registry, d->etcd, d->event, &o, on_registry, d);
+        r = registry_new(d->etcd, d->event, &o, on_registry, d, &d->registry);
         if (r >= 0 && d->have_subnet) {
                 /* The network ran ahead of us: the first write has it. */
                 char sub[32];

@@ -82,7 +82,7 @@ static int strdup_opt(const char *s, char **ret) {
         return *ret ? 0 : -ENOMEM;
 }
 
-int etcd_client_new(EtcdClient **ret, sd_event *event, const EtcdClientOptions *o) {
+int etcd_client_new(sd_event *event, const EtcdClientOptions *o, EtcdClient **ret) {
         static bool curl_ready = false;
         _cleanup_(etcd_client_freep) EtcdClient *c = NULL;
         size_t n = 0;

@@ -61,7 +61,7 @@ typedef void (*etcd_handler_t)(EtcdClient *c, int error, const char *message,
 typedef void (*etcd_watch_handler_t)(EtcdClient *c, int error, const char *message,
                                       const EtcdWatchResponse *response, void *userdata);
 
-int etcd_client_new(EtcdClient **ret, sd_event *event, const EtcdClientOptions *options);
+int etcd_client_new(sd_event *event, const EtcdClientOptions *options, EtcdClient **ret);
 /* Cancels whatever is in flight without calling back. Not from within one of
  * the client's callbacks. */
 EtcdClient *etcd_client_free(EtcdClient *c);

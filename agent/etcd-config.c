@@ -41,7 +41,7 @@ int etcd_client_from_config(const AgentConfig *c, sd_event *event, unsigned max_
                 .password = password,
                 .max_rounds = max_rounds,
         };
-        r = etcd_client_new(ret, event, &o);
+        r = etcd_client_new(event, &o, ret);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the etcd client: %m");
         return 0;

@@ -219,8 +219,8 @@ static int on_netlink(sd_event_source *es, int fd, uint32_t revents, void *userd
         return 0;
 }
 
-int overlay_sync_new(OverlaySync **ret, sd_event *event, ns_ctx *ns, overlay_sync_handler_t handler,
-                     void *userdata) {
+int overlay_sync_new(sd_event *event, ns_ctx *ns, overlay_sync_handler_t handler, void *userdata,
+                     OverlaySync **ret) {
         _cleanup_(overlay_sync_freep) OverlaySync *s = NULL;
         int r;
 

@@ -31,8 +31,8 @@ typedef enum OverlaySyncEvent {
 typedef void (*overlay_sync_handler_t)(OverlaySync *s, OverlaySyncEvent ev, int error, const char *message,
                                        void *userdata);
 
-int overlay_sync_new(OverlaySync **ret, sd_event *event, ns_ctx *ns, overlay_sync_handler_t handler,
-                     void *userdata);
+int overlay_sync_new(sd_event *event, ns_ctx *ns, overlay_sync_handler_t handler, void *userdata,
+                     OverlaySync **ret);
 OverlaySync *overlay_sync_free(OverlaySync *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(OverlaySync *, overlay_sync_free);
 

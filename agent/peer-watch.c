@@ -407,8 +407,8 @@ static void list(PeerWatch *w) {
 
 /* ---- public ---- */
 
-int peer_watch_new(PeerWatch **ret, EtcdClient *client, sd_event *event, const PeerWatchOptions *o,
-                   peer_watch_handler_t cb, void *userdata) {
+int peer_watch_new(EtcdClient *client, sd_event *event, const PeerWatchOptions *o, peer_watch_handler_t cb,
+                   void *userdata, PeerWatch **ret) {
         _cleanup_(peer_watch_freep) PeerWatch *w = NULL;
 
         if (!o->prefix)

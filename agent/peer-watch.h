@@ -32,8 +32,8 @@ typedef struct PeerWatchOptions {
 /* The complete set of valid peers, sorted by subnet. */
 typedef void (*peer_watch_handler_t)(PeerWatch *w, const SubnetRecord *peers, size_t n_peers, void *userdata);
 
-int peer_watch_new(PeerWatch **ret, EtcdClient *client, sd_event *event, const PeerWatchOptions *o,
-                   peer_watch_handler_t cb, void *userdata);
+int peer_watch_new(EtcdClient *client, sd_event *event, const PeerWatchOptions *o, peer_watch_handler_t cb,
+                   void *userdata, PeerWatch **ret);
 PeerWatch *peer_watch_free(PeerWatch *w);
 DEFINE_TRIVIAL_CLEANUP_FUNC(PeerWatch *, peer_watch_free);
 int peer_watch_start(PeerWatch *w);

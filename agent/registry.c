@@ -425,8 +425,8 @@ static int set_str(char **p, const char *v) {
         return 1;
 }
 
-int registry_new(Registry **ret, EtcdClient *client, sd_event *event, const RegistryOptions *o,
-                 registry_handler_t cb, void *userdata) {
+int registry_new(EtcdClient *client, sd_event *event, const RegistryOptions *o, registry_handler_t cb,
+                 void *userdata, Registry **ret) {
         _cleanup_(registry_freep) Registry *r = NULL;
 
         if (!o->prefix || !o->machine_id || !o->name || !o->role)

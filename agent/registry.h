@@ -42,8 +42,8 @@ typedef enum RegistryEvent {
 
 typedef void (*registry_handler_t)(Registry *r, RegistryEvent event, int error, const char *message, void *userdata);
 
-int registry_new(Registry **ret, EtcdClient *client, sd_event *event, const RegistryOptions *o,
-                 registry_handler_t cb, void *userdata);
+int registry_new(EtcdClient *client, sd_event *event, const RegistryOptions *o, registry_handler_t cb,
+                 void *userdata, Registry **ret);
 Registry *registry_free(Registry *r);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Registry *, registry_free);
 int registry_start(Registry *r);

@@ -461,8 +461,8 @@ static void acquire(SubnetLease *l) {
 
 /* ---- public ---- */
 
-int subnet_lease_new(SubnetLease **ret, EtcdClient *client, sd_event *event, const SubnetLeaseOptions *o,
-                     subnet_lease_handler_t cb, void *userdata) {
+int subnet_lease_new(EtcdClient *client, sd_event *event, const SubnetLeaseOptions *o, subnet_lease_handler_t cb,
+                     void *userdata, SubnetLease **ret) {
         _cleanup_(subnet_lease_freep) SubnetLease *l = NULL;
 
         if (!o->prefix || o->public_ip == 0)

@@ -43,8 +43,8 @@ typedef struct SubnetLeaseEvent {
 typedef void (*subnet_lease_handler_t)(SubnetLease *l, int error, const char *message,
                                         const SubnetLeaseEvent *event, void *userdata);
 
-int subnet_lease_new(SubnetLease **ret, EtcdClient *client, sd_event *event, const SubnetLeaseOptions *o,
-                     subnet_lease_handler_t cb, void *userdata);
+int subnet_lease_new(EtcdClient *client, sd_event *event, const SubnetLeaseOptions *o, subnet_lease_handler_t cb,
+                     void *userdata, SubnetLease **ret);
 SubnetLease *subnet_lease_free(SubnetLease *l);
 DEFINE_TRIVIAL_CLEANUP_FUNC(SubnetLease *, subnet_lease_free);
 int subnet_lease_start(SubnetLease *l);

@@ -25,7 +25,7 @@ static int fail(char *err, const char *fmt, ...) {
         return -EINVAL;
 }
 
-int parse_duration(const char *s, usec_t *ret, char *err) {
+int parse_duration(const char *s, char *err, usec_t *ret) {
         static const struct { const char *suffix; usec_t mult; } units[] = {
                 { "ms", USEC_PER_MSEC },
                 { "s", USEC_PER_SEC },
@@ -70,7 +70,7 @@ int parse_duration(const char *s, usec_t *ret, char *err) {
         return 0;
 }
 
-int parse_bool(const char *s, bool *ret, char *err) {
+int parse_bool(const char *s, char *err, bool *ret) {
         static const char *const yes[] = { "1", "yes", "y", "true", "t", "on" };
         static const char *const no[] = { "0", "no", "n", "false", "f", "off" };
 
@@ -87,7 +87,7 @@ int parse_bool(const char *s, bool *ret, char *err) {
         return fail(err, "invalid boolean \"%s\" (use yes or no)", s);
 }
 
-int parse_ipv4(const char *s, struct in_addr *ret, char *err) {
+int parse_ipv4(const char *s, char *err, struct in_addr *ret) {
         /* inet_pton rejects the shorthand forms ("10.1", "0x0a.0.0.1") that
          * inet_aton would accept; we want exactly four decimal octets. */
         if (inet_pton(AF_INET, s, ret) != 1)
@@ -99,7 +99,7 @@ uint32_t cidr_mask(unsigned prefixlen) {
         return prefixlen == 0 ? 0 : UINT32_MAX << (32 - prefixlen);
 }
 
-int parse_cidr(const char *s, bool network, Cidr *ret, char *err) {
+int parse_cidr(const char *s, bool network, char *err, Cidr *ret) {
         char buf[INET_ADDRSTRLEN + 4];
         const char *slash = strchr(s, '/');
         uint64_t len;
@@ -112,9 +112,9 @@ int parse_cidr(const char *s, bool network, Cidr *ret, char *err) {
                 return fail(err, "invalid CIDR \"%s\"", s);
         memcpy(buf, s, (size_t) (slash - s));
         buf[slash - s] = '\0';
-        if (parse_ipv4(buf, &c.addr, NULL) < 0)
+        if (parse_ipv4(buf, NULL, &c.addr) < 0)
                 return fail(err, "invalid CIDR \"%s\": bad address \"%s\"", s, buf);
-        r = parse_uint_range(slash + 1, 0, 32, &len, NULL);
+        r = parse_uint_range(slash + 1, 0, 32, NULL, &len);
         if (r < 0)
                 return fail(err, "invalid CIDR \"%s\": prefix length must be 0..32", s);
         c.prefixlen = (unsigned) len;
@@ -207,7 +207,7 @@ int parse_hostname(const char *s, char *err) {
         return 0;
 }
 
-int parse_sha256(const char *s, uint8_t ret[32], char *err) {
+int parse_sha256(const char *s, char *err, uint8_t ret[32]) {
         if (strlen(s) != 64)
                 return fail(err, "invalid sha256 \"%s\": must be 64 hex digits, got %zu characters", s, strlen(s));
         for (size_t i = 0; i < 32; i++) {
@@ -226,7 +226,7 @@ int parse_sha256(const char *s, uint8_t ret[32], char *err) {
         return 0;
 }
 
-int parse_mode(const char *s, mode_t *ret, char *err) {
+int parse_mode(const char *s, char *err, mode_t *ret) {
         mode_t m = 0;
 
         if (strempty(s) || strlen(s) > 5)
@@ -242,7 +242,7 @@ int parse_mode(const char *s, mode_t *ret, char *err) {
         return 0;
 }
 
-int parse_uint_range(const char *s, uint64_t min, uint64_t max, uint64_t *ret, char *err) {
+int parse_uint_range(const char *s, uint64_t min, uint64_t max, char *err, uint64_t *ret) {
         uint64_t v = 0;
 
         if (strempty(s))

@@ -22,19 +22,19 @@ typedef struct Cidr {
 
 #define CK_ERRLEN 256
 
-int parse_duration(const char *s, usec_t *ret, char *err);
-int parse_bool(const char *s, bool *ret, char *err);
-int parse_ipv4(const char *s, struct in_addr *ret, char *err);
+int parse_duration(const char *s, char *err, usec_t *ret);
+int parse_bool(const char *s, char *err, bool *ret);
+int parse_ipv4(const char *s, char *err, struct in_addr *ret);
 /* "a.b.c.d/len"; when network is true the host bits must be zero. */
-int parse_cidr(const char *s, bool network, Cidr *ret, char *err);
+int parse_cidr(const char *s, bool network, char *err, Cidr *ret);
 /* http:// or https:// with a host; no spaces. */
 int parse_url(const char *s, char *err);
 int parse_ifname(const char *s, char *err);
 int parse_unit_name(const char *s, char *err);
 int parse_hostname(const char *s, char *err);
-int parse_sha256(const char *s, uint8_t ret[32], char *err);
-int parse_mode(const char *s, mode_t *ret, char *err);
-int parse_uint_range(const char *s, uint64_t min, uint64_t max, uint64_t *ret, char *err);
+int parse_sha256(const char *s, char *err, uint8_t ret[32]);
+int parse_mode(const char *s, char *err, mode_t *ret);
+int parse_uint_range(const char *s, uint64_t min, uint64_t max, char *err, uint64_t *ret);
 /* An etcd key prefix: absolute, no trailing slash, no empty or dot components. */
 int parse_key_prefix(const char *s, char *err);
 int parse_abs_path(const char *s, char *err);

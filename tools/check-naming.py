@@ -7,7 +7,8 @@ netsetup/ is a library with its own prefix (ns_) and is not checked.
 
 Fails on `typedef struct x x;`, on `typedef struct [x] { ... } x;` with a
 name that is not CamelCase, and on a function pointer typedef with another
-suffix (_cb, _callback_t, _func_t, ...)."""
+suffix (_cb, _callback_t, _func_t, ...); and on a function declared in a
+header of agent/ with a `ret` or `ret_*` out-parameter that is not last."""
 
 import pathlib
 import re
@@ -19,6 +20,9 @@ COMMENT = re.compile(r"/\*.*?\*/|//[^\n]*", re.S)
 FORWARD = re.compile(r"\btypedef\s+(?:struct|enum|union)\s+(\w+)\s+(\w+)\s*;")
 BODY = re.compile(r"\btypedef\s+(?:struct|enum|union)\s*\w*\s*\{")
 FUNC = re.compile(r"\btypedef\b[^;{}]*?\(\s*\*\s*(\w+)\s*\)\s*\(")
+# A prototype at file level: `type name(params);` (params without parens).
+PROTO = re.compile(r"^[A-Za-z_][\w \t\*]*?\b(\w+)\(([^()]*)\)\s*(?:__attribute__\S*\s*)?;", re.M)
+RET = re.compile(r"\bret(?:_\w+)?\s*(?:\[[^\]]*\])?\s*\Z")
 
 
 def line_of(text, pos):
@@ -45,6 +49,13 @@ def check(path):
     for m in FUNC.finditer(text):
         if not m.group(1).endswith("_handler_t"):
             bad.append(f"{rel}:{line_of(text, m.start())}: callback type {m.group(1)} does not end in _handler_t")
+    if path.suffix == ".h":
+        for m in PROTO.finditer(text):
+            params = [p.strip() for p in m.group(2).split(",")]
+            rets = [k for k, p in enumerate(params) if RET.search(p)]
+            # Several ret_* outputs are fine as long as they close the list.
+            if rets and rets != list(range(len(params) - len(rets), len(params))):
+                bad.append(f"{rel}:{line_of(text, m.start())}: {m.group(1)}() has its ret parameter before others")
     return bad
 
 
@@ -55,7 +66,7 @@ def main():
     for b in bad:
         print(b)
     if not bad:
-        print("agent/: CamelCase types, callbacks end in _handler_t")
+        print("agent/: CamelCase types, callbacks end in _handler_t, ret parameters last")
     return 1 if bad else 0
 
 

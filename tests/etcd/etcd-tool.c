@@ -233,7 +233,7 @@ static void start_lease_and_watch(const NetworkConfig *cfg, bool do_lease, bool 
                         if (r < 0 && r != -ENOENT)
                                 emit_error(r, "cannot read the subnet file");
                 }
-                r = subnet_lease_new(&lease, client, event, &o, on_lease, NULL);
+                r = subnet_lease_new(client, event, &o, on_lease, NULL, &lease);
                 if (r < 0) {
                         emit_error(r, "subnet_lease_new");
                         quit(1);
@@ -257,7 +257,7 @@ static void start_lease_and_watch(const NetworkConfig *cfg, bool do_lease, bool 
                         (void) ip4_parse(arg.own_ip, &o.own_ip);
                 else if (arg.ip)
                         (void) ip4_parse(arg.ip, &o.own_ip);
-                r = peer_watch_new(&peers, client, event, &o, on_peers, NULL);
+                r = peer_watch_new(client, event, &o, on_peers, NULL, &peers);
                 if (r < 0) {
                         emit_error(r, "peer_watch_new");
                         quit(1);
@@ -511,7 +511,7 @@ static int run(int argc, char *argv[]) {
                         .ttl_usec = arg.ttl_usec,
                 };
 
-                r = registry_new(&registry, client, event, &o, on_registry, NULL);
+                r = registry_new(client, event, &o, on_registry, NULL, &registry);
                 if (r < 0)
                         return r;
                 return registry_start(registry);
@@ -559,7 +559,7 @@ int main(int argc, char *argv[]) {
         (void) sd_event_add_signal(event, NULL, SIGINT, NULL, NULL);
         (void) sd_event_add_io(event, NULL, STDIN_FILENO, EPOLLIN, on_stdin, NULL);
 
-        r = etcd_client_new(&client, event, &arg.client);
+        r = etcd_client_new(event, &arg.client, &client);
         if (r < 0) {
                 emit_error(r, "etcd_client_new");
                 return 1;

@@ -221,7 +221,7 @@ static void test_registry_format(void **state) {
         };
         char *json;
 
-        assert_int_equal(registry_new(&r, NULL, NULL, &o, NULL, NULL), 0);
+        assert_int_equal(registry_new(NULL, NULL, &o, NULL, NULL, &r), 0);
         assert_string_equal(registry_get_key(r), "/corekube/machines/abc");
         assert_int_equal(registry_format(r, 1795000000ULL * 1000000ULL, &json), 0);
         assert_string_equal(json, "{\"id\":\"abc\",\"name\":\"minion-1\",\"role\":\"minion\",\"ip\":\"192.168.3.12\","

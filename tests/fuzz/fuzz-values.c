@@ -19,14 +19,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (!s)
                 return 0;
 
-        if (parse_duration(s, &u, err) >= 0) {
-                fuzz_check(parse_duration(format_duration(u, buf, sizeof buf), &u2, err) >= 0);
+        if (parse_duration(s, err, &u) >= 0) {
+                fuzz_check(parse_duration(format_duration(u, buf, sizeof buf), err, &u2) >= 0);
                 fuzz_check(u == u2);
         }
         for (int network = 0; network < 2; network++)
-                if (parse_cidr(s, network, &c, err) >= 0) {
+                if (parse_cidr(s, network, err, &c) >= 0) {
                         fuzz_check(c.prefixlen <= 32);
-                        fuzz_check(parse_cidr(format_cidr(&c, buf, sizeof buf), network, &c2, err) >= 0);
+                        fuzz_check(parse_cidr(format_cidr(&c, buf, sizeof buf), network, err, &c2) >= 0);
                         fuzz_check(c.addr.s_addr == c2.addr.s_addr && c.prefixlen == c2.prefixlen);
                         fuzz_check(cidr_contains(&c, &c2));
                 }
@@ -38,18 +38,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 fuzz_check(strlen(s) <= 253);
         if (parse_unit_name(s, err) >= 0)
                 fuzz_check(!strchr(s, '/'));
-        if (parse_sha256(s, sha, err) >= 0)
+        if (parse_sha256(s, err, sha) >= 0)
                 fuzz_check(strcasecmp(format_sha256(sha, buf), s) == 0);
-        if (parse_mode(s, &mode, err) >= 0)
+        if (parse_mode(s, err, &mode) >= 0)
                 fuzz_check(mode <= 07777);
-        if (parse_uint_range(s, 1, 65535, &n, err) >= 0)
+        if (parse_uint_range(s, 1, 65535, err, &n) >= 0)
                 fuzz_check(n >= 1 && n <= 65535);
         if (parse_key_prefix(s, err) >= 0)
                 fuzz_check(s[0] == '/' && !strstr(s, "/../"));
         if (parse_abs_path(s, err) >= 0)
                 fuzz_check(s[0] == '/');
-        (void) parse_bool(s, &b, err);
-        (void) parse_ipv4(s, &(struct in_addr) {}, err);
+        (void) parse_bool(s, err, &b);
+        (void) parse_ipv4(s, err, &(struct in_addr) {});
         if (split_words(s, " \t,", &words) >= 0) {
                 for (char **w = words; *w; w++)
                         fuzz_check(**w && !strpbrk(*w, " \t,"));

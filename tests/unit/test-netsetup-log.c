@@ -118,7 +118,7 @@ static void test_failure_logged_once(void **state) {
         inet_pton(AF_INET, "192.168.3.7", &cfg.local);  /* underlay_ifindex 0: refused */
         assert_int_equal(sd_event_new(&event), 0);
         assert_int_equal(ns_new(&ns), 0);
-        assert_int_equal(overlay_sync_new(&s, event, ns, on_overlay, NULL), 0);
+        assert_int_equal(overlay_sync_new(event, ns, on_overlay, NULL, &s), 0);
         assert_int_equal(overlay_sync_set_config(s, &cfg), -ENETDOWN);
         assert_int_equal(count_failed, 1);
 

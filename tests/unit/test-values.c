@@ -34,7 +34,7 @@ static usec_t dur(const char *s) {
         char err[CK_ERRLEN] = "";
         usec_t u = 0;
 
-        assert_int_equal(parse_duration(s, &u, err), 0);
+        assert_int_equal(parse_duration(s, err, &u), 0);
         assert_string_equal(err, "");
         return u;
 }
@@ -54,41 +54,41 @@ static void test_duration(void **state) {
          * number of ms, so the top is 18446744073709551 ms. */
         assert_int_equal(dur("18446744073709551ms"), 18446744073709551ULL * USEC_PER_MSEC);
 
-        BAD(parse_duration("", &u, err), "empty duration");
-        BAD(parse_duration(NULL, &u, err), "empty duration");
-        BAD(parse_duration("30", &u, err),
+        BAD(parse_duration("", err, &u), "empty duration");
+        BAD(parse_duration(NULL, err, &u), "empty duration");
+        BAD(parse_duration("30", err, &u),
             "invalid duration \"30\": missing or unknown unit (use ms, s, m or h)");
-        BAD(parse_duration("1m30", &u, err),
+        BAD(parse_duration("1m30", err, &u),
             "invalid duration \"1m30\": missing or unknown unit (use ms, s, m or h)");
-        BAD(parse_duration("5d", &u, err),
+        BAD(parse_duration("5d", err, &u),
             "invalid duration \"5d\": missing or unknown unit (use ms, s, m or h)");
-        BAD(parse_duration("5sec", &u, err),
+        BAD(parse_duration("5sec", err, &u),
             "invalid duration \"5sec\": missing or unknown unit (use ms, s, m or h)");
-        BAD(parse_duration("5mx", &u, err),
+        BAD(parse_duration("5mx", err, &u),
             "invalid duration \"5mx\": missing or unknown unit (use ms, s, m or h)");
-        BAD(parse_duration("s", &u, err),
+        BAD(parse_duration("s", err, &u),
             "invalid duration \"s\" (expected e.g. 500ms, 30s, 5m, 24h)");
-        BAD(parse_duration("-5s", &u, err),
+        BAD(parse_duration("-5s", err, &u),
             "invalid duration \"-5s\" (expected e.g. 500ms, 30s, 5m, 24h)");
-        BAD(parse_duration(" 5s", &u, err),
+        BAD(parse_duration(" 5s", err, &u),
             "invalid duration \" 5s\" (expected e.g. 500ms, 30s, 5m, 24h)");
-        BAD(parse_duration("1.5s", &u, err),
+        BAD(parse_duration("1.5s", err, &u),
             "invalid duration \"1.5s\": missing or unknown unit (use ms, s, m or h)");
         /* Overflow: of the number itself, of number × unit, of the sum. */
-        BAD(parse_duration("99999999999999999999s", &u, err),
+        BAD(parse_duration("99999999999999999999s", err, &u),
             "duration \"99999999999999999999s\" is too large");
-        BAD(parse_duration("18446744073709551619s", &u, err),
+        BAD(parse_duration("18446744073709551619s", err, &u),
             "duration \"18446744073709551619s\" is too large");
-        BAD(parse_duration("18446744073709552ms", &u, err),
+        BAD(parse_duration("18446744073709552ms", err, &u),
             "duration \"18446744073709552ms\" is too large");
-        BAD(parse_duration("5124095577h", &u, err),
+        BAD(parse_duration("5124095577h", err, &u),
             "duration \"5124095577h\" is too large");
-        BAD(parse_duration("5124095575h1000000s", &u, err),
+        BAD(parse_duration("5124095575h1000000s", err, &u),
             "duration \"5124095575h1000000s\" is too large");
         /* Failures leave the result alone. */
         assert_int_equal(u, 4242);
         /* err may be NULL. */
-        assert_int_equal(parse_duration("x", &u, NULL), -EINVAL);
+        assert_int_equal(parse_duration("x", NULL, &u), -EINVAL);
 }
 
 static void test_bool(void **state) {
@@ -98,81 +98,81 @@ static void test_bool(void **state) {
 
         for (size_t i = 0; i < ELEMENTSOF(yes); i++) {
                 b = false;
-                GOOD(parse_bool(yes[i], &b, err));
+                GOOD(parse_bool(yes[i], err, &b));
                 assert_true(b);
         }
         for (size_t i = 0; i < ELEMENTSOF(no); i++) {
                 b = true;
-                GOOD(parse_bool(no[i], &b, err));
+                GOOD(parse_bool(no[i], err, &b));
                 assert_false(b);
         }
-        BAD(parse_bool("maybe", &b, err), "invalid boolean \"maybe\" (use yes or no)");
-        BAD(parse_bool("", &b, err), "invalid boolean \"\" (use yes or no)");
-        BAD(parse_bool("2", &b, err), "invalid boolean \"2\" (use yes or no)");
-        BAD(parse_bool("yes ", &b, err), "invalid boolean \"yes \" (use yes or no)");
+        BAD(parse_bool("maybe", err, &b), "invalid boolean \"maybe\" (use yes or no)");
+        BAD(parse_bool("", err, &b), "invalid boolean \"\" (use yes or no)");
+        BAD(parse_bool("2", err, &b), "invalid boolean \"2\" (use yes or no)");
+        BAD(parse_bool("yes ", err, &b), "invalid boolean \"yes \" (use yes or no)");
 }
 
 static void test_ipv4(void **state) {
         struct in_addr a;
 
-        GOOD(parse_ipv4("192.168.3.12", &a, err));
+        GOOD(parse_ipv4("192.168.3.12", err, &a));
         assert_int_equal(ntohl(a.s_addr), 0xc0a8030c);
-        GOOD(parse_ipv4("0.0.0.0", &a, err));
-        GOOD(parse_ipv4("255.255.255.255", &a, err));
-        BAD(parse_ipv4("256.1.1.1", &a, err), "invalid IPv4 address \"256.1.1.1\"");
-        BAD(parse_ipv4("10.1", &a, err), "invalid IPv4 address \"10.1\"");
-        BAD(parse_ipv4("0x0a.0.0.1", &a, err), "invalid IPv4 address \"0x0a.0.0.1\"");
-        BAD(parse_ipv4("1.2.3.4.5", &a, err), "invalid IPv4 address \"1.2.3.4.5\"");
-        BAD(parse_ipv4("::1", &a, err), "invalid IPv4 address \"::1\"");
-        BAD(parse_ipv4("", &a, err), "invalid IPv4 address \"\"");
-        BAD(parse_ipv4(" 1.2.3.4", &a, err), "invalid IPv4 address \" 1.2.3.4\"");
+        GOOD(parse_ipv4("0.0.0.0", err, &a));
+        GOOD(parse_ipv4("255.255.255.255", err, &a));
+        BAD(parse_ipv4("256.1.1.1", err, &a), "invalid IPv4 address \"256.1.1.1\"");
+        BAD(parse_ipv4("10.1", err, &a), "invalid IPv4 address \"10.1\"");
+        BAD(parse_ipv4("0x0a.0.0.1", err, &a), "invalid IPv4 address \"0x0a.0.0.1\"");
+        BAD(parse_ipv4("1.2.3.4.5", err, &a), "invalid IPv4 address \"1.2.3.4.5\"");
+        BAD(parse_ipv4("::1", err, &a), "invalid IPv4 address \"::1\"");
+        BAD(parse_ipv4("", err, &a), "invalid IPv4 address \"\"");
+        BAD(parse_ipv4(" 1.2.3.4", err, &a), "invalid IPv4 address \" 1.2.3.4\"");
 }
 
 static void test_cidr(void **state) {
         char buf[64];
         Cidr c;
 
-        GOOD(parse_cidr("10.244.0.0/15", true, &c, err));
+        GOOD(parse_cidr("10.244.0.0/15", true, err, &c));
         assert_int_equal(ntohl(c.addr.s_addr), 0x0af40000);
         assert_int_equal(c.prefixlen, 15);
         assert_string_equal(format_cidr(&c, buf, sizeof buf), "10.244.0.0/15");
-        GOOD(parse_cidr("0.0.0.0/0", true, &c, err));
-        GOOD(parse_cidr("1.2.3.4/32", true, &c, err));
+        GOOD(parse_cidr("0.0.0.0/0", true, err, &c));
+        GOOD(parse_cidr("1.2.3.4/32", true, err, &c));
         /* Host bits are fine when a host address is asked for. */
-        GOOD(parse_cidr("192.168.3.12/24", false, &c, err));
+        GOOD(parse_cidr("192.168.3.12/24", false, err, &c));
         assert_string_equal(format_cidr(&c, buf, sizeof buf), "192.168.3.12/24");
 
-        BAD(parse_cidr("10.244.1.0/15", true, &c, err),
+        BAD(parse_cidr("10.244.1.0/15", true, err, &c),
             "\"10.244.1.0/15\" has host bits set (did you mean 10.244.0.0/15?)");
-        BAD(parse_cidr("192.168.3.12/24", true, &c, err),
+        BAD(parse_cidr("192.168.3.12/24", true, err, &c),
             "\"192.168.3.12/24\" has host bits set (did you mean 192.168.3.0/24?)");
-        BAD(parse_cidr("1.2.3.4/0", true, &c, err),
+        BAD(parse_cidr("1.2.3.4/0", true, err, &c),
             "\"1.2.3.4/0\" has host bits set (did you mean 0.0.0.0/0?)");
-        BAD(parse_cidr("10.0.0.0", true, &c, err),
+        BAD(parse_cidr("10.0.0.0", true, err, &c),
             "invalid CIDR \"10.0.0.0\": missing /prefix-length");
-        BAD(parse_cidr("10.0.0.0/33", true, &c, err),
+        BAD(parse_cidr("10.0.0.0/33", true, err, &c),
             "invalid CIDR \"10.0.0.0/33\": prefix length must be 0..32");
-        BAD(parse_cidr("10.0.0.0/", true, &c, err),
+        BAD(parse_cidr("10.0.0.0/", true, err, &c),
             "invalid CIDR \"10.0.0.0/\": prefix length must be 0..32");
-        BAD(parse_cidr("10.0.0.0/8x", true, &c, err),
+        BAD(parse_cidr("10.0.0.0/8x", true, err, &c),
             "invalid CIDR \"10.0.0.0/8x\": prefix length must be 0..32");
-        BAD(parse_cidr("10.0.0.0/-1", true, &c, err),
+        BAD(parse_cidr("10.0.0.0/-1", true, err, &c),
             "invalid CIDR \"10.0.0.0/-1\": prefix length must be 0..32");
-        BAD(parse_cidr("10.0.0/8", true, &c, err),
+        BAD(parse_cidr("10.0.0/8", true, err, &c),
             "invalid CIDR \"10.0.0/8\": bad address \"10.0.0\"");
-        BAD(parse_cidr("/8", true, &c, err), "invalid CIDR \"/8\": bad address \"\"");
-        BAD(parse_cidr("100.100.100.100x/8", true, &c, err), "invalid CIDR \"100.100.100.100x/8\"");
+        BAD(parse_cidr("/8", true, err, &c), "invalid CIDR \"/8\": bad address \"\"");
+        BAD(parse_cidr("100.100.100.100x/8", true, err, &c), "invalid CIDR \"100.100.100.100x/8\"");
 
         /* containment and masks */
         {
                 Cidr outer, inner;
-                GOOD(parse_cidr("10.244.0.0/15", true, &outer, err));
-                GOOD(parse_cidr("10.245.7.0/24", true, &inner, err));
+                GOOD(parse_cidr("10.244.0.0/15", true, err, &outer));
+                GOOD(parse_cidr("10.245.7.0/24", true, err, &inner));
                 assert_true(cidr_contains(&outer, &inner));
                 assert_true(cidr_contains(&outer, &outer));
-                GOOD(parse_cidr("10.246.0.0/24", true, &inner, err));
+                GOOD(parse_cidr("10.246.0.0/24", true, err, &inner));
                 assert_false(cidr_contains(&outer, &inner));
-                GOOD(parse_cidr("10.0.0.0/8", true, &inner, err));
+                GOOD(parse_cidr("10.0.0.0/8", true, err, &inner));
                 assert_false(cidr_contains(&outer, &inner));
         }
         assert_int_equal(cidr_mask(0), 0);
@@ -287,24 +287,24 @@ static void test_sha256(void **state) {
         uint8_t h[32];
         char out[65];
 
-        GOOD(parse_sha256(hex, h, err));
+        GOOD(parse_sha256(hex, err, h));
         assert_int_equal(h[0], 0x01);
         assert_int_equal(h[7], 0xef);
         assert_int_equal(h[15], 0xef);
         assert_string_equal(format_sha256(h, out),
                             "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
-        BAD(parse_sha256("abc", h, err), "invalid sha256 \"abc\": must be 64 hex digits, got 3 characters");
-        BAD(parse_sha256("", h, err), "invalid sha256 \"\": must be 64 hex digits, got 0 characters");
-        BAD(parse_sha256("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde", h, err),
+        BAD(parse_sha256("abc", err, h), "invalid sha256 \"abc\": must be 64 hex digits, got 3 characters");
+        BAD(parse_sha256("", err, h), "invalid sha256 \"\": must be 64 hex digits, got 0 characters");
+        BAD(parse_sha256("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde", err, h),
             "invalid sha256 \"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde\": "
             "must be 64 hex digits, got 63 characters");
-        BAD(parse_sha256("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0", h, err),
+        BAD(parse_sha256("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0", err, h),
             "invalid sha256 \"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0\": "
             "must be 64 hex digits, got 65 characters");
-        BAD(parse_sha256("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdeg", h, err),
+        BAD(parse_sha256("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdeg", err, h),
             "invalid sha256 \"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdeg\": "
             "'g' is not a hex digit");
-        BAD(parse_sha256("0123456789abcdef 123456789abcdef0123456789abcdef0123456789abcdef", h, err),
+        BAD(parse_sha256("0123456789abcdef 123456789abcdef0123456789abcdef0123456789abcdef", err, h),
             "invalid sha256 \"0123456789abcdef 123456789abcdef0123456789abcdef0123456789abcdef\": "
             "' ' is not a hex digit");
 }
@@ -312,44 +312,44 @@ static void test_sha256(void **state) {
 static void test_mode(void **state) {
         mode_t m = 0;
 
-        GOOD(parse_mode("0755", &m, err));
+        GOOD(parse_mode("0755", err, &m));
         assert_int_equal(m, 0755);
-        GOOD(parse_mode("644", &m, err));
+        GOOD(parse_mode("644", err, &m));
         assert_int_equal(m, 0644);
-        GOOD(parse_mode("0", &m, err));
+        GOOD(parse_mode("0", err, &m));
         assert_int_equal(m, 0);
-        GOOD(parse_mode("07777", &m, err));
+        GOOD(parse_mode("07777", err, &m));
         assert_int_equal(m, 07777);
-        GOOD(parse_mode("4755", &m, err));
+        GOOD(parse_mode("4755", err, &m));
         assert_int_equal(m, 04755);
-        BAD(parse_mode("0800", &m, err), "invalid mode \"0800\": expected octal such as 0755");
-        BAD(parse_mode("rwx", &m, err), "invalid mode \"rwx\": expected octal such as 0755");
-        BAD(parse_mode("", &m, err), "invalid mode \"\": expected octal such as 0755");
-        BAD(parse_mode("000755", &m, err), "invalid mode \"000755\": expected octal such as 0755");
-        BAD(parse_mode("-755", &m, err), "invalid mode \"-755\": expected octal such as 0755");
-        BAD(parse_mode("17777", &m, err), "invalid mode \"17777\": at most 07777");
+        BAD(parse_mode("0800", err, &m), "invalid mode \"0800\": expected octal such as 0755");
+        BAD(parse_mode("rwx", err, &m), "invalid mode \"rwx\": expected octal such as 0755");
+        BAD(parse_mode("", err, &m), "invalid mode \"\": expected octal such as 0755");
+        BAD(parse_mode("000755", err, &m), "invalid mode \"000755\": expected octal such as 0755");
+        BAD(parse_mode("-755", err, &m), "invalid mode \"-755\": expected octal such as 0755");
+        BAD(parse_mode("17777", err, &m), "invalid mode \"17777\": at most 07777");
 }
 
 static void test_uint_range(void **state) {
         uint64_t v = 0;
 
-        GOOD(parse_uint_range("1", 1, 16777215, &v, err));
+        GOOD(parse_uint_range("1", 1, 16777215, err, &v));
         assert_int_equal(v, 1);
-        GOOD(parse_uint_range("16777215", 1, 16777215, &v, err));
+        GOOD(parse_uint_range("16777215", 1, 16777215, err, &v));
         assert_int_equal(v, 16777215);
-        GOOD(parse_uint_range("0", 0, 0, &v, err));
-        GOOD(parse_uint_range("007", 1, 10, &v, err));
+        GOOD(parse_uint_range("0", 0, 0, err, &v));
+        GOOD(parse_uint_range("007", 1, 10, err, &v));
         assert_int_equal(v, 7);
-        BAD(parse_uint_range("0", 1, 16777215, &v, err), "0 is out of range 1..16777215");
-        BAD(parse_uint_range("16777216", 1, 16777215, &v, err), "16777216 is out of range 1..16777215");
-        BAD(parse_uint_range("65536", 1, 65535, &v, err), "65536 is out of range 1..65535");
-        BAD(parse_uint_range("", 1, 2, &v, err), "empty number");
-        BAD(parse_uint_range("12a", 1, 200, &v, err), "invalid number \"12a\"");
-        BAD(parse_uint_range("-1", 0, 200, &v, err), "invalid number \"-1\"");
-        BAD(parse_uint_range("+1", 0, 200, &v, err), "invalid number \"+1\"");
-        BAD(parse_uint_range(" 1", 0, 200, &v, err), "invalid number \" 1\"");
-        BAD(parse_uint_range("0x10", 0, 200, &v, err), "invalid number \"0x10\"");
-        BAD(parse_uint_range("99999999999999999999999", 0, 200, &v, err),
+        BAD(parse_uint_range("0", 1, 16777215, err, &v), "0 is out of range 1..16777215");
+        BAD(parse_uint_range("16777216", 1, 16777215, err, &v), "16777216 is out of range 1..16777215");
+        BAD(parse_uint_range("65536", 1, 65535, err, &v), "65536 is out of range 1..65535");
+        BAD(parse_uint_range("", 1, 2, err, &v), "empty number");
+        BAD(parse_uint_range("12a", 1, 200, err, &v), "invalid number \"12a\"");
+        BAD(parse_uint_range("-1", 0, 200, err, &v), "invalid number \"-1\"");
+        BAD(parse_uint_range("+1", 0, 200, err, &v), "invalid number \"+1\"");
+        BAD(parse_uint_range(" 1", 0, 200, err, &v), "invalid number \" 1\"");
+        BAD(parse_uint_range("0x10", 0, 200, err, &v), "invalid number \"0x10\"");
+        BAD(parse_uint_range("99999999999999999999999", 0, 200, err, &v),
             "number \"99999999999999999999999\" out of range 0..200");
         assert_int_equal(v, 7);
 }
@@ -453,7 +453,7 @@ static void test_format_duration(void **state) {
                 const usec_t u = 26 * 3600 * USEC_PER_SEC + 61 * USEC_PER_SEC + 7 * USEC_PER_MSEC;
                 usec_t back = 0;
                 char err[CK_ERRLEN] = "";
-                assert_int_equal(parse_duration(format_duration(u, buf, sizeof buf), &back, err), 0);
+                assert_int_equal(parse_duration(format_duration(u, buf, sizeof buf), err, &back), 0);
                 assert_int_equal(back, u);
         }
 }

@@ -11,6 +11,7 @@
 
 #include "etcd-client.h"
 #include "etcd-json.h"
+#include "macro.h"
 
 typedef struct MachineRecord {
         char *id;
@@ -66,3 +67,4 @@ int master_wait_new(EtcdClient *c, const char *prefix, master_wait_handler_t cb,
 void master_wait_check(MasterWait *w);
 /* Cancels whatever is in flight; never calls back. */
 MasterWait *master_wait_free(MasterWait *w);
+DEFINE_TRIVIAL_CLEANUP_FUNC(MasterWait *, master_wait_free);

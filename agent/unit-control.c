@@ -445,7 +445,7 @@ int unit_ctl_watch(UnitControl *u, const char *unit, unit_state_handler_t cb, vo
 }
 
 int unit_ctl_new(sd_event *event, sd_bus *bus, UnitControl **ret) {
-        UnitControl *u = calloc(1, sizeof *u);
+        _cleanup_(unit_ctl_freep) UnitControl *u = calloc(1, sizeof *u);
         int r;
 
         if (!u)
@@ -455,10 +455,8 @@ int unit_ctl_new(sd_event *event, sd_bus *bus, UnitControl **ret) {
                 u->bus = sd_bus_ref(bus);
         else {
                 r = sd_bus_open_system(&u->bus);
-                if (r < 0) {
-                        free(u);
+                if (r < 0)
                         return log_error_errno(r, "Failed to connect to the system bus: %m");
-                }
         }
         r = sd_bus_attach_event(u->bus, event, SD_EVENT_PRIORITY_NORMAL);
         if (r >= 0)
@@ -469,11 +467,9 @@ int unit_ctl_new(sd_event *event, sd_bus *bus, UnitControl **ret) {
         /* systemd only emits JobRemoved and PropertiesChanged to subscribers. */
         if (r >= 0)
                 r = sd_bus_call_method(u->bus, SD_DEST, SD_PATH, SD_MGR, "Subscribe", NULL, NULL, "");
-        if (r < 0) {
-                unit_ctl_free(u);
+        if (r < 0)
                 return log_error_errno(r, "Failed to subscribe to systemd's signals: %m");
-        }
-        *ret = u;
+        *ret = TAKE_PTR(u);
         return 0;
 }
 

@@ -10,6 +10,8 @@
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
+#include "macro.h"
+
 typedef struct UnitControl UnitControl;
 
 /* job_result: systemd's job result ("done", "failed", "canceled", "timeout",
@@ -34,6 +36,7 @@ typedef void (*unit_state_handler_t)(const char *unit, const UnitState *state, v
 /* bus: NULL connects to the system bus. */
 int unit_ctl_new(sd_event *event, sd_bus *bus, UnitControl **ret);
 UnitControl *unit_ctl_free(UnitControl *u);
+DEFINE_TRIVIAL_CLEANUP_FUNC(UnitControl *, unit_ctl_free);
 
 /* method: "StartUnit" or "RestartUnit"; mode "replace". */
 int unit_ctl_job(UnitControl *u, const char *method, const char *unit, unit_job_handler_t cb, void *userdata);

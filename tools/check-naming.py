@@ -8,7 +8,9 @@ netsetup/ is a library with its own prefix (ns_) and is not checked.
 Fails on `typedef struct x x;`, on `typedef struct [x] { ... } x;` with a
 name that is not CamelCase, and on a function pointer typedef with another
 suffix (_cb, _callback_t, _func_t, ...); and on a function declared in a
-header of agent/ with a `ret` or `ret_*` out-parameter that is not last."""
+header of agent/ with a `ret` or `ret_*` out-parameter that is not last; and
+on a `T *x_free(T *)` / `x_unref` in agent/ without its
+DEFINE_TRIVIAL_CLEANUP_FUNC (so constructors can unwind with _cleanup_)."""
 
 import pathlib
 import re
@@ -59,14 +61,30 @@ def check(path):
     return bad
 
 
+FREE = re.compile(r"^(\w+) \*(\w+_(?:free|unref))\(\1 \*\w*\);", re.M)
+
+
+def check_cleanup(paths):
+    text = "".join(p.read_text() for p in paths)
+    bad = []
+    for p in paths:
+        for m in FREE.finditer(p.read_text()):
+            if not re.search(rf"DEFINE_TRIVIAL_CLEANUP_FUNC\(\s*{m.group(1)} \*,\s*{m.group(2)}\)", text):
+                bad.append(f"{p.relative_to(ROOT)}: {m.group(2)}() has no DEFINE_TRIVIAL_CLEANUP_FUNC")
+    return bad
+
+
 def main():
     bad = []
-    for path in sorted((ROOT / "agent").glob("*.[ch]")):
+    paths = sorted((ROOT / "agent").glob("*.[ch]"))
+    for path in paths:
         bad += check(path)
+    bad += check_cleanup(paths)
     for b in bad:
         print(b)
     if not bad:
-        print("agent/: CamelCase types, callbacks end in _handler_t, ret parameters last")
+        print("agent/: CamelCase types, callbacks end in _handler_t, ret parameters last, "
+              "every *_free()/*_unref() has its cleanup helper")
     return 1 if bad else 0
 
 

@@ -291,6 +291,44 @@ int overlay_sync_set_peers(OverlaySync *s, const ns_peer *peers, size_t n, unsig
         return sync_now(s);
 }
 
+int overlay_sync_apply_delta(OverlaySync *s, const ns_peer *peers, size_t n, const ns_peer *upsert,
+                             size_t n_upsert, const struct in_addr *removed, size_t n_removed) {
+        ns_reconcile_stats st = {};
+        int r;
+
+        /* Only what is programmed as a complete set can take a delta; else
+         * (adopting, a failure being retried, the device being set up) the
+         * whole set goes the usual way. */
+        if (!s->have_config || !s->up || !s->have_snapshot || !s->programmed || s->failed)
+                return overlay_sync_set_peers(s, peers, n, OVERLAY_PEERS_COMPLETE);
+
+        ns_peer *copy = calloc(n + 1, sizeof *copy);
+        if (!copy)
+                return log_error_errno(-ENOMEM, "Overlay: out of memory");
+        if (n > 0)
+                memcpy(copy, peers, n * sizeof *copy);
+        free(s->peers);
+        s->peers = copy;
+        s->n_peers = n;
+        s->incremental = false;
+
+        r = ns_overlay_apply_delta(s->ns, upsert, n_upsert, removed, n_removed, &st);
+        if (r == -ESTALE)
+                /* Drift since the last reconcile: compare with the kernel. */
+                return sync_now(s);
+        if (r < 0) {
+                failed(s, r, "Cannot program the peers on %s (%u of %u changes refused): %s", s->info.ifname,
+                       st.failed, st.requests, ns_error_detail(r) ?: strerror(-r));
+                return r;
+        }
+        if (st.requests > 0)
+                log_info("Peers changed: %zu peers, %u added, %u replaced, %u removed.", s->n_peers, st.added,
+                         st.replaced, st.removed);
+        backoff_reset(&s->backoff);
+        emit(s, OVERLAY_SYNC_PROGRAMMED, 0, NULL);
+        return 0;
+}
+
 void overlay_sync_resync(OverlaySync *s) {
         (void) sync_now(s);
 }

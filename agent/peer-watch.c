@@ -10,46 +10,8 @@
 #include "macro.h"
 #include "netsetup.h"
 #include "message-ids.h"
-#include "peer-watch.h"
+#include "peer-watch-internal.h"
 
-typedef struct Entry {
-        char *key;
-        char *value;
-        int64_t mod_revision;
-        int64_t create_revision;
-        int64_t conflict_warned;    /* mod_revision of the record last warned about as a conflict */
-        int status;                 /* 0 peer, 1 our own, < 0 rejected */
-        SubnetRecord rec;
-} Entry;
-
-struct PeerWatch {
-        EtcdClient *client;
-        sd_event *event;
-        char *prefix;
-        char *dir;                  /* "<prefix>/subnets/" */
-        NetworkConfig config;
-        uint32_t own_subnet, own_ip;
-        uint8_t own_mac[6];
-        uint64_t settle_usec;
-        peer_watch_handler_t cb;
-        void *userdata;
-
-        Entry *entries;
-        size_t n_entries;
-        int64_t revision;           /* everything up to here is in the cache */
-
-        EtcdRequest *list;
-        EtcdRequest *watch;
-        sd_event_source *settle;
-        sd_event_source *retry;
-        Backoff backoff;
-        uint64_t watch_started;
-        SubnetRecord *delivered;
-        size_t n_delivered;
-        bool delivered_once;
-        uint64_t last_batch_usec;   /* when the callback last ran (CLOCK_MONOTONIC) */
-        unsigned lists, batches;
-};
 
 static void list(PeerWatch *w);
 static void watch_from(PeerWatch *w, int64_t revision);
@@ -89,126 +51,30 @@ static void validate(PeerWatch *w, Entry *e, const Entry *before) {
                   e->key, e->mod_revision, reason ? reason : "invalid");
 }
 
-static bool same_peers(const SubnetRecord *a, const SubnetRecord *b, size_t n);
-
-/* Valid records can still contradict each other or us: a VTEP MAC that is
- * ours, or one another record already uses for another public IP (the
- * kernel's FDB maps a MAC to one destination). The record created first
- * keeps the MAC; the later one is left out (warned about once), so that a
- * forged record cannot take a node's traffic or block the whole peer set.
- * Found by sorting the valid records by MAC and age, so a batch costs
- * O(n log n), not a scan of every record for every record. */
-static int cmp_mac_age(const void *a, const void *b) {
-        const Entry *x = *(Entry *const *) a, *y = *(Entry *const *) b;
-        int c = memcmp(x->rec.vtep_mac, y->rec.vtep_mac, 6);
-
-        if (c)
-                return c;
-        if (x->create_revision != y->create_revision)
-                return x->create_revision < y->create_revision ? -1 : 1;
-        return strcmp(x->key, y->key);
-}
-
-/* Whether e may be used; `owner` is the record that holds its MAC (e itself:
- * the MAC is ours), or NULL. */
-static bool usable(Entry *e, const Entry *owner) {
-        char f[512], mac[18];
-
-        if (!owner)
-                return true;
-        if (e->conflict_warned != e->mod_revision) {
-                e->conflict_warned = e->mod_revision;
-                ns_format_mac(e->rec.vtep_mac, mac);
-                snprintf(f, sizeof f, "COREKUBE_ETCD_KEY=%s", e->key);
-                if (owner == e)
-                        log_event(LOG_WARNING, MID_PEER_REJECTED, FIELDS(f),
-                                  "Ignoring peer record %s (revision %" PRId64 "): VTEP MAC %s is ours",
-                                  e->key, e->mod_revision, mac);
-                else
-                        log_event(LOG_WARNING, MID_PEER_REJECTED, FIELDS(f),
-                                  "Ignoring peer record %s (revision %" PRId64 "): VTEP MAC %s belongs to %s",
-                                  e->key, e->mod_revision, mac, owner->key);
-        }
-        return false;
-}
-
-/* The usable peers, unsorted, into `out` (room for every entry). */
-static size_t usable_peers(PeerWatch *w, SubnetRecord *out) {
-        static const uint8_t zero[6] = {};
-        _cleanup_free_ Entry **idx = calloc(w->n_entries + 1, sizeof *idx);
-        bool own = memcmp(w->own_mac, zero, 6) != 0;
-        size_t m = 0, n = 0;
-
-        if (!idx)
-                return log_error_errno(-ENOMEM, "Peer watch: out of memory"), 0;
-        for (size_t i = 0; i < w->n_entries; i++)
-                if (w->entries[i].status == 0)
-                        idx[m++] = &w->entries[i];
-        if (m > 1)
-                qsort(idx, m, sizeof *idx, cmp_mac_age);
-        for (size_t i = 0; i < m;) {
-                size_t j = i;
-
-                /* One MAC: the oldest record holds it; a later one with the
-                 * same public IP is the same node and fine. */
-                while (j < m && memcmp(idx[j]->rec.vtep_mac, idx[i]->rec.vtep_mac, 6) == 0)
-                        j++;
-                for (size_t k = i; k < j; k++) {
-                        Entry *e = idx[k];
-                        const Entry *owner = NULL;
-
-                        if (own && memcmp(e->rec.vtep_mac, w->own_mac, 6) == 0)
-                                owner = e;
-                        for (size_t o = i; o < k && !owner; o++)
-                                if (idx[o]->rec.public_ip != e->rec.public_ip)
-                                        owner = idx[o];
-                        if (usable(e, owner))
-                                out[n++] = e->rec;
-                }
-                i = j;
-        }
-        return n;
-}
-
-static int cmp_rec(const void *a, const void *b) {
-        const SubnetRecord *x = a, *y = b;
-
-        return x->subnet < y->subnet ? -1 : x->subnet > y->subnet;
-}
 
 static int on_settle(sd_event_source *s, uint64_t usec, void *userdata) {
         PeerWatch *w = userdata;
-        _cleanup_free_ SubnetRecord *peers = NULL;
-        size_t n = 0;
+        PeerWatchDelta d = {};
+        bool full = w->dirty_all || !w->delivered_once;
+        int r;
 
         w->settle = sd_event_source_disable_unref(w->settle);
-        peers = calloc(w->n_entries + 1, sizeof *peers);
-        if (!peers)
-                return log_error_errno(-ENOMEM, "Peer watch: out of memory");
-        n = usable_peers(w, peers);
-        if (n > 1)
-                qsort(peers, n, sizeof *peers, cmp_rec);
-
-        if (w->delivered_once && n == w->n_delivered && same_peers(peers, w->delivered, n))
+        r = peer_set_settle(w, full, &d);
+        if (r < 0)
+                return 0;       /* still marked: the next change tries again */
+        w->dirty_all = false;
+        w->n_dirty = 0;
+        if (r == 0)
                 return 0;
-        free(w->delivered);
-        w->delivered = TAKE_PTR(peers);
-        w->n_delivered = n;
         w->delivered_once = true;
         w->last_batch_usec = usec;
         w->batches++;
-        log_debug("Peer watch: %zu peers", n);
+        log_debug("Peer watch: %zu peers (%s)", w->n_delivered, d.upsert || d.removed ? "the changes" : "all");
         if (w->cb)
-                w->cb(w, w->delivered, n, w->userdata);
+                w->cb(w, w->delivered, w->n_delivered, d.upsert || d.removed ? &d : NULL, w->userdata);
+        free((void *) d.upsert);
+        free((void *) d.removed);
         return 0;
-}
-
-static bool same_peers(const SubnetRecord *a, const SubnetRecord *b, size_t n) {
-        for (size_t i = 0; i < n; i++)
-                if (a[i].subnet != b[i].subnet || a[i].len != b[i].len || a[i].public_ip != b[i].public_ip ||
-                    memcmp(a[i].vtep_mac, b[i].vtep_mac, 6) != 0 || a[i].vni != b[i].vni)
-                        return false;
-        return true;
 }
 
 /* A change is delivered on the next loop iteration, so that all events of
@@ -259,9 +125,12 @@ static void retry_list(PeerWatch *w, int error, const char *message) {
 
 /* ---- the watch ---- */
 
+
 static void apply_event(PeerWatch *w, const EtcdEvent *ev) {
         Entry *e = find(w->entries, w->n_entries, ev->kv.key);
 
+        if (e)
+                peer_set_mark(w, e);
         if (ev->type == ETCD_EVENT_DELETE) {
                 if (e) {
                         entry_done(e);
@@ -293,6 +162,7 @@ static void apply_event(PeerWatch *w, const EtcdEvent *ev) {
                 return;
         }
         validate(w, e, NULL);
+        peer_set_mark(w, e);
 }
 
 static void on_watch(EtcdClient *c, int error, const char *message, const EtcdWatchResponse *r, void *userdata) {
@@ -386,6 +256,7 @@ static void on_list(EtcdClient *c, int error, const char *message, const EtcdRes
         w->n_entries = n;
         w->revision = res->revision;
         w->lists++;
+        w->dirty_all = true;
         log_debug("Peer watch: listed %zu records at revision %" PRId64, n, res->revision);
 
         changed(w);
@@ -474,6 +345,7 @@ int peer_watch_set_own(PeerWatch *w, uint32_t subnet, uint32_t ip) {
                 /* The same revision rejected again is not warned about twice. */
                 validate(w, &w->entries[i], &before);
         }
+        w->dirty_all = true;
         changed(w);
         return 0;
 }

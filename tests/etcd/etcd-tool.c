@@ -191,7 +191,7 @@ static void on_lease(SubnetLease *l, int error, const char *message, const Subne
                 quit(0);
 }
 
-static void on_peers(PeerWatch *w, const SubnetRecord *p, size_t n, void *userdata) {
+static void on_peers(PeerWatch *w, const SubnetRecord *p, size_t n, const PeerWatchDelta *delta, void *userdata) {
         json_object *o = ev("peers"), *a = json_object_new_array();
 
         for (size_t i = 0; i < n; i++) {

@@ -36,7 +36,8 @@ struct PeerWatch {
         void *userdata;
 
         Entry *entries;
-        size_t n_entries;
+        size_t n_entries, cap_entries;
+        size_t *by_key;             /* indexes into entries, sorted by key: a record found by binary search */
         int64_t revision;           /* everything up to here is in the cache */
 
         EtcdRequest *list;

@@ -28,11 +28,46 @@ static void entries_free(Entry *e, size_t n) {
         free(e);
 }
 
-static Entry *find(Entry *entries, size_t n, const char *key) {
-        for (size_t i = 0; i < n; i++)
-                if (streq(entries[i].key, key))
-                        return &entries[i];
+/* The position in `by_key` where `key` is or would go. */
+static size_t key_pos(const PeerWatch *w, size_t n, const char *key) {
+        size_t lo = 0, hi = n;
+
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                if (strcmp(w->entries[w->by_key[mid]].key, key) < 0)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        return lo;
+}
+
+static Entry *find(const PeerWatch *w, const char *key, size_t *ret_pos) {
+        size_t p = key_pos(w, w->n_entries, key);
+
+        if (ret_pos)
+                *ret_pos = p;
+        if (p < w->n_entries && streq(w->entries[w->by_key[p]].key, key))
+                return &w->entries[w->by_key[p]];
         return NULL;
+}
+
+/* Drops the entry at `pos` of by_key; the last entry takes its place. */
+static void remove_at(PeerWatch *w, size_t pos) {
+        size_t i = w->by_key[pos], last = w->n_entries - 1;
+
+        memmove(w->by_key + pos, w->by_key + pos + 1, (w->n_entries - pos - 1) * sizeof *w->by_key);
+        entry_done(&w->entries[i]);
+        if (i != last) {
+                w->by_key[key_pos(w, w->n_entries - 1, w->entries[last].key)] = i;
+                w->entries[i] = w->entries[last];
+        }
+        w->n_entries--;
+}
+
+static int cmp_key_index_ctx(const void *a, const void *b, void *userdata) {
+        const Entry *e = userdata;
+        return strcmp(e[*(const size_t *) a].key, e[*(const size_t *) b].key);
 }
 
 /* Validates e; warns unless this key at this revision was rejected before. */
@@ -125,42 +160,61 @@ static void retry_list(PeerWatch *w, int error, const char *message) {
 
 /* ---- the watch ---- */
 
+/* Room for one more entry, in both arrays. */
+static int grow(PeerWatch *w) {
+        size_t cap = w->cap_entries < 64 ? 64 : w->cap_entries * 2;
+        Entry *e = realloc(w->entries, cap * sizeof *e);
+
+        if (!e)
+                return -ENOMEM;
+        w->entries = e;
+        size_t *k = realloc(w->by_key, cap * sizeof *k);
+        if (!k)
+                return -ENOMEM;
+        w->by_key = k;
+        w->cap_entries = cap;
+        return 0;
+}
+
 
 static void apply_event(PeerWatch *w, const EtcdEvent *ev) {
-        Entry *e = find(w->entries, w->n_entries, ev->kv.key);
+        size_t pos;
+        Entry *e = find(w, ev->kv.key, &pos);
+        char *value;
 
         if (e)
                 peer_set_mark(w, e);
         if (ev->type == ETCD_EVENT_DELETE) {
-                if (e) {
-                        entry_done(e);
-                        *e = w->entries[--w->n_entries];
-                }
+                if (e)
+                        remove_at(w, pos);
                 return;
         }
 
+        value = strdup(ev->kv.value);
+        if (!value) {
+                log_error("Peer watch: out of memory");
+                if (e)
+                        remove_at(w, pos);
+                return;
+        }
         if (!e) {
-                Entry *n = realloc(w->entries, (w->n_entries + 1) * sizeof *n);
+                char *key = strdup(ev->kv.key);
 
-                if (!n) {
+                if (!key || (w->n_entries >= w->cap_entries && grow(w) < 0)) {
                         log_error("Peer watch: out of memory");
+                        free(key);
+                        free(value);
                         return;
                 }
-                w->entries = n;
-                e = &n[w->n_entries++];
-                *e = (Entry) {};
+                memmove(w->by_key + pos + 1, w->by_key + pos, (w->n_entries - pos) * sizeof *w->by_key);
+                w->by_key[pos] = w->n_entries;
+                e = &w->entries[w->n_entries++];
+                *e = (Entry) { .key = key };
         }
-        free(e->key);
         free(e->value);
-        e->key = strdup(ev->kv.key);
-        e->value = strdup(ev->kv.value);
+        e->value = value;
         e->mod_revision = ev->kv.mod_revision;
         e->create_revision = ev->kv.create_revision;
-        if (!e->key || !e->value) {
-                entry_done(e);
-                *e = w->entries[--w->n_entries];
-                return;
-        }
         validate(w, e, NULL);
         peer_set_mark(w, e);
 }
@@ -220,7 +274,7 @@ static void watch_from(PeerWatch *w, int64_t revision) {
 static void on_list(EtcdClient *c, int error, const char *message, const EtcdResult *res, void *userdata) {
         PeerWatch *w = userdata;
         Entry *entries;
-        size_t n = 0;
+        size_t *by_key, n = 0;
 
         w->list = NULL;
         if (error < 0) {
@@ -229,7 +283,10 @@ static void on_list(EtcdClient *c, int error, const char *message, const EtcdRes
         }
 
         entries = calloc(res->n_kvs + 1, sizeof *entries);
-        if (!entries) {
+        by_key = calloc(res->n_kvs + 1, sizeof *by_key);
+        if (!entries || !by_key) {
+                free(entries);
+                free(by_key);
                 retry_list(w, -ENOMEM, "out of memory");
                 return;
         }
@@ -245,15 +302,22 @@ static void on_list(EtcdClient *c, int error, const char *message, const EtcdRes
                         entry_done(e);
                         continue;
                 }
-                before = find(w->entries, w->n_entries, e->key);
+                before = find(w, e->key, NULL);
                 if (before)
                         e->conflict_warned = before->conflict_warned;
                 validate(w, e, before);
                 n++;
         }
         entries_free(w->entries, w->n_entries);
+        free(w->by_key);
+        for (size_t i = 0; i < n; i++)
+                by_key[i] = i;
+        if (n > 1)
+                qsort_r(by_key, n, sizeof *by_key, cmp_key_index_ctx, entries);
         w->entries = entries;
+        w->by_key = by_key;
         w->n_entries = n;
+        w->cap_entries = res->n_kvs + 1;
         w->revision = res->revision;
         w->lists++;
         w->dirty_all = true;
@@ -317,6 +381,7 @@ PeerWatch *peer_watch_free(PeerWatch *w) {
         sd_event_source_disable_unref(w->retry);
         sd_event_unref(w->event);
         entries_free(w->entries, w->n_entries);
+        free(w->by_key);
         free(w->delivered);
         free(w->prefix);
         free(w->dir);

@@ -191,7 +191,62 @@ static void on_lease(SubnetLease *l, int error, const char *message, const Subne
                 quit(0);
 }
 
+static bool same_record(const SubnetRecord *a, const SubnetRecord *b) {
+        return a->subnet == b->subnet && a->len == b->len && a->public_ip == b->public_ip &&
+               memcmp(a->vtep_mac, b->vtep_mac, 6) == 0 && a->vni == b->vni;
+}
+
+/* Whether the last set with `delta` applied is the new set: what the agent
+ * programs from the delta is what the set says. */
+static bool delta_consistent(const SubnetRecord *prev, size_t n_prev, const PeerWatchDelta *d,
+                             const SubnetRecord *p, size_t n) {
+        size_t k = 0;
+
+        for (size_t i = 0; i < n_prev; i++) {
+                bool gone = false, changed = false;
+                for (size_t j = 0; j < d->n_removed; j++)
+                        gone = gone || d->removed[j] == prev[i].subnet;
+                for (size_t j = 0; j < d->n_upsert; j++)
+                        changed = changed || d->upsert[j].subnet == prev[i].subnet;
+                if (gone && changed)
+                        return false;
+                if (gone)
+                        continue;
+                /* Kept (maybe changed): in the new set, in order. */
+                while (k < n && p[k].subnet < prev[i].subnet) {
+                        bool up = false;
+                        for (size_t j = 0; j < d->n_upsert; j++)
+                                up = up || same_record(&d->upsert[j], &p[k]);
+                        if (!up)
+                                return false;
+                        k++;
+                }
+                if (k >= n || p[k].subnet != prev[i].subnet)
+                        return false;
+                if (!changed && !same_record(&p[k], &prev[i]))
+                        return false;
+                k++;
+        }
+        for (; k < n; k++) {
+                bool up = false;
+                for (size_t j = 0; j < d->n_upsert; j++)
+                        up = up || same_record(&d->upsert[j], &p[k]);
+                if (!up)
+                        return false;
+        }
+        for (size_t j = 0; j < d->n_upsert; j++) {
+                bool found = false;
+                for (size_t i = 0; i < n; i++)
+                        found = found || same_record(&d->upsert[j], &p[i]);
+                if (!found)
+                        return false;
+        }
+        return true;
+}
+
 static void on_peers(PeerWatch *w, const SubnetRecord *p, size_t n, const PeerWatchDelta *delta, void *userdata) {
+        static SubnetRecord *prev;
+        static size_t n_prev;
         json_object *o = ev("peers"), *a = json_object_new_array();
 
         for (size_t i = 0; i < n; i++) {
@@ -207,6 +262,19 @@ static void on_peers(PeerWatch *w, const SubnetRecord *p, size_t n, const PeerWa
         json_object_object_add(o, "peers", a);
         add_int(o, "lists", peer_watch_get_lists(w));
         add_int(o, "batches", peer_watch_get_batches(w));
+        if (delta) {
+                json_object *d = json_object_new_object();
+                add_int(d, "upsert", (int64_t) delta->n_upsert);
+                add_int(d, "removed", (int64_t) delta->n_removed);
+                json_object_object_add(d, "consistent",
+                                       json_object_new_boolean(delta_consistent(prev, n_prev, delta, p, n)));
+                json_object_object_add(o, "delta", d);
+        }
+        free(prev);
+        prev = calloc(n + 1, sizeof *prev);
+        n_prev = prev ? n : 0;
+        if (prev && n > 0)
+                memcpy(prev, p, n * sizeof *prev);
         emit(o);
 }
 

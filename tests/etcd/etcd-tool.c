@@ -20,6 +20,7 @@
 #include "netsetup.h"
 #include "network-config.h"
 #include "peer-watch.h"
+#include "peer-delta-check.h"
 #include "registry.h"
 #include "subnet-lease.h"
 #include "subnet-record.h"
@@ -189,59 +190,6 @@ static void on_lease(SubnetLease *l, int error, const char *message, const Subne
         }
         if (arg.once)
                 quit(0);
-}
-
-static bool same_record(const SubnetRecord *a, const SubnetRecord *b) {
-        return a->subnet == b->subnet && a->len == b->len && a->public_ip == b->public_ip &&
-               memcmp(a->vtep_mac, b->vtep_mac, 6) == 0 && a->vni == b->vni;
-}
-
-/* Whether the last set with `delta` applied is the new set: what the agent
- * programs from the delta is what the set says. */
-static bool delta_consistent(const SubnetRecord *prev, size_t n_prev, const PeerWatchDelta *d,
-                             const SubnetRecord *p, size_t n) {
-        size_t k = 0;
-
-        for (size_t i = 0; i < n_prev; i++) {
-                bool gone = false, changed = false;
-                for (size_t j = 0; j < d->n_removed; j++)
-                        gone = gone || d->removed[j] == prev[i].subnet;
-                for (size_t j = 0; j < d->n_upsert; j++)
-                        changed = changed || d->upsert[j].subnet == prev[i].subnet;
-                if (gone && changed)
-                        return false;
-                if (gone)
-                        continue;
-                /* Kept (maybe changed): in the new set, in order. */
-                while (k < n && p[k].subnet < prev[i].subnet) {
-                        bool up = false;
-                        for (size_t j = 0; j < d->n_upsert; j++)
-                                up = up || same_record(&d->upsert[j], &p[k]);
-                        if (!up)
-                                return false;
-                        k++;
-                }
-                if (k >= n || p[k].subnet != prev[i].subnet)
-                        return false;
-                if (!changed && !same_record(&p[k], &prev[i]))
-                        return false;
-                k++;
-        }
-        for (; k < n; k++) {
-                bool up = false;
-                for (size_t j = 0; j < d->n_upsert; j++)
-                        up = up || same_record(&d->upsert[j], &p[k]);
-                if (!up)
-                        return false;
-        }
-        for (size_t j = 0; j < d->n_upsert; j++) {
-                bool found = false;
-                for (size_t i = 0; i < n; i++)
-                        found = found || same_record(&d->upsert[j], &p[i]);
-                if (!found)
-                        return false;
-        }
-        return true;
 }
 
 static void on_peers(PeerWatch *w, const SubnetRecord *p, size_t n, const PeerWatchDelta *delta, void *userdata) {

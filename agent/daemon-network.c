@@ -150,40 +150,46 @@ static void to_ns_peer(const SubnetRecord *r, ns_peer *p) {
         memcpy(p->mac, r->vtep_mac, 6);
 }
 
+/* Watch events: only the peers that changed go to the overlay. 0, or
+ * -ESTALE/-ENOMEM when the whole set must go instead. */
+static int peers_delta(NodeAgent *d, const PeerWatchDelta *delta) {
+        _cleanup_free_ ns_peer *up = calloc(delta->n_upsert + 1, sizeof *up);
+        _cleanup_free_ struct in_addr *rm = calloc(delta->n_removed + 1, sizeof *rm);
+        int r;
+
+        if (!up || !rm)
+                return -ENOMEM;
+        for (size_t i = 0; i < delta->n_upsert; i++)
+                to_ns_peer(&delta->upsert[i], &up[i]);
+        for (size_t i = 0; i < delta->n_removed; i++)
+                rm[i].s_addr = htonl(delta->removed[i]);
+        r = overlay_sync_apply_delta(d->overlay, up, delta->n_upsert, rm, delta->n_removed);
+        return r == -ESTALE || r == -ENOMEM ? r : 0;
+}
+
 static void on_peers(PeerWatch *w, const SubnetRecord *peers, size_t n, const PeerWatchDelta *delta,
                      void *userdata) {
         NodeAgent *d = userdata;
-        _cleanup_free_ ns_peer *p = calloc(n + 1, sizeof(ns_peer));
-        _cleanup_free_ ns_peer *up = NULL;
-        _cleanup_free_ struct in_addr *rm = NULL;
-
-        if (!p) {
-                log_error("Out of memory for %zu peers; the next change or resync programs them.", n);
-                return;
-        }
-        for (size_t i = 0; i < n; i++)
-                to_ns_peer(&peers[i], &p[i]);
-        d->n_peers = n;
+        _cleanup_free_ ns_peer *p = NULL;
         /* Every set the watch delivers is complete (a list, then the
          * events after it): the overlay may remove what is not in it. */
         unsigned lists = peer_watch_get_lists(w);
-        if (delta && lists == d->peer_lists) {
-                /* Watch events: only those peers change. */
-                up = calloc(delta->n_upsert + 1, sizeof *up);
-                rm = calloc(delta->n_removed + 1, sizeof *rm);
-        }
-        if (up && rm) {
-                for (size_t i = 0; i < delta->n_upsert; i++)
-                        to_ns_peer(&delta->upsert[i], &up[i]);
-                for (size_t i = 0; i < delta->n_removed; i++)
-                        rm[i].s_addr = htonl(delta->removed[i]);
-                (void) overlay_sync_apply_delta(d->overlay, p, n, up, delta->n_upsert, rm, delta->n_removed);
-        } else
+
+        d->n_peers = n;
+        if (!delta || lists != d->peer_lists || peers_delta(d, delta) < 0) {
+                p = calloc(n + 1, sizeof(ns_peer));
+                if (!p) {
+                        log_error("Out of memory for %zu peers; the next change or resync programs them.", n);
+                        return;
+                }
+                for (size_t i = 0; i < n; i++)
+                        to_ns_peer(&peers[i], &p[i]);
                 /* After a list, compare with the kernel; after our own
                  * lease changed, with the last desired set. */
                 (void) overlay_sync_set_peers(d->overlay, p, n,
                                               OVERLAY_PEERS_COMPLETE |
                                               (lists == d->peer_lists ? OVERLAY_PEERS_DELTA : 0));
+        }
         d->peer_lists = lists;
         daemon_update_status(d);
 

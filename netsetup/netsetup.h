@@ -17,6 +17,8 @@
  *                                                       complete: adopt, add, remove nothing)
  *     ns_overlay_reconcile(ctx, peers, n, &stats);     (with a complete snapshot, and on every
  *                                                       change of the peer set)
+ *     ns_overlay_apply_delta(ctx, up, n, gone, m, &st); (a few peers changed: their requests
+ *                                                       alone; -ESTALE -> reconcile in full)
  *     poll(ns_monitor_fd(ctx)) -> ns_monitor_process(ctx, &events);
  *         NS_EVENT_OVERLAY_GONE / _DOWN -> ns_overlay_setup() + reconcile again
  *         NS_EVENT_PEERS_DRIFT -> reconcile again (same flags as the last one)

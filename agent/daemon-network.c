@@ -141,28 +141,55 @@ static int on_snapshot_timer(sd_event_source *s, uint64_t usec, void *userdata) 
         return 0;
 }
 
-static void on_peers(PeerWatch *w, const SubnetRecord *peers, size_t n, void *userdata) {
-        NodeAgent *d = userdata;
-        _cleanup_free_ ns_peer *p = calloc(n + 1, sizeof(ns_peer));
+static void to_ns_peer(const SubnetRecord *r, ns_peer *p) {
+        *p = (ns_peer) {
+                .subnet.s_addr = htonl(r->subnet),
+                .subnet_len = r->len,
+                .public_ip.s_addr = htonl(r->public_ip),
+        };
+        memcpy(p->mac, r->vtep_mac, 6);
+}
 
-        if (!p) {
-                log_error("Out of memory for %zu peers; the next change or resync programs them.", n);
-                return;
-        }
-        for (size_t i = 0; i < n; i++) {
-                p[i].subnet.s_addr = htonl(peers[i].subnet);
-                p[i].subnet_len = peers[i].len;
-                p[i].public_ip.s_addr = htonl(peers[i].public_ip);
-                memcpy(p[i].mac, peers[i].vtep_mac, 6);
-        }
-        d->n_peers = n;
+/* Watch events: only the peers that changed go to the overlay. 0, or
+ * -ESTALE/-ENOMEM when the whole set must go instead. */
+static int peers_delta(NodeAgent *d, const PeerWatchDelta *delta) {
+        _cleanup_free_ ns_peer *up = calloc(delta->n_upsert + 1, sizeof *up);
+        _cleanup_free_ struct in_addr *rm = calloc(delta->n_removed + 1, sizeof *rm);
+        int r;
+
+        if (!up || !rm)
+                return -ENOMEM;
+        for (size_t i = 0; i < delta->n_upsert; i++)
+                to_ns_peer(&delta->upsert[i], &up[i]);
+        for (size_t i = 0; i < delta->n_removed; i++)
+                rm[i].s_addr = htonl(delta->removed[i]);
+        r = overlay_sync_apply_delta(d->overlay, up, delta->n_upsert, rm, delta->n_removed);
+        return r == -ESTALE || r == -ENOMEM ? r : 0;
+}
+
+static void on_peers(PeerWatch *w, const SubnetRecord *peers, size_t n, const PeerWatchDelta *delta,
+                     void *userdata) {
+        NodeAgent *d = userdata;
+        _cleanup_free_ ns_peer *p = NULL;
         /* Every set the watch delivers is complete (a list, then the
          * events after it): the overlay may remove what is not in it. */
         unsigned lists = peer_watch_get_lists(w);
-        /* After a list, compare with the kernel; after watch events only
-         * those peers change. */
-        (void) overlay_sync_set_peers(d->overlay, p, n,
-                                      OVERLAY_PEERS_COMPLETE | (lists == d->peer_lists ? OVERLAY_PEERS_DELTA : 0));
+
+        d->n_peers = n;
+        if (!delta || lists != d->peer_lists || peers_delta(d, delta) < 0) {
+                p = calloc(n + 1, sizeof(ns_peer));
+                if (!p) {
+                        log_error("Out of memory for %zu peers; the next change or resync programs them.", n);
+                        return;
+                }
+                for (size_t i = 0; i < n; i++)
+                        to_ns_peer(&peers[i], &p[i]);
+                /* After a list, compare with the kernel; after our own
+                 * lease changed, with the last desired set. */
+                (void) overlay_sync_set_peers(d->overlay, p, n,
+                                              OVERLAY_PEERS_COMPLETE |
+                                              (lists == d->peer_lists ? OVERLAY_PEERS_DELTA : 0));
+        }
         d->peer_lists = lists;
         daemon_update_status(d);
 

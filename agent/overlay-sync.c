@@ -30,7 +30,7 @@ struct OverlaySync {
         ns_overlay_info info;
 
         ns_peer *peers;
-        size_t n_peers;
+        size_t n_peers, cap_peers;
         bool have_snapshot;             /* a complete peer set was given: removals allowed */
         bool programmed;                /* the last reconcile succeeded */
         bool failed;                    /* the last attempt failed: tell when it recovers */
@@ -283,12 +283,91 @@ int overlay_sync_set_peers(OverlaySync *s, const ns_peer *peers, size_t n, unsig
         free(s->peers);
         s->peers = copy;
         s->n_peers = n;
+        s->cap_peers = n + 1;
         if (complete && !s->have_snapshot)
                 log_info("Peer list read (%zu peers): entries no peer wants are removed from now on.", n);
         /* Only a set after a complete one can be a delta of what is programmed. */
         s->incremental = (flags & OVERLAY_PEERS_DELTA) && s->have_snapshot && s->programmed;
         s->have_snapshot = s->have_snapshot || complete;
         return sync_now(s);
+}
+
+/* Where `subnet` is or would go in s->peers (sorted by subnet while
+ * have_snapshot: the watch's sets are, and deltas keep them so). */
+static size_t peer_index(const OverlaySync *s, struct in_addr subnet) {
+        uint32_t key = ntohl(subnet.s_addr);
+        size_t lo = 0, hi = s->n_peers;
+
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                if (ntohl(s->peers[mid].subnet.s_addr) < key)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        return lo;
+}
+
+static int peers_apply(OverlaySync *s, const ns_peer *upsert, size_t n_upsert, const struct in_addr *removed,
+                       size_t n_removed) {
+        if (s->n_peers + n_upsert > s->cap_peers) {
+                size_t cap = (s->n_peers + n_upsert) * 2;
+                ns_peer *p = realloc(s->peers, cap * sizeof *p);
+                if (!p)
+                        return -ENOMEM;
+                s->peers = p;
+                s->cap_peers = cap;
+        }
+        for (size_t i = 0; i < n_removed; i++) {
+                size_t j = peer_index(s, removed[i]);
+                if (j < s->n_peers && s->peers[j].subnet.s_addr == removed[i].s_addr) {
+                        memmove(s->peers + j, s->peers + j + 1, (s->n_peers - j - 1) * sizeof *s->peers);
+                        s->n_peers--;
+                }
+        }
+        for (size_t i = 0; i < n_upsert; i++) {
+                size_t j = peer_index(s, upsert[i].subnet);
+                if (j >= s->n_peers || s->peers[j].subnet.s_addr != upsert[i].subnet.s_addr) {
+                        memmove(s->peers + j + 1, s->peers + j, (s->n_peers - j) * sizeof *s->peers);
+                        s->n_peers++;
+                }
+                s->peers[j] = upsert[i];
+        }
+        return 0;
+}
+
+int overlay_sync_apply_delta(OverlaySync *s, const ns_peer *upsert, size_t n_upsert, const struct in_addr *removed,
+                             size_t n_removed) {
+        ns_reconcile_stats st = {};
+        int r;
+
+        /* Only a set from a complete one on can take a delta. */
+        if (!s->have_snapshot)
+                return -ESTALE;
+        r = peers_apply(s, upsert, n_upsert, removed, n_removed);
+        if (r < 0)
+                return log_error_errno(r, "Overlay: out of memory");
+        s->incremental = false;
+        /* Not programmed as it stands (a failure being retried, the device
+         * being set up): the whole set the usual way. */
+        if (!s->have_config || !s->up || !s->programmed || s->failed)
+                return sync_now(s);
+
+        r = ns_overlay_apply_delta(s->ns, upsert, n_upsert, removed, n_removed, &st);
+        if (r == -ESTALE)
+                /* Drift since the last reconcile: compare with the kernel. */
+                return sync_now(s);
+        if (r < 0) {
+                failed(s, r, "Cannot program the peers on %s (%u of %u changes refused): %s", s->info.ifname,
+                       st.failed, st.requests, ns_error_detail(r) ?: strerror(-r));
+                return r;
+        }
+        if (st.requests > 0)
+                log_info("Peers changed: %zu peers, %u added, %u replaced, %u removed.", s->n_peers, st.added,
+                         st.replaced, st.removed);
+        backoff_reset(&s->backoff);
+        emit(s, OVERLAY_SYNC_PROGRAMMED, 0, NULL);
+        return 0;
 }
 
 void overlay_sync_resync(OverlaySync *s) {

@@ -54,6 +54,15 @@ enum {
 /* The peer set (copied), with OVERLAY_PEERS_* flags. */
 int overlay_sync_set_peers(OverlaySync *s, const ns_peer *peers, size_t n, unsigned flags);
 
+/* The last set given changed by `upsert` (added or changed) and `removed`
+ * (subnets), as the peer watch reports a watch event: only those peers'
+ * requests are sent, no dump, no rebuild of the desired set. While the last
+ * set is not programmed (a failure being retried) the whole changed set is
+ * reconciled instead, and so after drift netsetup noticed. -ESTALE (nothing
+ * done) before a complete set was given: give the whole set. */
+int overlay_sync_apply_delta(OverlaySync *s, const ns_peer *upsert, size_t n_upsert, const struct in_addr *removed,
+                             size_t n_removed);
+
 /* A full dump-and-compare now (SIGHUP). */
 void overlay_sync_resync(OverlaySync *s);
 

@@ -10,46 +10,8 @@
 #include "macro.h"
 #include "netsetup.h"
 #include "message-ids.h"
-#include "peer-watch.h"
+#include "peer-watch-internal.h"
 
-typedef struct Entry {
-        char *key;
-        char *value;
-        int64_t mod_revision;
-        int64_t create_revision;
-        int64_t conflict_warned;    /* mod_revision of the record last warned about as a conflict */
-        int status;                 /* 0 peer, 1 our own, < 0 rejected */
-        SubnetRecord rec;
-} Entry;
-
-struct PeerWatch {
-        EtcdClient *client;
-        sd_event *event;
-        char *prefix;
-        char *dir;                  /* "<prefix>/subnets/" */
-        NetworkConfig config;
-        uint32_t own_subnet, own_ip;
-        uint8_t own_mac[6];
-        uint64_t settle_usec;
-        peer_watch_handler_t cb;
-        void *userdata;
-
-        Entry *entries;
-        size_t n_entries;
-        int64_t revision;           /* everything up to here is in the cache */
-
-        EtcdRequest *list;
-        EtcdRequest *watch;
-        sd_event_source *settle;
-        sd_event_source *retry;
-        Backoff backoff;
-        uint64_t watch_started;
-        SubnetRecord *delivered;
-        size_t n_delivered;
-        bool delivered_once;
-        uint64_t last_batch_usec;   /* when the callback last ran (CLOCK_MONOTONIC) */
-        unsigned lists, batches;
-};
 
 static void list(PeerWatch *w);
 static void watch_from(PeerWatch *w, int64_t revision);
@@ -66,11 +28,46 @@ static void entries_free(Entry *e, size_t n) {
         free(e);
 }
 
-static Entry *find(Entry *entries, size_t n, const char *key) {
-        for (size_t i = 0; i < n; i++)
-                if (streq(entries[i].key, key))
-                        return &entries[i];
+/* The position in `by_key` where `key` is or would go. */
+static size_t key_pos(const PeerWatch *w, size_t n, const char *key) {
+        size_t lo = 0, hi = n;
+
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                if (strcmp(w->entries[w->by_key[mid]].key, key) < 0)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        return lo;
+}
+
+static Entry *find(const PeerWatch *w, const char *key, size_t *ret_pos) {
+        size_t p = key_pos(w, w->n_entries, key);
+
+        if (ret_pos)
+                *ret_pos = p;
+        if (p < w->n_entries && streq(w->entries[w->by_key[p]].key, key))
+                return &w->entries[w->by_key[p]];
         return NULL;
+}
+
+/* Drops the entry at `pos` of by_key; the last entry takes its place. */
+static void remove_at(PeerWatch *w, size_t pos) {
+        size_t i = w->by_key[pos], last = w->n_entries - 1;
+
+        memmove(w->by_key + pos, w->by_key + pos + 1, (w->n_entries - pos - 1) * sizeof *w->by_key);
+        entry_done(&w->entries[i]);
+        if (i != last) {
+                w->by_key[key_pos(w, w->n_entries - 1, w->entries[last].key)] = i;
+                w->entries[i] = w->entries[last];
+        }
+        w->n_entries--;
+}
+
+static int cmp_key_index_ctx(const void *a, const void *b, void *userdata) {
+        const Entry *e = userdata;
+        return strcmp(e[*(const size_t *) a].key, e[*(const size_t *) b].key);
 }
 
 /* Validates e; warns unless this key at this revision was rejected before. */
@@ -89,126 +86,30 @@ static void validate(PeerWatch *w, Entry *e, const Entry *before) {
                   e->key, e->mod_revision, reason ? reason : "invalid");
 }
 
-static bool same_peers(const SubnetRecord *a, const SubnetRecord *b, size_t n);
-
-/* Valid records can still contradict each other or us: a VTEP MAC that is
- * ours, or one another record already uses for another public IP (the
- * kernel's FDB maps a MAC to one destination). The record created first
- * keeps the MAC; the later one is left out (warned about once), so that a
- * forged record cannot take a node's traffic or block the whole peer set.
- * Found by sorting the valid records by MAC and age, so a batch costs
- * O(n log n), not a scan of every record for every record. */
-static int cmp_mac_age(const void *a, const void *b) {
-        const Entry *x = *(Entry *const *) a, *y = *(Entry *const *) b;
-        int c = memcmp(x->rec.vtep_mac, y->rec.vtep_mac, 6);
-
-        if (c)
-                return c;
-        if (x->create_revision != y->create_revision)
-                return x->create_revision < y->create_revision ? -1 : 1;
-        return strcmp(x->key, y->key);
-}
-
-/* Whether e may be used; `owner` is the record that holds its MAC (e itself:
- * the MAC is ours), or NULL. */
-static bool usable(Entry *e, const Entry *owner) {
-        char f[512], mac[18];
-
-        if (!owner)
-                return true;
-        if (e->conflict_warned != e->mod_revision) {
-                e->conflict_warned = e->mod_revision;
-                ns_format_mac(e->rec.vtep_mac, mac);
-                snprintf(f, sizeof f, "COREKUBE_ETCD_KEY=%s", e->key);
-                if (owner == e)
-                        log_event(LOG_WARNING, MID_PEER_REJECTED, FIELDS(f),
-                                  "Ignoring peer record %s (revision %" PRId64 "): VTEP MAC %s is ours",
-                                  e->key, e->mod_revision, mac);
-                else
-                        log_event(LOG_WARNING, MID_PEER_REJECTED, FIELDS(f),
-                                  "Ignoring peer record %s (revision %" PRId64 "): VTEP MAC %s belongs to %s",
-                                  e->key, e->mod_revision, mac, owner->key);
-        }
-        return false;
-}
-
-/* The usable peers, unsorted, into `out` (room for every entry). */
-static size_t usable_peers(PeerWatch *w, SubnetRecord *out) {
-        static const uint8_t zero[6] = {};
-        _cleanup_free_ Entry **idx = calloc(w->n_entries + 1, sizeof *idx);
-        bool own = memcmp(w->own_mac, zero, 6) != 0;
-        size_t m = 0, n = 0;
-
-        if (!idx)
-                return log_error_errno(-ENOMEM, "Peer watch: out of memory"), 0;
-        for (size_t i = 0; i < w->n_entries; i++)
-                if (w->entries[i].status == 0)
-                        idx[m++] = &w->entries[i];
-        if (m > 1)
-                qsort(idx, m, sizeof *idx, cmp_mac_age);
-        for (size_t i = 0; i < m;) {
-                size_t j = i;
-
-                /* One MAC: the oldest record holds it; a later one with the
-                 * same public IP is the same node and fine. */
-                while (j < m && memcmp(idx[j]->rec.vtep_mac, idx[i]->rec.vtep_mac, 6) == 0)
-                        j++;
-                for (size_t k = i; k < j; k++) {
-                        Entry *e = idx[k];
-                        const Entry *owner = NULL;
-
-                        if (own && memcmp(e->rec.vtep_mac, w->own_mac, 6) == 0)
-                                owner = e;
-                        for (size_t o = i; o < k && !owner; o++)
-                                if (idx[o]->rec.public_ip != e->rec.public_ip)
-                                        owner = idx[o];
-                        if (usable(e, owner))
-                                out[n++] = e->rec;
-                }
-                i = j;
-        }
-        return n;
-}
-
-static int cmp_rec(const void *a, const void *b) {
-        const SubnetRecord *x = a, *y = b;
-
-        return x->subnet < y->subnet ? -1 : x->subnet > y->subnet;
-}
 
 static int on_settle(sd_event_source *s, uint64_t usec, void *userdata) {
         PeerWatch *w = userdata;
-        _cleanup_free_ SubnetRecord *peers = NULL;
-        size_t n = 0;
+        PeerWatchDelta d = {};
+        bool full = w->dirty_all || !w->delivered_once;
+        int r;
 
         w->settle = sd_event_source_disable_unref(w->settle);
-        peers = calloc(w->n_entries + 1, sizeof *peers);
-        if (!peers)
-                return log_error_errno(-ENOMEM, "Peer watch: out of memory");
-        n = usable_peers(w, peers);
-        if (n > 1)
-                qsort(peers, n, sizeof *peers, cmp_rec);
-
-        if (w->delivered_once && n == w->n_delivered && same_peers(peers, w->delivered, n))
+        r = peer_set_settle(w, full, &d);
+        if (r < 0)
+                return 0;       /* still marked: the next change tries again */
+        w->dirty_all = false;
+        w->n_dirty = 0;
+        if (r == 0)
                 return 0;
-        free(w->delivered);
-        w->delivered = TAKE_PTR(peers);
-        w->n_delivered = n;
         w->delivered_once = true;
         w->last_batch_usec = usec;
         w->batches++;
-        log_debug("Peer watch: %zu peers", n);
+        log_debug("Peer watch: %zu peers (%s)", w->n_delivered, d.upsert || d.removed ? "the changes" : "all");
         if (w->cb)
-                w->cb(w, w->delivered, n, w->userdata);
+                w->cb(w, w->delivered, w->n_delivered, d.upsert || d.removed ? &d : NULL, w->userdata);
+        free((void *) d.upsert);
+        free((void *) d.removed);
         return 0;
-}
-
-static bool same_peers(const SubnetRecord *a, const SubnetRecord *b, size_t n) {
-        for (size_t i = 0; i < n; i++)
-                if (a[i].subnet != b[i].subnet || a[i].len != b[i].len || a[i].public_ip != b[i].public_ip ||
-                    memcmp(a[i].vtep_mac, b[i].vtep_mac, 6) != 0 || a[i].vni != b[i].vni)
-                        return false;
-        return true;
 }
 
 /* A change is delivered on the next loop iteration, so that all events of
@@ -259,40 +160,63 @@ static void retry_list(PeerWatch *w, int error, const char *message) {
 
 /* ---- the watch ---- */
 
-static void apply_event(PeerWatch *w, const EtcdEvent *ev) {
-        Entry *e = find(w->entries, w->n_entries, ev->kv.key);
+/* Room for one more entry, in both arrays. */
+static int grow(PeerWatch *w) {
+        size_t cap = w->cap_entries < 64 ? 64 : w->cap_entries * 2;
+        Entry *e = realloc(w->entries, cap * sizeof *e);
 
+        if (!e)
+                return -ENOMEM;
+        w->entries = e;
+        size_t *k = realloc(w->by_key, cap * sizeof *k);
+        if (!k)
+                return -ENOMEM;
+        w->by_key = k;
+        w->cap_entries = cap;
+        return 0;
+}
+
+
+static void apply_event(PeerWatch *w, const EtcdEvent *ev) {
+        size_t pos;
+        Entry *e = find(w, ev->kv.key, &pos);
+        char *value;
+
+        if (e)
+                peer_set_mark(w, e);
         if (ev->type == ETCD_EVENT_DELETE) {
-                if (e) {
-                        entry_done(e);
-                        *e = w->entries[--w->n_entries];
-                }
+                if (e)
+                        remove_at(w, pos);
                 return;
         }
 
+        value = strdup(ev->kv.value);
+        if (!value) {
+                log_error("Peer watch: out of memory");
+                if (e)
+                        remove_at(w, pos);
+                return;
+        }
         if (!e) {
-                Entry *n = realloc(w->entries, (w->n_entries + 1) * sizeof *n);
+                char *key = strdup(ev->kv.key);
 
-                if (!n) {
+                if (!key || (w->n_entries >= w->cap_entries && grow(w) < 0)) {
                         log_error("Peer watch: out of memory");
+                        free(key);
+                        free(value);
                         return;
                 }
-                w->entries = n;
-                e = &n[w->n_entries++];
-                *e = (Entry) {};
+                memmove(w->by_key + pos + 1, w->by_key + pos, (w->n_entries - pos) * sizeof *w->by_key);
+                w->by_key[pos] = w->n_entries;
+                e = &w->entries[w->n_entries++];
+                *e = (Entry) { .key = key };
         }
-        free(e->key);
         free(e->value);
-        e->key = strdup(ev->kv.key);
-        e->value = strdup(ev->kv.value);
+        e->value = value;
         e->mod_revision = ev->kv.mod_revision;
         e->create_revision = ev->kv.create_revision;
-        if (!e->key || !e->value) {
-                entry_done(e);
-                *e = w->entries[--w->n_entries];
-                return;
-        }
         validate(w, e, NULL);
+        peer_set_mark(w, e);
 }
 
 static void on_watch(EtcdClient *c, int error, const char *message, const EtcdWatchResponse *r, void *userdata) {
@@ -350,7 +274,7 @@ static void watch_from(PeerWatch *w, int64_t revision) {
 static void on_list(EtcdClient *c, int error, const char *message, const EtcdResult *res, void *userdata) {
         PeerWatch *w = userdata;
         Entry *entries;
-        size_t n = 0;
+        size_t *by_key, n = 0;
 
         w->list = NULL;
         if (error < 0) {
@@ -359,7 +283,10 @@ static void on_list(EtcdClient *c, int error, const char *message, const EtcdRes
         }
 
         entries = calloc(res->n_kvs + 1, sizeof *entries);
-        if (!entries) {
+        by_key = calloc(res->n_kvs + 1, sizeof *by_key);
+        if (!entries || !by_key) {
+                free(entries);
+                free(by_key);
                 retry_list(w, -ENOMEM, "out of memory");
                 return;
         }
@@ -375,17 +302,25 @@ static void on_list(EtcdClient *c, int error, const char *message, const EtcdRes
                         entry_done(e);
                         continue;
                 }
-                before = find(w->entries, w->n_entries, e->key);
+                before = find(w, e->key, NULL);
                 if (before)
                         e->conflict_warned = before->conflict_warned;
                 validate(w, e, before);
                 n++;
         }
         entries_free(w->entries, w->n_entries);
+        free(w->by_key);
+        for (size_t i = 0; i < n; i++)
+                by_key[i] = i;
+        if (n > 1)
+                qsort_r(by_key, n, sizeof *by_key, cmp_key_index_ctx, entries);
         w->entries = entries;
+        w->by_key = by_key;
         w->n_entries = n;
+        w->cap_entries = res->n_kvs + 1;
         w->revision = res->revision;
         w->lists++;
+        w->dirty_all = true;
         log_debug("Peer watch: listed %zu records at revision %" PRId64, n, res->revision);
 
         changed(w);
@@ -446,6 +381,7 @@ PeerWatch *peer_watch_free(PeerWatch *w) {
         sd_event_source_disable_unref(w->retry);
         sd_event_unref(w->event);
         entries_free(w->entries, w->n_entries);
+        free(w->by_key);
         free(w->delivered);
         free(w->prefix);
         free(w->dir);
@@ -474,6 +410,7 @@ int peer_watch_set_own(PeerWatch *w, uint32_t subnet, uint32_t ip) {
                 /* The same revision rejected again is not warned about twice. */
                 validate(w, &w->entries[i], &before);
         }
+        w->dirty_all = true;
         changed(w);
         return 0;
 }

@@ -29,8 +29,20 @@ typedef struct PeerWatchOptions {
                                       * watch response is delivered on the next loop iteration */
 } PeerWatchOptions;
 
-/* The complete set of valid peers, sorted by subnet. */
-typedef void (*peer_watch_handler_t)(PeerWatch *w, const SubnetRecord *peers, size_t n_peers, void *userdata);
+/* What changed since the last delivery. */
+typedef struct PeerWatchDelta {
+        const SubnetRecord *upsert;  /* records added or changed */
+        size_t n_upsert;
+        const uint32_t *removed;     /* subnets (host order) no longer peers */
+        size_t n_removed;
+} PeerWatchDelta;
+
+/* The complete set of valid peers, sorted by subnet, and what changed in it
+ * since the last call: `delta` is NULL after a list (or a change of our own
+ * lease), when the whole set was judged again; else the set is the last one
+ * with `delta` applied. */
+typedef void (*peer_watch_handler_t)(PeerWatch *w, const SubnetRecord *peers, size_t n_peers,
+                                     const PeerWatchDelta *delta, void *userdata);
 
 int peer_watch_new(EtcdClient *client, sd_event *event, const PeerWatchOptions *o, peer_watch_handler_t cb,
                    void *userdata, PeerWatch **ret);

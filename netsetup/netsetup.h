@@ -17,6 +17,8 @@
  *                                                       complete: adopt, add, remove nothing)
  *     ns_overlay_reconcile(ctx, peers, n, &stats);     (with a complete snapshot, and on every
  *                                                       change of the peer set)
+ *     ns_overlay_apply_delta(ctx, up, n, gone, m, &st); (a few peers changed: their requests
+ *                                                       alone; -ESTALE -> reconcile in full)
  *     poll(ns_monitor_fd(ctx)) -> ns_monitor_process(ctx, &events);
  *         NS_EVENT_OVERLAY_GONE / _DOWN -> ns_overlay_setup() + reconcile again
  *         NS_EVENT_PEERS_DRIFT -> reconcile again (same flags as the last one)
@@ -190,6 +192,28 @@ enum {
  * the kernel refused some of its requests: they are what the owner wants. */
 int ns_overlay_reconcile_flags(ns_ctx *ctx, const ns_peer *peers, size_t n, unsigned flags,
                                ns_reconcile_stats *stats);
+
+/* A delta of the peer set: the peers in `upsert` added or changed (by
+ * subnet), the subnets in `remove` gone. The kernel is taken to hold what the
+ * desired set of the last reconcile on this device, with the deltas since,
+ * says; that set is updated in place (binary search, no dump, no rebuild) and
+ * only the changed peers' requests are sent, so one change costs its own
+ * requests whatever the number of peers. The same set as a full reconcile of
+ * the resulting peers would want, so the monitor judges drift alike.
+ *
+ * Validation as in ns_overlay_reconcile(), for the changed peers: each is
+ * checked, no subnet twice (nor both upserted and removed), and no VTEP MAC
+ * with two public IPs among the changed peers and the rest of the set; if one
+ * fails, -EINVAL and nothing changes. Removing a subnet that is not there is
+ * no error. Removals go out as in a reconcile, unless that reconcile was with
+ * NS_RECONCILE_NO_REMOVE.
+ *
+ * -ESTALE (not logged) when the kernel cannot be taken to hold that set: no
+ * reconcile on this device yet, or drift noticed since; the owner then does a
+ * full reconcile with the whole set. -ENODEV if no overlay is set up. Requests
+ * the kernel refuses count in `failed`, as in a reconcile. */
+int ns_overlay_apply_delta(ns_ctx *ctx, const ns_peer *upsert, size_t n_upsert, const struct in_addr *remove,
+                           size_t n_remove, ns_reconcile_stats *stats);
 
 /* ---- watching the overlay device ---- */
 

@@ -37,6 +37,7 @@ typedef struct ns_wanted {
         struct fdb_entry *fdb;
         struct route_entry *route;
         size_t n_neigh, n_fdb, n_route;
+        size_t cap_neigh, cap_fdb, cap_route; /* allocated, for ns_overlay_apply_delta() */
 } ns_wanted;
 
 void ns_wanted_clear(ns_wanted *w);

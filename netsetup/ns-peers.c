@@ -84,7 +84,7 @@ static void sort_entries(void *p, size_t n, size_t size, int (*cmp)(const void *
                 qsort(p, n, size, cmp);
 }
 
-static int build_wanted(reconcile *rc, const ns_peer *peers, size_t n) {
+int ns_peers_build_wanted(reconcile *rc, const ns_peer *peers, size_t n) {
         char err[256], a[INET_ADDRSTRLEN], mac[18];
 
         for (size_t i = 0; i < n; i++) {
@@ -105,6 +105,7 @@ static int build_wanted(reconcile *rc, const ns_peer *peers, size_t n) {
                 memcpy(fe->mac, peers[i].mac, 6);
                 fe->dst = ntohl(peers[i].public_ip.s_addr);
                 fe->state = NUD_PERMANENT;
+                fe->refs = 1;
 
                 re->dst = ne->ip;
                 re->len = (uint8_t) peers[i].subnet_len;
@@ -132,8 +133,10 @@ static int build_wanted(reconcile *rc, const ns_peer *peers, size_t n) {
         size_t k = 0;
         for (size_t i = 0; i < rc->want_fdb.n; i++) {
                 if (k > 0 && mac_eq(wf[k - 1].mac, wf[i].mac)) {
-                        if (wf[k - 1].dst == wf[i].dst)
+                        if (wf[k - 1].dst == wf[i].dst) {
+                                wf[k - 1].refs++;
                                 continue;
+                        }
                         ns_format_mac(wf[i].mac, mac);
                         return ns_log_error_errno(EINVAL,
                                                   "Refusing the peer set, nothing changed: VTEP MAC %s with two public IPs",
@@ -275,7 +278,7 @@ static int op_error(uint32_t cookie, int error, const char *msg, void *userdata)
                            msg ? ": " : "", msg ?: "");
 }
 
-static int send_ops(reconcile *rc) {
+int ns_peers_send_ops(reconcile *rc) {
         ns_batch *b;
         int r;
 
@@ -301,10 +304,8 @@ void ns_wanted_clear(ns_wanted *w) {
         *w = (ns_wanted) {};
 }
 
-/* The desired lists become the context's, for the monitor. */
-static void keep_wanted(reconcile *rc, unsigned flags) {
-        ns_wanted *w = &rc->ctx->wanted;
-
+/* The desired lists become `w`'s (the context's, for the monitor). */
+void ns_wanted_take(ns_wanted *w, reconcile *rc, unsigned flags) {
         ns_wanted_clear(w);
         *w = (ns_wanted) {
                 .ifindex = rc->ifindex,
@@ -315,6 +316,9 @@ static void keep_wanted(reconcile *rc, unsigned flags) {
                 .n_neigh = rc->want_neigh.n,
                 .n_fdb = rc->want_fdb.n,
                 .n_route = rc->want_route.n,
+                .cap_neigh = rc->want_neigh.cap,
+                .cap_fdb = rc->want_fdb.cap,
+                .cap_route = rc->want_route.cap,
         };
         rc->want_neigh = rc->want_fdb = rc->want_route = (vec) {};
 }
@@ -372,7 +376,7 @@ int ns_overlay_reconcile_flags(ns_ctx *ctx, const ns_peer *peers, size_t n, unsi
         if (n > 0 && !peers)
                 return ns_log_error_errno(EINVAL, "Peer list missing");
 
-        r = build_wanted(&rc, peers, n);
+        r = ns_peers_build_wanted(&rc, peers, n);
         if (r < 0)
                 goto finish;
 
@@ -420,8 +424,8 @@ int ns_overlay_reconcile_flags(ns_ctx *ctx, const ns_peer *peers, size_t n, unsi
                 goto finish;
         }
 
-        r = send_ops(&rc);
-        keep_wanted(&rc, flags);
+        r = ns_peers_send_ops(&rc);
+        ns_wanted_take(&ctx->wanted, &rc, flags);
         ns_log_debug("Reconciled %s with %zu peers%s: %u added, %u replaced, %u removed, %u unchanged, %u requests, %u failed",
                      ctx->ov_ifname, n, rc.no_remove ? " (removing nothing)" : "", rc.stats.added,
                      rc.stats.replaced, rc.stats.removed, rc.stats.unchanged, rc.stats.requests, rc.stats.failed);

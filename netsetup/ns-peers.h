@@ -22,6 +22,7 @@ typedef struct fdb_entry {
         bool has_port, has_vni, has_ifindex;
         uint16_t port;                /* network order, as in the attribute */
         uint32_t vni, ifindex;
+        uint32_t refs;                /* desired ones: how many peers share this MAC (and destination) */
 } fdb_entry;
 
 typedef struct route_entry {
@@ -76,6 +77,21 @@ typedef struct op {
 int ns_neigh_cmp(const void *a, const void *b);
 int ns_fdb_cmp(const void *a, const void *b);
 int ns_route_cmp(const void *a, const void *b);
+
+/* ns-peers.c: validate the whole desired set and turn it into sorted entry
+ * lists (rc->want_*); -EINVAL (logged as the detail) if a peer is invalid. */
+int ns_peers_build_wanted(reconcile *rc, const ns_peer *peers, size_t n);
+/* Send rc->ops as one pipelined batch; stats.requests and stats.failed. */
+int ns_peers_send_ops(reconcile *rc);
+/* rc->want_* become `w` (what was there is freed). */
+void ns_wanted_take(ns_wanted *w, reconcile *rc, unsigned flags);
+
+/* ns-peers-delta.c: the desired set `w` changed in place by a delta (see
+ * ns_overlay_apply_delta()), the requests for it appended to `ops` (of op)
+ * in the order they are to be sent. Validates everything first: on an
+ * error `w` and `ops` are as they were. No netlink. */
+int ns_wanted_apply_delta(ns_wanted *w, const ns_overlay_config *cfg, const ns_peer *upsert, size_t n_upsert,
+                          const struct in_addr *remove, size_t n_remove, vec *ops, ns_reconcile_stats *stats);
 
 /* ns-peers-dump.c: fill have_* with the device's entries (3 dumps). */
 int ns_peers_dump(reconcile *rc);

@@ -306,6 +306,15 @@ def schedstat_ns(pid, field=0):
         return total
 
 
+def user_system_s(pid):
+        """(user, system) CPU seconds of PID and its threads from /proc/PID/stat,
+        at clock-tick resolution: where schedstat's total goes."""
+        with open("/proc/%d/stat" % pid) as f:
+                v = f.read().rsplit(")", 1)[1].split()
+        tck = os.sysconf("SC_CLK_TCK")
+        return int(v[11]) / tck, int(v[12]) / tck
+
+
 class WaitSampler:
         """Samples what process PID is doing every INTERVAL s until stopped:
         'running' (state R) or, when asleep, its wchan (the kernel function it

@@ -20,6 +20,7 @@
 #include "netsetup.h"
 #include "network-config.h"
 #include "peer-watch.h"
+#include "peer-delta-check.h"
 #include "registry.h"
 #include "subnet-lease.h"
 #include "subnet-record.h"
@@ -191,7 +192,9 @@ static void on_lease(SubnetLease *l, int error, const char *message, const Subne
                 quit(0);
 }
 
-static void on_peers(PeerWatch *w, const SubnetRecord *p, size_t n, void *userdata) {
+static void on_peers(PeerWatch *w, const SubnetRecord *p, size_t n, const PeerWatchDelta *delta, void *userdata) {
+        static SubnetRecord *prev;
+        static size_t n_prev;
         json_object *o = ev("peers"), *a = json_object_new_array();
 
         for (size_t i = 0; i < n; i++) {
@@ -207,6 +210,19 @@ static void on_peers(PeerWatch *w, const SubnetRecord *p, size_t n, void *userda
         json_object_object_add(o, "peers", a);
         add_int(o, "lists", peer_watch_get_lists(w));
         add_int(o, "batches", peer_watch_get_batches(w));
+        if (delta) {
+                json_object *d = json_object_new_object();
+                add_int(d, "upsert", (int64_t) delta->n_upsert);
+                add_int(d, "removed", (int64_t) delta->n_removed);
+                json_object_object_add(d, "consistent",
+                                       json_object_new_boolean(delta_consistent(prev, n_prev, delta, p, n)));
+                json_object_object_add(o, "delta", d);
+        }
+        free(prev);
+        prev = calloc(n + 1, sizeof *prev);
+        n_prev = prev ? n : 0;
+        if (prev && n > 0)
+                memcpy(prev, p, n * sizeof *prev);
         emit(o);
 }
 

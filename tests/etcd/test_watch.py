@@ -120,3 +120,39 @@ def test_hostile_records_warned_once(etcd, tool):
     etcd.ctl("put", key(13), rec("192.168.3.23", "ff:ff:ff:ff:ff:ff"))
     wait_until(lambda: t.stderr().count(f"Ignoring peer record {key(13)} ") == 2, 10, "warning for new revision")
 
+
+
+def test_mac_owner_changes_by_delta(etcd, tool):
+    """Watch events reach the handler as a delta (only the changed VTEP MACs'
+    records judged again): it must say exactly how the set changed, also
+    when a MAC's owner goes and a later record with that MAC takes over, and
+    the set must be what a fresh list makes of the same records."""
+    mac = "02:00:00:00:00:aa"
+    t = start_watch(tool, etcd.url)
+
+    def step(action, want, what):
+        n = len(t.events)
+        action()
+        e = t.wait_event(lambda e: e["event"] == "peers" and peers_of(e) == want, start=n, what=what)
+        assert "delta" in e and e["delta"]["consistent"], e
+        return e
+
+    step(lambda: etcd.ctl("put", key(1), rec("192.168.3.11", mac)), ["10.244.1.0/24"], "owner of the MAC")
+    # A later record with that MAC and another IP is left out (the set does not change) ...
+    etcd.ctl("put", key(2), rec("192.168.3.12", mac))
+    step(lambda: etcd.ctl("put", key(3), rec("192.168.3.13", "02:00:00:00:00:03")),
+         ["10.244.1.0/24", "10.244.3.0/24"], "an unrelated peer")
+    # ... until the owner goes: then it holds the MAC.
+    e = step(lambda: etcd.ctl("del", key(1)), ["10.244.2.0/24", "10.244.3.0/24"], "the MAC's new owner")
+    assert e["delta"] == {"upsert": 1, "removed": 1, "consistent": True}
+    # Another record moves to that MAC with the owner's IP: the same node, fine.
+    e = step(lambda: etcd.ctl("put", key(3), rec("192.168.3.12", mac)), ["10.244.2.0/24", "10.244.3.0/24"],
+             "a second record of the same node")
+    assert {p["subnet"]: p["mac"] for p in e["peers"]}["10.244.3.0/24"] == mac
+    # The owner's IP changes: the other record no longer matches and is left out.
+    step(lambda: etcd.ctl("put", key(2), rec("192.168.3.99", mac)), ["10.244.2.0/24"], "owner with a new IP")
+    last = t.events[-1]["peers"]
+
+    fresh = start_watch(tool, etcd.url)
+    assert "delta" not in fresh.events[-1]
+    assert fresh.events[-1]["peers"] == last

@@ -10,6 +10,8 @@
  *       reconcile FILE [no-remove]      reconcile, print the stats, then the events pending
  *                                       right after it (its own notifications are queued
  *                                       by then: the kernel sends them within the requests)
+ *       delta FILE|- [SUBNET,...]       ns_overlay_apply_delta(): the peers in FILE added or
+ *                                       changed, the subnets (A/LEN) removed; as reconcile
  *       process                         the events pending now, without waiting
  *       wait MS                         poll the monitor up to MS ms, then its events
  *     each answer ends with "end"; events print as "event=NAME" lines.
@@ -195,6 +197,29 @@ static int watch(ns_ctx *ctx) {
         }
 }
 
+static int delta(ns_ctx *ctx, const char *file, char *subnets) {
+        ns_reconcile_stats st = {};
+        ns_peer *peers = NULL;
+        struct in_addr rm[64];
+        size_t n = 0, n_rm = 0;
+        int r = 0;
+
+        for (char *t = subnets ? strtok(subnets, ",") : NULL; t; t = strtok(NULL, ",")) {
+                unsigned len;
+                if (n_rm >= 64 || parse_prefix(t, &rm[n_rm], &len) < 0)
+                        return -EINVAL;
+                n_rm++;
+        }
+        if (strcmp(file, "-") != 0)
+                r = read_peers(file, &peers, &n);
+        if (r >= 0)
+                r = ns_overlay_apply_delta(ctx, peers, n, rm, n_rm, &st);
+        free(peers);
+        printf("added=%u\nreplaced=%u\nremoved=%u\nunchanged=%u\nrequests=%u\ndumps=%u\nfailed=%u\n", st.added,
+               st.replaced, st.removed, st.unchanged, st.requests, st.dumps, st.failed);
+        return r;
+}
+
 static int session_command(ns_ctx *ctx, char *line) {
         char *verb = strtok(line, " \t\n"), *a1 = strtok(NULL, " \t\n"), *a2 = strtok(NULL, " \t\n");
         unsigned ev = 0;
@@ -210,6 +235,9 @@ static int session_command(ns_ctx *ctx, char *line) {
                 if (r >= 0)
                         r = reconcile(ctx, peers, n, flags);
                 free(peers);
+                printf("rc=%d\n", r);
+        } else if (strcmp(verb, "delta") == 0 && a1) {
+                r = delta(ctx, a1, a2);
                 printf("rc=%d\n", r);
         } else if (strcmp(verb, "wait") == 0 && a1) {
                 struct pollfd p = { .fd = ns_monitor_fd(ctx), .events = POLLIN };

@@ -186,6 +186,45 @@ def test_own_reconciles_cause_no_drift(node, tmp_path, session):
     assert s.cmd("process")["events"] == ["peers-drift"]
 
 
+def test_delta_same_as_full_reconcile(node, tmp_path, session):
+    """ns_overlay_apply_delta: only the changed peers' requests, no drift of
+    its own, and afterwards the desired set a full reconcile of the same
+    peers has (that reconcile finds nothing to do; drift is judged alike)."""
+    s = session()
+    assert s.cmd("delta -")["rc"] == str(-116)     # -ESTALE: nothing reconciled yet
+    s.reconcile(write_peers(tmp_path, PEERS3))
+    up = [("10.244.1.0/24", "192.168.3.12", "02:00:00:00:00:11"),      # new MAC
+          ("10.244.4.0/24", "192.168.3.15", "02:00:00:00:00:04"),      # new peer
+          ("10.244.5.0/24", "192.168.3.15", "02:00:00:00:00:04")]      # same node, same MAC
+    final = up + [PEERS3[1]]
+    out = s.cmd(f"delta {write_peers(tmp_path, up)} 10.244.3.0/24")
+    assert out["rc"] == "0" and out["dumps"] == "0" and out["events"] == [], out
+    # Removals: route, FDB (.3's MAC and .1's old one), ARP of .3; then ARP
+    # (.1 replaced, .4, .5), FDB (two new MACs, .4 and .5 sharing one), routes (.4, .5).
+    assert (out["added"], out["replaced"], out["removed"], out["requests"]) == ("6", "1", "4", "11"), out
+    assert kernel_state(node) == expected_state(final)
+    assert s.cmd("process")["events"] == []
+
+    out = s.reconcile(write_peers(tmp_path, final))
+    assert out["requests"] == "0" and out["events"] == [], out
+
+    # Removing one of two peers that share a MAC keeps the FDB entry.
+    out = s.cmd("delta - 10.244.5.0/24")
+    assert out["rc"] == "0" and out["events"] == [] and out["requests"] == "2", out
+    final = final[:2] + final[3:]
+    assert kernel_state(node) == expected_state(final)
+
+    # Judged against the new set: an added entry removed by hand is drift,
+    # and then the kernel cannot be taken to hold the set.
+    node.ip("route", "del", "10.244.4.0/24")
+    assert s.cmd("process")["events"] == ["peers-drift"]
+    node.ip("route", "del", "10.244.1.0/24")
+    assert s.cmd(f"delta {write_peers(tmp_path, final[:1])}")["rc"] == str(-116)
+    out = s.reconcile(write_peers(tmp_path, final))
+    assert out["dumps"] == "3" and out["added"] == "2"
+    assert kernel_state(node) == expected_state(final)
+
+
 # Entries nobody wanted, added by hand: removed by a reconcile (so drift),
 # unless the last one was add-only.
 FOREIGN = {

@@ -107,6 +107,19 @@ def table(headers, rows):
         return "\n".join(out)
 
 
+def wait_cond(cond, pred, timeout):
+        """Wait on a threading.Condition until pred() holds (called under
+        its lock); False when timeout seconds passed first."""
+        deadline = time.monotonic() + timeout
+        with cond:
+                while not pred():
+                        left = deadline - time.monotonic()
+                        if left <= 0:
+                                return False
+                        cond.wait(left)
+                return True
+
+
 class Etcd:
         """A small client of etcd's v3 JSON gateway (one keep-alive connection)."""
 
@@ -273,14 +286,7 @@ class RouteMonitor:
 
         def wait(self, pred, timeout):
                 """Wait until pred(self) holds (called under the lock)."""
-                deadline = time.monotonic() + timeout
-                with self.cond:
-                        while not pred(self):
-                                left = deadline - time.monotonic()
-                                if left <= 0:
-                                        return False
-                                self.cond.wait(left)
-                        return True
+                return wait_cond(self.cond, lambda: pred(self), timeout)
 
 
 # ---- a counting TCP proxy ----

@@ -90,14 +90,7 @@ class EtcdWatch:
                                 self.cond.notify_all()
 
         def wait(self, pred, timeout):
-                deadline = time.monotonic() + timeout
-                with self.cond:
-                        while not pred(self):
-                                left = deadline - time.monotonic()
-                                if left <= 0:
-                                        return False
-                                self.cond.wait(left)
-                        return True
+                return cklab.wait_cond(self.cond, lambda: pred(self), timeout)
 
         def first(self, pred):
                 """Time of the first event (t, type, key, value) satisfying pred, or None."""

@@ -168,6 +168,19 @@ class Node:
         return neigh, fdb, routes
 
 
+def etcd_auth_network_only(etcd):
+    """Auth on in the real etcd: user root (rootpw) may do anything, user
+    agent (agentpw) only the network prefix, not yet the machine records;
+    the test's own etcdctl calls go as root from now on."""
+    etcd.ctl("user", "add", "root", "--new-user-password=rootpw")
+    etcd.ctl("user", "add", "agent", "--new-user-password=agentpw")
+    etcd.ctl("role", "add", "ck")
+    etcd.ctl("role", "grant-permission", "ck", "--prefix=true", "readwrite", "/coreos.com/network/")
+    etcd.ctl("user", "grant-role", "agent", "ck")
+    etcd.ctl("auth", "enable")
+    etcd.ctl_extra = ["--user", "root:rootpw"]
+
+
 def node_config(name, role, address, endpoint, d):
     return f"""\
 [node]

@@ -13,7 +13,7 @@ import os
 import signal
 import subprocess
 
-from conftest import wait_until
+from conftest import etcd_auth_network_only, wait_until
 from corekube_test.proc import kill
 from test_states import History, SystemdStandin, edit_conf, record, with_standin
 
@@ -28,13 +28,7 @@ def test_network_does_not_wait_for_the_registration(fresh_cluster):
     the registration is done."""
     c = fresh_cluster(2, start=False)
     master, minion = c.nodes
-    c.etcd.ctl("user", "add", "root", "--new-user-password=rootpw")
-    c.etcd.ctl("user", "add", "agent", "--new-user-password=agentpw")
-    c.etcd.ctl("role", "add", "ck")
-    c.etcd.ctl("role", "grant-permission", "ck", "--prefix=true", "readwrite", "/coreos.com/network/")
-    c.etcd.ctl("user", "grant-role", "agent", "ck")
-    c.etcd.ctl("auth", "enable")
-    c.etcd.ctl_extra = ["--user", "root:rootpw"]
+    etcd_auth_network_only(c.etcd)
     for n, user, pw in ((master, "root", "rootpw"), (minion, "agent", "agentpw")):
         path = os.path.join(n.dir, "password")
         with open(path, "w") as f:

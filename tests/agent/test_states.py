@@ -15,7 +15,7 @@ import socket
 import subprocess
 import threading
 
-from conftest import wait_until
+from conftest import etcd_auth_network_only, wait_until
 from corekube_test.etcd import ETCDCTL
 from corekube_test.proc import kill
 
@@ -262,13 +262,7 @@ def test_registry_failure_says_waiting_etcd(fresh_cluster):
     n = c.nodes[0]
     # Real etcd with auth: the agent may use the network prefix, not yet
     # the machine records.
-    c.etcd.ctl("user", "add", "root", "--new-user-password=rootpw")
-    c.etcd.ctl("user", "add", "agent", "--new-user-password=agentpw")
-    c.etcd.ctl("role", "add", "ck")
-    c.etcd.ctl("role", "grant-permission", "ck", "--prefix=true", "readwrite", "/coreos.com/network/")
-    c.etcd.ctl("user", "grant-role", "agent", "ck")
-    c.etcd.ctl("auth", "enable")
-    c.etcd.ctl_extra = ["--user", "root:rootpw"]
+    etcd_auth_network_only(c.etcd)
     pw = os.path.join(n.dir, "password")
     with open(pw, "w") as f:
         f.write("agentpw\n")
